@@ -1,0 +1,55 @@
+// Command signet is keyless signing and provenance for CI: it signs and
+// attests artifacts, verifies them offline, and runs the bundled server (a
+// private Sigstore in one binary).
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes scripts can rely on.
+const (
+	exitOK     = 0
+	exitFailed = 1 // the operation ran and failed (verification failed, server error…)
+	exitUsage  = 2 // the command line was wrong
+)
+
+// usageError marks errors caused by how the command was called.
+type usageError struct{ error }
+
+func main() {
+	root := newRootCmd()
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(exitUsage)
+		}
+		os.Exit(exitFailed)
+	}
+	os.Exit(exitOK)
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "signet",
+		Short: "Keyless signing and provenance for CI",
+		Long: `signet signs artifacts, container images and SBOMs with short-lived
+certificates bound to your CI identity, records them in a transparency log,
+and verifies everything offline. It speaks Sigstore's formats, so cosign,
+sigstore-go and sigstore-js interoperate with it.
+
+Run your own private Sigstore with 'signet server'.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())}
+	})
+	root.AddCommand(newServerCmd(), newVersionCmd())
+	return root
+}

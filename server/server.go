@@ -1,0 +1,301 @@
+// Package server is signet's bundled server: a private Sigstore in one
+// binary. One listener carries a certificate authority (Fulcio v2 API), a
+// transparency log (Rekor v2 API on tessera, plus an attestation store), an
+// RFC 3161 timestamp authority and the trust files, all over one data
+// directory (package storage).
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/signet-dev/signet/server/apierror"
+	"github.com/signet-dev/signet/server/attest"
+	"github.com/signet-dev/signet/server/ca"
+	"github.com/signet-dev/signet/server/devoidc"
+	"github.com/signet-dev/signet/server/identity"
+	"github.com/signet-dev/signet/server/storage"
+	"github.com/signet-dev/signet/server/tlog"
+	"github.com/signet-dev/signet/server/trust"
+	"github.com/signet-dev/signet/server/tsa"
+)
+
+// Server is a configured, listening server.
+type Server struct {
+	cfg      Config
+	logger   *slog.Logger
+	url      string
+	listener net.Listener
+	http     *http.Server
+	dir      *storage.Dir
+	log      *tlog.Log
+	attest   *attest.Store
+	dev      *devoidc.Issuer
+	trust    *trust.Files
+}
+
+// New opens the data directory (generating keys on first start), binds the
+// listener and builds every service. Nothing is served until Serve.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (s *Server, err error) {
+	cfg.applyDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s = &Server{cfg: cfg, logger: logger}
+	defer func() {
+		if err != nil {
+			s.closeAll(context.Background())
+		}
+	}()
+
+	if s.dir, err = storage.Open(cfg.Data); err != nil {
+		return nil, err
+	}
+	keys, err := s.dir.Keys(cfg.Keys, cfg.Operator)
+	if err != nil {
+		return nil, err
+	}
+
+	if s.listener, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w; choose another address with --addr", cfg.Addr, err)
+	}
+	scheme := "http"
+	if cfg.TLS.Cert != "" {
+		scheme = "https"
+	}
+	s.url = strings.TrimRight(cfg.URL, "/")
+	if s.url == "" {
+		s.url = scheme + "://" + s.listener.Addr().String()
+	}
+	u, _ := url.Parse(s.url)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+
+	issuers := append([]identity.IssuerConfig(nil), cfg.OIDCIssuers...)
+	if cfg.DevOIDC {
+		s.dev, err = devoidc.New(devoidc.Options{IssuerURL: s.url + "/dev/oidc", DataDir: s.dir.Root(), Logger: logger.With("service", "dev-oidc")})
+		if err != nil {
+			return nil, err
+		}
+		s.dev.Register(mux)
+		issuers = append(issuers, identity.IssuerConfig{URL: s.dev.IssuerURL(), Type: identity.TypeAuto, KeySet: s.dev.KeySet()})
+	}
+	verifier, err := identity.NewVerifier(ctx, issuers)
+	if err != nil {
+		return nil, fmt.Errorf("OIDC issuers: %w", err)
+	}
+
+	authority, err := ca.New(ca.Options{
+		Signer:   keys.CA,
+		Chain:    keys.CAChain,
+		Identity: verifier,
+		Validity: cfg.CA.Validity,
+		BaseURL:  s.url,
+		Logger:   logger.With("service", "ca"),
+		Metrics:  reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	authority.Register(mux)
+
+	origin := cfg.Log.Origin
+	if origin == "" {
+		origin = u.Host
+	}
+	s.log, err = tlog.Open(ctx, tlog.Options{
+		Dir:                s.dir.LogDir(),
+		Signer:             keys.Log,
+		Origin:             origin,
+		CheckpointInterval: cfg.Log.CheckpointInterval,
+		BatchMaxAge:        cfg.Log.BatchMaxAge,
+		BatchMaxSize:       cfg.Log.BatchMaxSize,
+		MaxRequestBytes:    cfg.Log.MaxRequestBytes,
+		Logger:             logger.With("service", "log"),
+		Metrics:            reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Register(mux)
+
+	s.attest, err = attest.New(attest.Options{
+		Path:             s.dir.AttestationsPath(),
+		Log:              s.log,
+		MaxEnvelopeBytes: cfg.Attestations.MaxEnvelopeBytes,
+		Logger:           logger.With("service", "attestations"),
+		Metrics:          reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.attest.Register(mux)
+
+	stamper, err := tsa.New(tsa.Options{Signer: keys.TSA, Chain: keys.TSAChain, Logger: logger.With("service", "tsa"), Metrics: reg})
+	if err != nil {
+		return nil, err
+	}
+	stamper.Register(mux)
+
+	s.trust, err = trust.Build(trust.Inputs{
+		BaseURL:      s.url,
+		Operator:     cfg.Operator,
+		CAChain:      keys.CAChain,
+		LogPublicKey: s.log.PublicKey(),
+		LogID:        s.log.LogID(),
+		LogValidFrom: keys.LogCreated,
+		TSAChain:     keys.TSAChain,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.trust.Register(mux)
+
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		apierror.Write(w, http.StatusNotFound, "no such endpoint: %s %s; see %s for the trust files and the API list in the README", r.Method, r.URL.Path, s.url+trust.TrustedRootPath)
+	})
+
+	s.http = &http.Server{
+		Handler:           instrument(mux, reg, logger),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if cfg.TLS.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
+		if err != nil {
+			return nil, fmt.Errorf("TLS: %w", err)
+		}
+		s.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return s, nil
+}
+
+// URL is the server's public base URL.
+func (s *Server) URL() string { return s.url }
+
+// DataDir is the absolute data directory.
+func (s *Server) DataDir() string { return s.dir.Root() }
+
+// DevOIDC is the development issuer, or nil when it is off.
+func (s *Server) DevOIDC() *devoidc.Issuer { return s.dev }
+
+// Serve answers requests until ctx is cancelled, then shuts down gracefully:
+// in-flight requests finish (their log entries are acknowledged or not at
+// all), then the log and the attestation database are closed.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		if s.http.TLSConfig != nil {
+			err = s.http.ServeTLS(s.listener, "", "")
+		} else {
+			err = s.http.Serve(s.listener)
+		}
+		errc <- err
+	}()
+	s.logger.Info("signet server listening", "url", s.url, "data", s.dir.Root())
+	select {
+	case err := <-errc:
+		s.closeAll(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	s.logger.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := s.http.Shutdown(sctx)
+	if cerr := s.closeAll(sctx); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (s *Server) closeAll(ctx context.Context) error {
+	var errs []error
+	if s.attest != nil {
+		errs = append(errs, s.attest.Close())
+	}
+	if s.log != nil {
+		errs = append(errs, s.log.Close(ctx))
+	}
+	if s.listener != nil && s.http == nil {
+		errs = append(errs, s.listener.Close())
+	}
+	if s.dir != nil {
+		errs = append(errs, s.dir.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// instrument records per-route request counts and latencies. Routes are
+// labelled by their mux pattern, never the raw path, to bound cardinality.
+func instrument(next http.Handler, reg prometheus.Registerer, logger *slog.Logger) http.Handler {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "signet_http_requests_total",
+		Help: "HTTP requests by route and status code.",
+	}, []string{"route", "code"})
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "signet_http_request_duration_seconds",
+		Help:    "HTTP request latency by route.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"route"})
+	reg.MustRegister(requests, latency)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		route := r.Pattern
+		if route == "" || route == "/" {
+			route = "unmatched"
+		}
+		elapsed := time.Since(start)
+		requests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
+		latency.WithLabelValues(route).Observe(elapsed.Seconds())
+		level := slog.LevelDebug
+		if rec.status >= 500 {
+			level = slog.LevelError
+		} else if rec.status >= 400 {
+			level = slog.LevelInfo
+		}
+		logger.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "route", route, "status", rec.status, "duration_ms", float64(elapsed.Microseconds())/1000, "remote", r.RemoteAddr)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

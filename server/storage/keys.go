@@ -1,0 +1,358 @@
+package storage
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// KeyFiles names key material the operator supplies instead of the generated
+// defaults. Empty fields fall back to the keys generated in the data directory.
+type KeyFiles struct {
+	CAKey    string `yaml:"caKey"`    // PEM private key of the issuing CA certificate
+	CAChain  string `yaml:"caChain"`  // PEM chain: issuing certificate first, root last
+	LogKey   string `yaml:"logKey"`   // PEM PKCS#8 Ed25519 checkpoint key
+	TSAKey   string `yaml:"tsaKey"`   // PEM private key of the timestamping certificate
+	TSAChain string `yaml:"tsaChain"` // PEM chain: timestamping certificate first, root last
+}
+
+// Keys is the key material the services sign with.
+type Keys struct {
+	CA      crypto.Signer
+	CAChain []*x509.Certificate // issuing certificate first, root last
+
+	Log        ed25519.PrivateKey
+	LogCreated time.Time // start of the log key's validity in trusted_root.json
+
+	TSA      crypto.Signer
+	TSAChain []*x509.Certificate // timestamping certificate first, root last
+}
+
+const (
+	caRootKey   = "ca-root.key"
+	caRootCert  = "ca-root.pem"
+	caInterKey  = "ca-intermediate.key"
+	caInterCert = "ca-intermediate.pem"
+	logKeyFile  = "log.key"
+	tsaRootKey  = "tsa-root.key"
+	tsaRootCert = "tsa-root.pem"
+	tsaLeafKey  = "tsa.key"
+	tsaLeafCert = "tsa.pem"
+)
+
+var oidTimeStamping = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 8}
+
+// Keys loads the key material, generating a complete set on first start.
+// Generation happens in a scratch directory that is renamed into place only
+// when every file is written, so a crash never leaves half a key set.
+func (d *Dir) Keys(supplied KeyFiles, organization string) (*Keys, error) {
+	dir := d.KeysDir()
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := generateKeySet(dir, organization); err != nil {
+			return nil, fmt.Errorf("generating key material in %s: %w", dir, err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("key directory %s: %w", dir, err)
+	}
+
+	k := &Keys{}
+	var err error
+	caKey, caChain := filepath.Join(dir, caInterKey), []string{filepath.Join(dir, caInterCert), filepath.Join(dir, caRootCert)}
+	if supplied.CAKey != "" || supplied.CAChain != "" {
+		if supplied.CAKey == "" || supplied.CAChain == "" {
+			return nil, errors.New("CA keys: caKey and caChain must be given together")
+		}
+		caKey, caChain = supplied.CAKey, []string{supplied.CAChain}
+	}
+	if k.CA, k.CAChain, err = loadSignerAndChain(caKey, caChain); err != nil {
+		return nil, fmt.Errorf("CA keys: %w", err)
+	}
+	if !k.CAChain[0].IsCA {
+		return nil, fmt.Errorf("CA keys: %s is not a CA certificate (basicConstraints CA:TRUE is required to issue certificates)", k.CAChain[0].Subject)
+	}
+
+	logKey := filepath.Join(dir, logKeyFile)
+	if supplied.LogKey != "" {
+		logKey = supplied.LogKey
+	}
+	if k.Log, err = loadEd25519(logKey); err != nil {
+		return nil, fmt.Errorf("log key: %w", err)
+	}
+	if fi, err := os.Stat(logKey); err == nil {
+		k.LogCreated = fi.ModTime().UTC().Truncate(time.Second)
+	}
+	// The generated set is dated by its root certificate: the log key was made in the same moment.
+	if supplied.LogKey == "" {
+		k.LogCreated = k.CAChain[len(k.CAChain)-1].NotBefore
+	}
+
+	tsaKey, tsaChain := filepath.Join(dir, tsaLeafKey), []string{filepath.Join(dir, tsaLeafCert), filepath.Join(dir, tsaRootCert)}
+	if supplied.TSAKey != "" || supplied.TSAChain != "" {
+		if supplied.TSAKey == "" || supplied.TSAChain == "" {
+			return nil, errors.New("TSA keys: tsaKey and tsaChain must be given together")
+		}
+		tsaKey, tsaChain = supplied.TSAKey, []string{supplied.TSAChain}
+	}
+	if k.TSA, k.TSAChain, err = loadSignerAndChain(tsaKey, tsaChain); err != nil {
+		return nil, fmt.Errorf("TSA keys: %w", err)
+	}
+	return k, nil
+}
+
+func generateKeySet(dir, organization string) error {
+	if organization == "" {
+		organization = "signet"
+	}
+	parent := filepath.Dir(dir)
+	scratch, err := os.MkdirTemp(parent, ".keys-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(scratch)
+
+	now := time.Now().UTC().Truncate(time.Second)
+	notAfter := now.AddDate(10, 0, 0)
+
+	rootKey, rootCert, err := selfSigned(pkix.Name{Organization: []string{organization}, CommonName: organization + " root CA"}, now, notAfter)
+	if err != nil {
+		return err
+	}
+	interKey, interCert, err := issued(rootKey, rootCert, &x509.Certificate{
+		Subject:               pkix.Name{Organization: []string{organization}, CommonName: organization + " intermediate CA"},
+		NotBefore:             now,
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	})
+	if err != nil {
+		return err
+	}
+
+	_, logKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+
+	tsaRootKeyV, tsaRootCertV, err := selfSigned(pkix.Name{Organization: []string{organization}, CommonName: organization + " TSA root"}, now, notAfter)
+	if err != nil {
+		return err
+	}
+	ekuDER, err := asn1.Marshal([]asn1.ObjectIdentifier{oidTimeStamping})
+	if err != nil {
+		return err
+	}
+	tsaKeyV, tsaCertV, err := issued(tsaRootKeyV, tsaRootCertV, &x509.Certificate{
+		Subject:   pkix.Name{Organization: []string{organization}, CommonName: organization + " timestamping"},
+		NotBefore: now,
+		NotAfter:  notAfter,
+		KeyUsage:  x509.KeyUsageDigitalSignature,
+		// RFC 3161 §2.3: the extended key usage must be present, critical, and timeStamping only.
+		ExtraExtensions:       []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 37}, Critical: true, Value: ekuDER}},
+		BasicConstraintsValid: true,
+	})
+	if err != nil {
+		return err
+	}
+
+	files := []struct {
+		name string
+		data func() ([]byte, error)
+		perm os.FileMode
+	}{
+		{caRootKey, func() ([]byte, error) { return keyPEM(rootKey) }, 0o600},
+		{caRootCert, func() ([]byte, error) { return certPEM(rootCert), nil }, 0o644},
+		{caInterKey, func() ([]byte, error) { return keyPEM(interKey) }, 0o600},
+		{caInterCert, func() ([]byte, error) { return certPEM(interCert), nil }, 0o644},
+		{logKeyFile, func() ([]byte, error) { return keyPEM(logKey) }, 0o600},
+		{tsaRootKey, func() ([]byte, error) { return keyPEM(tsaRootKeyV) }, 0o600},
+		{tsaRootCert, func() ([]byte, error) { return certPEM(tsaRootCertV), nil }, 0o644},
+		{tsaLeafKey, func() ([]byte, error) { return keyPEM(tsaKeyV) }, 0o600},
+		{tsaLeafCert, func() ([]byte, error) { return certPEM(tsaCertV), nil }, 0o644},
+	}
+	for _, f := range files {
+		b, err := f.data()
+		if err != nil {
+			return err
+		}
+		if err := writeFileSync(filepath.Join(scratch, f.name), b, f.perm); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(scratch, 0o700); err != nil {
+		return err
+	}
+	if err := os.Rename(scratch, dir); err != nil {
+		return err
+	}
+	return syncDir(parent)
+}
+
+func selfSigned(name pkix.Name, notBefore, notAfter time.Time) (*ecdsa.PrivateKey, *x509.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		Subject:               name,
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            1,
+	}
+	tmpl.SerialNumber, err = serial()
+	if err != nil {
+		return nil, nil, err
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return key, cert, err
+}
+
+func issued(parentKey crypto.Signer, parent, tmpl *x509.Certificate) (*ecdsa.PrivateKey, *x509.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tmpl.SerialNumber, err = serial(); err != nil {
+		return nil, nil, err
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return key, cert, err
+}
+
+func serial() (*big.Int, error) {
+	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 159))
+}
+
+func keyPEM(key any) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+func certPEM(c *x509.Certificate) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+}
+
+// loadSignerAndChain reads a private key and the certificates of one or more
+// PEM files, and checks that the key belongs to the first certificate.
+func loadSignerAndChain(keyPath string, chainPaths []string) (crypto.Signer, []*x509.Certificate, error) {
+	key, err := loadPrivateKey(keyPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: key type %T cannot sign", keyPath, key)
+	}
+	var chain []*x509.Certificate
+	for _, p := range chainPaths {
+		certs, err := LoadCertificates(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		chain = append(chain, certs...)
+	}
+	if len(chain) == 0 {
+		return nil, nil, fmt.Errorf("%v: no certificates", chainPaths)
+	}
+	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(chain[0].PublicKey) {
+		return nil, nil, fmt.Errorf("%s does not hold the private key of %q (the first certificate of the chain); list the issuing certificate first", keyPath, chain[0].Subject)
+	}
+	for i := 0; i+1 < len(chain); i++ {
+		if err := chain[i].CheckSignatureFrom(chain[i+1]); err != nil {
+			return nil, nil, fmt.Errorf("certificate chain: %q is not signed by the next certificate %q: %v; order the chain from the issuing certificate up to the root", chain[i].Subject, chain[i+1].Subject, err)
+		}
+	}
+	return signer, chain, nil
+}
+
+func loadPrivateKey(path string) (any, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("%s: no PEM block; expected a PEM private key", path)
+	}
+	switch block.Type {
+	case "PRIVATE KEY":
+		return x509.ParsePKCS8PrivateKey(block.Bytes)
+	case "EC PRIVATE KEY":
+		return x509.ParseECPrivateKey(block.Bytes)
+	case "RSA PRIVATE KEY":
+		return x509.ParsePKCS1PrivateKey(block.Bytes)
+	case "ENCRYPTED PRIVATE KEY":
+		return nil, fmt.Errorf("%s: encrypted private keys are not supported; decrypt it (openssl pkcs8 -in KEY -out PLAIN) and protect the file by permissions", path)
+	default:
+		return nil, fmt.Errorf("%s: PEM block %q is not a private key", path, block.Type)
+	}
+}
+
+func loadEd25519(path string) (ed25519.PrivateKey, error) {
+	key, err := loadPrivateKey(path)
+	if err != nil {
+		return nil, err
+	}
+	k, ok := key.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: the checkpoint key must be Ed25519 (PKCS#8), got %T", path, key)
+	}
+	return k, nil
+}
+
+// LoadCertificates reads every CERTIFICATE block of a PEM file.
+func LoadCertificates(path string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no PEM certificates found", path)
+	}
+	return out, nil
+}

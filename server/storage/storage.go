@@ -1,0 +1,115 @@
+// Package storage is the one storage layer under signet's three services: a
+// data directory that holds the key material (generated on first start and
+// kept), the transparency log's tiles (tessera's POSIX layout), the attestation
+// database and the development issuer's state.
+//
+// Layout of the data directory:
+//
+//	lock                 advisory lock: one server per data directory
+//	keys/                CA root + intermediate, log key, TSA chain (0600 keys)
+//	log/                 tessera POSIX storage (checkpoint, tile/...)
+//	attestations.db      bbolt database of attestation envelopes
+//	dev-oidc/            development issuer key and request token
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// Dir is an opened, locked data directory.
+type Dir struct {
+	root string
+	lock *os.File
+}
+
+// Open creates root if needed and takes its lock, so that two servers never
+// write the same log (tessera's POSIX driver assumes a single writer).
+func Open(root string) (*Dir, error) {
+	if root == "" {
+		return nil, errors.New("data directory: empty path; pass --data DIR")
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("data directory %q: %w", root, err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory %q: cannot create it: %w", abs, err)
+	}
+	f, err := os.OpenFile(filepath.Join(abs, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("data directory %q: cannot open lock file: %w", abs, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("data directory %q is in use by another signet server; stop it or pass a different --data", abs)
+		}
+		return nil, fmt.Errorf("data directory %q: cannot lock: %w", abs, err)
+	}
+	return &Dir{root: abs, lock: f}, nil
+}
+
+// Root is the absolute path of the data directory.
+func (d *Dir) Root() string { return d.root }
+
+// LogDir is where tessera keeps the log.
+func (d *Dir) LogDir() string { return filepath.Join(d.root, "log") }
+
+// AttestationsPath is the attestation database file.
+func (d *Dir) AttestationsPath() string { return filepath.Join(d.root, "attestations.db") }
+
+// KeysDir holds the generated key material.
+func (d *Dir) KeysDir() string { return filepath.Join(d.root, "keys") }
+
+// Close releases the lock.
+func (d *Dir) Close() error {
+	if d.lock == nil {
+		return nil
+	}
+	err := d.lock.Close()
+	d.lock = nil
+	return err
+}
+
+// writeFileSync writes data to path atomically and durably: a reader sees the
+// old content or the new, never half a key, even after a crash.
+func writeFileSync(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}

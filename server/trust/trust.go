@@ -1,0 +1,156 @@
+// Package trust distributes the server's trust material in Sigstore's own
+// formats: a TrustedRoot (trusted_root.json) naming the CA chain, the log key
+// and the TSA chain, and a SigningConfig v0.2 (signing_config.json) naming
+// this server's CA, log and TSA URLs. With these two files standard clients
+// (cosign v3 --trusted-root/--signing-config, sigstore-go, sigstore-js) sign
+// and verify against signet unchanged.
+package trust
+
+import (
+	"crypto/ed25519"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	commonpb "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	trustpb "github.com/sigstore/protobuf-specs/gen/pb-go/trustroot/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+const (
+	// TrustedRootPath and SigningConfigPath are where the files are served.
+	TrustedRootPath   = "/trust/trusted_root.json"
+	SigningConfigPath = "/trust/signing_config.json"
+
+	trustedRootMediaType   = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
+	signingConfigMediaType = "application/vnd.dev.sigstore.signingconfig.v0.2+json"
+
+	// TimestampPath is the TSA endpoint named in the signing config.
+	TimestampPath = "/api/v1/timestamp"
+)
+
+// Inputs is what the trust files are made of.
+type Inputs struct {
+	BaseURL  string // public URL of this server, no trailing slash
+	Operator string // shown to clients as the operator of each service
+
+	CAChain []*x509.Certificate // issuing certificate first, root last
+
+	LogPublicKey ed25519.PublicKey
+	LogID        []byte // the checkpoint key ID (Rekor v2)
+	LogValidFrom time.Time
+
+	TSAChain []*x509.Certificate // timestamping certificate first, root last
+}
+
+// Files are the rendered trust files.
+type Files struct {
+	TrustedRoot   []byte
+	SigningConfig []byte
+}
+
+// Build renders both files. They change only when keys or the URL change,
+// so they are built once at start and served from memory.
+func Build(in Inputs) (*Files, error) {
+	if in.BaseURL == "" {
+		return nil, errors.New("trust: base URL is empty")
+	}
+	if len(in.CAChain) == 0 || len(in.TSAChain) == 0 {
+		return nil, errors.New("trust: CA and TSA chains are required")
+	}
+	if len(in.LogPublicKey) != ed25519.PublicKeySize || len(in.LogID) == 0 {
+		return nil, errors.New("trust: log key and log ID are required")
+	}
+	base := strings.TrimRight(in.BaseURL, "/")
+	logDER, err := x509.MarshalPKIXPublicKey(in.LogPublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("trust: log key: %w", err)
+	}
+
+	caRoot := in.CAChain[len(in.CAChain)-1]
+	tsaRoot := in.TSAChain[len(in.TSAChain)-1]
+	tr := &trustpb.TrustedRoot{
+		MediaType: trustedRootMediaType,
+		Tlogs: []*trustpb.TransparencyLogInstance{{
+			BaseUrl:       base,
+			HashAlgorithm: commonpb.HashAlgorithm_SHA2_256,
+			PublicKey: &commonpb.PublicKey{
+				RawBytes:   logDER,
+				KeyDetails: commonpb.PublicKeyDetails_PKIX_ED25519,
+				ValidFor:   &commonpb.TimeRange{Start: timestamppb.New(in.LogValidFrom)},
+			},
+			LogId:           &commonpb.LogId{KeyId: in.LogID},
+			CheckpointKeyId: &commonpb.LogId{KeyId: in.LogID},
+			Operator:        in.Operator,
+		}},
+		CertificateAuthorities: []*trustpb.CertificateAuthority{{
+			Subject:   distinguishedName(caRoot),
+			Uri:       base,
+			CertChain: chain(in.CAChain),
+			ValidFor:  &commonpb.TimeRange{Start: timestamppb.New(caRoot.NotBefore)},
+			Operator:  in.Operator,
+		}},
+		TimestampAuthorities: []*trustpb.CertificateAuthority{{
+			Subject:   distinguishedName(tsaRoot),
+			Uri:       base + TimestampPath,
+			CertChain: chain(in.TSAChain),
+			ValidFor:  &commonpb.TimeRange{Start: timestamppb.New(in.TSAChain[0].NotBefore)},
+			Operator:  in.Operator,
+		}},
+	}
+
+	// The services are valid from the moment their keys are.
+	start := timestamppb.New(caRoot.NotBefore)
+	sc := &trustpb.SigningConfig{
+		MediaType:       signingConfigMediaType,
+		CaUrls:          []*trustpb.Service{{Url: base, MajorApiVersion: 1, ValidFor: &commonpb.TimeRange{Start: start}, Operator: in.Operator}},
+		RekorTlogUrls:   []*trustpb.Service{{Url: base, MajorApiVersion: 2, ValidFor: &commonpb.TimeRange{Start: timestamppb.New(in.LogValidFrom)}, Operator: in.Operator}},
+		RekorTlogConfig: &trustpb.ServiceConfiguration{Selector: trustpb.ServiceSelector_ANY},
+		TsaUrls:         []*trustpb.Service{{Url: base + TimestampPath, MajorApiVersion: 1, ValidFor: &commonpb.TimeRange{Start: timestamppb.New(in.TSAChain[0].NotBefore)}, Operator: in.Operator}},
+		TsaConfig:       &trustpb.ServiceConfiguration{Selector: trustpb.ServiceSelector_ANY},
+	}
+
+	opts := protojson.MarshalOptions{Multiline: true, Indent: "  "}
+	trBytes, err := opts.Marshal(tr)
+	if err != nil {
+		return nil, fmt.Errorf("trust: trusted root: %w", err)
+	}
+	scBytes, err := opts.Marshal(sc)
+	if err != nil {
+		return nil, fmt.Errorf("trust: signing config: %w", err)
+	}
+	return &Files{TrustedRoot: append(trBytes, '\n'), SigningConfig: append(scBytes, '\n')}, nil
+}
+
+func distinguishedName(c *x509.Certificate) *commonpb.DistinguishedName {
+	dn := &commonpb.DistinguishedName{CommonName: c.Subject.CommonName}
+	if len(c.Subject.Organization) > 0 {
+		dn.Organization = c.Subject.Organization[0]
+	}
+	return dn
+}
+
+func chain(certs []*x509.Certificate) *commonpb.X509CertificateChain {
+	out := &commonpb.X509CertificateChain{}
+	for _, c := range certs {
+		out.Certificates = append(out.Certificates, &commonpb.X509Certificate{RawBytes: c.Raw})
+	}
+	return out
+}
+
+// Register serves the files.
+func (f *Files) Register(mux *http.ServeMux) {
+	serve := func(body []byte) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "public, max-age=300")
+			_, _ = w.Write(body)
+		}
+	}
+	mux.HandleFunc("GET "+TrustedRootPath, serve(f.TrustedRoot))
+	mux.HandleFunc("GET "+SigningConfigPath, serve(f.SigningConfig))
+}
