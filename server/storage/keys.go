@@ -291,6 +291,10 @@ func loadSignerAndChain(keyPath string, chainPaths []string) (crypto.Signer, []*
 			return nil, nil, fmt.Errorf("certificate chain: %q is not signed by the next certificate %q: %v; order the chain from the issuing certificate up to the root", chain[i].Subject, chain[i+1].Subject, err)
 		}
 	}
+	last := chain[len(chain)-1]
+	if last.CheckSignatureFrom(last) != nil {
+		return nil, nil, fmt.Errorf("certificate chain %v ends with %q, which is not a self-signed root; append the root certificate so clients can pin it in trusted_root.json", chainPaths, last.Subject)
+	}
 	return signer, chain, nil
 }
 
