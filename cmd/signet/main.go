@@ -50,6 +50,6 @@ Run your own private Sigstore with 'signet server'.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())}
 	})
-	root.AddCommand(newServerCmd(), newVersionCmd())
+	root.AddCommand(newServerCmd(), newBenchCmd(), newVersionCmd())
 	return root
 }

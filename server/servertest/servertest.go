@@ -1,0 +1,238 @@
+// Package servertest runs the real signet binary as a server process for
+// integration tests: built once per test binary, started on a loopback port
+// chosen by the kernel, and stopped by SIGTERM or killed with SIGKILL.
+package servertest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds cmd/signet once per test process and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "signet-bin-*")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "signet")
+		_, file, _, _ := runtime.Caller(0)
+		moduleRoot := filepath.Join(filepath.Dir(file), "..", "..")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/signet")
+		cmd.Dir = moduleRoot
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/signet: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// Process is a running `signet server`.
+type Process struct {
+	URL          string
+	DataDir      string
+	RequestToken string // development issuer's request token, when --dev-oidc
+
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	done   chan struct{}
+	err    error
+}
+
+// Start runs `signet server --addr 127.0.0.1:0 --data dataDir args...` and
+// waits until it answers /healthz. The process is killed when the test ends.
+func Start(t testing.TB, dataDir string, args ...string) *Process {
+	t.Helper()
+	p, err := StartErr(Binary(t), dataDir, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Kill()
+		if t.Failed() {
+			t.Logf("server stderr (last 4 KiB):\n%s", tail(p.Stderr(), 4096))
+		}
+	})
+	return p
+}
+
+// StartErr is Start without a testing.TB, for callers that expect failure.
+func StartErr(bin, dataDir string, args ...string) (*Process, error) {
+	all := append([]string{"server", "--addr", "127.0.0.1:0", "--data", dataDir, "--log-level", "warn"}, args...)
+	cmd := exec.Command(bin, all...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	p := &Process{DataDir: dataDir, cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+
+	// The banner's first line names the URL; the rest is read and dropped.
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+		close(lines)
+	}()
+	deadline := time.After(60 * time.Second)
+	for p.URL == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				<-p.done
+				return nil, fmt.Errorf("signet server exited before listening: %v\n%s", p.err, p.stderr.String())
+			}
+			if rest, ok := strings.CutPrefix(l, "signet server at "); ok {
+				p.URL = strings.TrimSpace(rest)
+			}
+		case <-deadline:
+			p.Kill()
+			return nil, fmt.Errorf("signet server did not print its URL within 60s\n%s", p.stderr.String())
+		}
+	}
+	for i := 0; ; i++ {
+		resp, err := http.Get(p.URL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if i > 200 {
+			p.Kill()
+			return nil, fmt.Errorf("signet server at %s never became healthy: %v", p.URL, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if b, err := os.ReadFile(filepath.Join(dataDir, "dev-oidc", "request-token")); err == nil {
+		p.RequestToken = strings.TrimSpace(string(b))
+	}
+	return p, nil
+}
+
+// Stderr is what the server logged so far.
+func (p *Process) Stderr() string { return p.stderr.String() }
+
+// Kill sends SIGKILL and waits: the crash the log must survive.
+func (p *Process) Kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// Stop sends SIGTERM and waits for a graceful exit, returning its error.
+func (p *Process) Stop(timeout time.Duration) error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(timeout):
+		p.Kill()
+		return fmt.Errorf("server did not exit within %s of SIGTERM", timeout)
+	}
+}
+
+// Token mints a development-issuer token with the given identity parameters.
+func (p *Process) Token(ctx context.Context, params url.Values) (string, error) {
+	u := p.URL + "/dev/oidc/token?" + params.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "bearer "+p.RequestToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("token endpoint: HTTP %d: %s", resp.StatusCode, body)
+	}
+	var out struct {
+		Value string `json:"value"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil {
+		return "", err
+	}
+	return out.Value, nil
+}
+
+// Get fetches a path and returns the body, failing on a non-200 answer.
+func (p *Process) Get(path string) ([]byte, error) {
+	resp, err := http.Get(p.URL + path)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: HTTP %d: %s", path, resp.StatusCode, body)
+	}
+	return body, nil
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
