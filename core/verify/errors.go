@@ -1,0 +1,76 @@
+package verify
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Check names one verification step. Every failure is an *Error carrying the
+// Check that failed, so callers (and tests) can tell which step rejected a
+// bundle.
+type Check string
+
+// The verification steps, in the order the verifier runs them.
+const (
+	CheckBundle           Check = "bundle"
+	CheckPolicy           Check = "policy"
+	CheckTimestamp        Check = "timestamp"
+	CheckCertificateChain Check = "certificate chain"
+	CheckIdentity         Check = "identity"
+	CheckArtifact         Check = "artifact"
+	CheckSignature        Check = "signature"
+	CheckStatement        Check = "statement"
+	CheckTlogBody         Check = "tlog body"
+	CheckInclusionProof   Check = "inclusion proof"
+	CheckCheckpoint       Check = "checkpoint"
+	CheckInclusionPromise Check = "inclusion promise"
+	CheckTlog             Check = "tlog"
+	CheckTimeSource       Check = "time source"
+)
+
+// Error is a verification failure: which check failed, what was wrong and,
+// where it applies, what was expected versus found.
+type Error struct {
+	Check    Check
+	Msg      string
+	Expected string // empty when not a mismatch
+	Found    string
+	Err      error // underlying cause, if any
+}
+
+func (e *Error) Error() string {
+	s := string(e.Check) + ": " + e.Msg
+	if e.Expected != "" || e.Found != "" {
+		s += fmt.Sprintf(": expected %s, found %s", quoteEmpty(e.Expected), quoteEmpty(e.Found))
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func quoteEmpty(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return s
+}
+
+// CheckOf returns the check that err failed, or "" if err is not an *Error.
+func CheckOf(err error) Check {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Check
+	}
+	return ""
+}
+
+func fail(c Check, err error, format string, args ...any) *Error {
+	return &Error{Check: c, Msg: fmt.Sprintf(format, args...), Err: err}
+}
+
+func mismatch(c Check, what, expected, found string) *Error {
+	return &Error{Check: c, Msg: what + " does not match", Expected: expected, Found: found}
+}

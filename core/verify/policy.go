@@ -1,0 +1,106 @@
+package verify
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+
+	"github.com/signet-dev/signet/core/certext"
+)
+
+// Matcher matches a string exactly or against a regular expression.
+type Matcher struct {
+	exact string
+	re    *regexp.Regexp
+}
+
+// Exact matches s exactly.
+func Exact(s string) Matcher { return Matcher{exact: s} }
+
+// Regexp matches strings against expr. The expression is anchored at both
+// ends so that "https://github.com/acme/.*" cannot match a longer string
+// that merely contains it.
+func Regexp(expr string) (Matcher, error) {
+	re, err := regexp.Compile(`^(?:` + expr + `)$`)
+	if err != nil {
+		return Matcher{}, fmt.Errorf("regular expression %q: %v", expr, err)
+	}
+	return Matcher{re: re}, nil
+}
+
+// IsZero reports whether the matcher was never set.
+func (m Matcher) IsZero() bool { return m.exact == "" && m.re == nil }
+
+// Match reports whether s matches.
+func (m Matcher) Match(s string) bool {
+	if m.re != nil {
+		return m.re.MatchString(s)
+	}
+	return m.exact != "" && s == m.exact
+}
+
+func (m Matcher) String() string {
+	if m.re != nil {
+		return "/" + m.re.String() + "/"
+	}
+	return m.exact
+}
+
+// Policy says whom to trust and how much evidence to require.
+type Policy struct {
+	// Identity matches the certificate's subject alternative name (email,
+	// URI or Fulcio username). Required.
+	Identity Matcher
+	// Issuer matches the OIDC issuer certificate extension. Required.
+	Issuer Matcher
+	// Extensions lists certificate extensions that must match exactly; empty
+	// fields are not checked. Its Issuer field is ignored (see Issuer above).
+	Extensions certext.Extensions
+	// TimestampThreshold is the minimum number of verified time sources
+	// (RFC 3161 timestamps plus Rekor v1 integrated times with a signed entry
+	// timestamp). Zero means 1.
+	TimestampThreshold int
+	// TlogThreshold is the minimum number of verified transparency log
+	// entries from distinct logs. Zero means 1.
+	TlogThreshold int
+}
+
+func (p *Policy) validate() error {
+	if p.Identity.IsZero() {
+		return fail(CheckPolicy, nil, "no certificate identity given; name the expected signer (e.g. --certificate-identity or --certificate-identity-regexp)")
+	}
+	if p.Issuer.IsZero() {
+		return fail(CheckPolicy, nil, "no OIDC issuer given; name the expected issuer (e.g. --certificate-oidc-issuer or --certificate-oidc-issuer-regexp)")
+	}
+	if p.TimestampThreshold < 0 || p.TlogThreshold < 0 {
+		return fail(CheckPolicy, nil, "thresholds must not be negative")
+	}
+	return nil
+}
+
+func (p *Policy) timestampThreshold() int { return max(p.TimestampThreshold, 1) }
+func (p *Policy) tlogThreshold() int      { return max(p.TlogThreshold, 1) }
+
+// matchExtensions compares every non-empty string field of want with got.
+// Reflection keeps this in step with whatever fields certext.Extensions holds.
+func matchExtensions(want, got certext.Extensions) error {
+	wv, gv := reflect.ValueOf(want), reflect.ValueOf(got)
+	t := wv.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Name == "Issuer" || !f.IsExported() || f.Type.Kind() != reflect.String {
+			continue
+		}
+		w := wv.Field(i).String()
+		if w == "" {
+			continue
+		}
+		if g := gv.Field(i).String(); g != w {
+			return mismatch(CheckIdentity, "certificate extension "+f.Name, w, g)
+		}
+	}
+	return nil
+}
+
+var errNoSAN = errors.New("certificate has no subject alternative name")

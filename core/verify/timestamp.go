@@ -1,0 +1,108 @@
+package verify
+
+import (
+	"bytes"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/digitorus/pkcs7"
+	"github.com/digitorus/timestamp"
+
+	"github.com/signet-dev/signet/core/trust"
+)
+
+// signedTime is an RFC 3161 timestamp whose token verified against a TSA of
+// the trusted root. It is bound to the bundle only once its message imprint
+// matches the signature (see bindTimestamp).
+type signedTime struct {
+	ts  *timestamp.Timestamp
+	tsa *trust.CA
+}
+
+// verifyTimestampToken checks the TSA's signature and chain for one RFC 3161
+// timestamp (a TimeStampResp as Sigstore stores it, or a bare token).
+func verifyTimestampToken(root *trust.Root, der []byte) (*signedTime, error) {
+	ts, err := timestamp.ParseResponse(der)
+	if err != nil {
+		// Some clients store the TimeStampToken rather than the full response.
+		var err2 error
+		if ts, err2 = timestamp.Parse(der); err2 != nil {
+			return nil, fmt.Errorf("not an RFC 3161 timestamp response or token: %v", err)
+		}
+	}
+	if len(root.TSAs) == 0 {
+		return nil, errors.New("the trusted root lists no timestamp authorities")
+	}
+	var errs []string
+	for _, tsa := range root.TSAs {
+		err := verifyTokenWith(tsa, ts)
+		if err == nil {
+			return &signedTime{ts: ts, tsa: tsa}, nil
+		}
+		errs = append(errs, fmt.Sprintf("%s: %v", tsa.URI, err))
+	}
+	return nil, fmt.Errorf("no trusted TSA verifies it: %s", strings.Join(errs, "; "))
+}
+
+func verifyTokenWith(tsa *trust.CA, ts *timestamp.Timestamp) error {
+	if !tsa.ValidFor.Contains(ts.Time) {
+		return fmt.Errorf("time %s is outside the TSA's validity %s", ts.Time.UTC().Format(time.RFC3339), tsa.ValidFor)
+	}
+	p7, err := pkcs7.Parse(ts.RawToken)
+	if err != nil {
+		return fmt.Errorf("token: %v", err)
+	}
+	// The token usually omits the TSA certificate; supply the pinned leaf and
+	// intermediates from the trusted root so the signer can be found.
+	if tsa.Leaf != nil {
+		p7.Certificates = append(p7.Certificates, tsa.Leaf)
+	}
+	p7.Certificates = append(p7.Certificates, tsa.Intermediates...)
+	signer := p7.GetOnlySigner()
+	if signer == nil {
+		return errors.New("token has no single identifiable signer certificate")
+	}
+	if tsa.Leaf != nil && !bytes.Equal(signer.Raw, tsa.Leaf.Raw) {
+		return fmt.Errorf("signed by %q, not by the TSA certificate pinned in the trusted root", signer.Subject)
+	}
+	if !hasEKU(signer, x509.ExtKeyUsageTimeStamping) {
+		return fmt.Errorf("signer %q lacks the timeStamping extended key usage", signer.Subject)
+	}
+	err = p7.VerifyWithOpts(x509.VerifyOptions{
+		Roots:         tsa.Roots(),
+		Intermediates: tsa.IntermediatePool(),
+		CurrentTime:   ts.Time,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping},
+	})
+	if err != nil {
+		return fmt.Errorf("token signature or chain: %v", err)
+	}
+	return nil
+}
+
+// bindTimestamp checks that the timestamp covers sig: the message imprint
+// must be the hash of the signature bytes, as Sigstore clients request it.
+func bindTimestamp(st *signedTime, sig []byte) error {
+	if !st.ts.HashAlgorithm.Available() {
+		return fmt.Errorf("message imprint uses unsupported hash %v", st.ts.HashAlgorithm)
+	}
+	h := st.ts.HashAlgorithm.New()
+	h.Write(sig)
+	if sum := h.Sum(nil); !bytes.Equal(sum, st.ts.HashedMessage) {
+		return &Error{Check: CheckTimestamp, Msg: "message imprint is not the hash of the bundle's signature",
+			Expected: fmt.Sprintf("%x", sum), Found: fmt.Sprintf("%x", st.ts.HashedMessage)}
+	}
+	return nil
+}
+
+func hasEKU(c *x509.Certificate, want x509.ExtKeyUsage) bool {
+	for _, u := range c.ExtKeyUsage {
+		if u == want {
+			return true
+		}
+	}
+	return false
+}
