@@ -1,0 +1,72 @@
+// Package attest is signet's attestation store: attestation transparency on
+// top of the Rekor v2 log.
+//
+// Rekor v2 stopped storing whole attestations; it logs only what a verifier
+// needs. signet keeps them. A client POSTs a whole in-toto DSSE envelope with
+// the signer's certificate (or key). The store validates it, logs it the way
+// cosign v3 and sigstore-js do, as a hashedrekord v0.0.2 over the DSSE
+// pre-authentication encoding (digest = hash of PAE(payloadType, payload),
+// signature = the DSSE signature, verifier = the signer's certificate or
+// key), so the returned TransparencyLogEntry goes into a standard bundle and
+// every standard verifier accepts it. It then keeps the envelope linked to
+// that entry and answers queries by subject digest, predicate type and signer
+// identity.
+//
+// # Validation before logging
+//
+// Nothing reaches the log unless the envelope is an in-toto Statement (v1, or
+// v0.1 for older clients) with subjects that carry digests and a predicate
+// type, has exactly one signature, and that signature verifies over the PAE
+// with the verifier under its keyDetails. Invalid input therefore leaves no
+// log entry and no record.
+//
+// # Duplicates
+//
+// Rekor answers a duplicate entry with 409 Conflict and a pointer to the
+// existing entry (v1: Location header; v2: ALREADY_EXISTS plus the existing
+// index). The store does the same: an attestation is identified by its log
+// entry content (PAE digest, signature, verifier), so resubmitting it answers
+// 409 with a Location header naming the stored attestation, and logs nothing.
+//
+// # Crash window between "logged" and "stored"
+//
+// The log append and the database write cannot be one transaction. The store
+// never writes a record before the log has returned its entry, so there is
+// never a record without a log entry. The reverse, a log entry whose envelope
+// was never stored, is possible if the process dies (or the database write
+// fails) after the append. That is harmless for verification: such an entry
+// is exactly what plain Rekor v2 holds for every attestation. To make it
+// visible and recoverable, the store writes a "pending" marker before the
+// append and removes it in the same transaction that stores the record; at
+// start-up remaining markers are reported (log warning and the
+// signet_attestations_pending gauge), and resubmitting the same envelope logs
+// it again and completes the record. A marker is also kept when the log fails
+// in a way that leaves it unknown whether the entry was appended (timeouts,
+// server errors); it is removed when the log rejected the entry outright.
+//
+// # Signer identity
+//
+// The identity indexed is the certificate's subject alternative name and the
+// OIDC issuer from the Fulcio extensions. When Options.Roots is set the
+// certificate must chain to those roots (signet's CA), so the identity index
+// cannot be polluted with self-made certificates. Without Roots, identities
+// are indexed as the certificate claims them. Either way a client verifies
+// what it gets back (envelope + certificate + entry make a Sigstore bundle),
+// as with any Sigstore lookup.
+//
+// # HTTP API
+//
+//	POST /api/v2/attestations       {"envelope": <DSSE>, "verifier": <Rekor v2 Verifier>}
+//	                                → 201 {"attestationId", "transparencyLogEntry"}
+//	GET  /api/v2/attestations?digest=sha256:<hex>&predicateType=&identity=&issuer=&pageSize=&pageToken=
+//	                                → 200 {"attestations": [...], "nextPageToken"}
+//	GET  /api/v2/attestations/{id}  → 200 one attestation
+//
+// Queries need a digest, predicateType or identity; results come oldest
+// first, so a page token stays valid while new attestations arrive.
+//
+// # Storage
+//
+// One bbolt file. Records are keyed by id; three index buckets map
+// (value, sequence) to ids, written in the same transaction as the record.
+package attest

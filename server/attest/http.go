@@ -1,0 +1,238 @@
+package attest
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	intoto "github.com/in-toto/attestation/go/v1"
+	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/signet-dev/signet/server/apierror"
+)
+
+// verifierSlack is room in the request body beyond the envelope for the
+// verifier (a certificate is a few KiB) and the JSON around them.
+const verifierSlack = 256 << 10
+
+const (
+	defaultPageSize = 50
+	maxPageSize     = 500
+)
+
+// Register adds the attestation routes to mux.
+func (s *Store) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v2/attestations", s.handleSubmit)
+	mux.HandleFunc("GET /api/v2/attestations", s.handleQuery)
+	mux.HandleFunc("GET /api/v2/attestations/{id}", s.handleGet)
+}
+
+// submitRequest is the POST body. The parts are decoded with protojson so
+// they take exactly the JSON of a Sigstore bundle's dsseEnvelope and of a
+// Rekor v2 Verifier.
+type submitRequest struct {
+	Envelope json.RawMessage `json:"envelope"`
+	Verifier json.RawMessage `json:"verifier"`
+}
+
+func (s *Store) tooLarge(w http.ResponseWriter) {
+	s.metrics.submissions.WithLabelValues("too_large").Inc()
+	apierror.Write(w, http.StatusRequestEntityTooLarge,
+		"the attestation envelope is larger than the limit of %d bytes; send a smaller attestation or raise attestations.maxEnvelopeBytes in the server configuration", s.maxBytes)
+}
+
+func (s *Store) invalid(w http.ResponseWriter, format string, args ...any) {
+	s.metrics.submissions.WithLabelValues("invalid").Inc()
+	msg := fmt.Sprintf(format, args...)
+	s.logger.Debug("attestation refused", "reason", msg)
+	apierror.Write(w, http.StatusBadRequest, "%s", msg)
+}
+
+func (s *Store) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	var req submitRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.maxBytes+verifierSlack))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.tooLarge(w)
+			return
+		}
+		s.invalid(w, `request body is not a JSON object {"envelope": ..., "verifier": ...} (%v)`, err)
+		return
+	}
+	if len(req.Envelope) > int(s.maxBytes) {
+		s.tooLarge(w)
+		return
+	}
+	var env *dssepb.Envelope
+	if len(req.Envelope) > 0 && !bytes.Equal(req.Envelope, []byte("null")) {
+		env = &dssepb.Envelope{}
+		if err := protojson.Unmarshal(req.Envelope, env); err != nil {
+			s.invalid(w, "envelope: %v; send the DSSE envelope as in a Sigstore bundle: {\"payload\": base64, \"payloadType\": ..., \"signatures\": [{\"sig\": base64, \"keyid\": ...}]}", err)
+			return
+		}
+	}
+	var ver *rekorv2.Verifier
+	if len(req.Verifier) > 0 && !bytes.Equal(req.Verifier, []byte("null")) {
+		ver = &rekorv2.Verifier{}
+		if err := protojson.Unmarshal(req.Verifier, ver); err != nil {
+			s.invalid(w, "verifier: %v; send a Rekor v2 verifier: {\"x509Certificate\": {\"rawBytes\": base64 DER}, \"keyDetails\": \"PKIX_ECDSA_P256_SHA_256\"}", err)
+			return
+		}
+	}
+	sub, err := s.validator.validate(env, ver)
+	if err != nil {
+		s.invalid(w, "%s", err.Error())
+		return
+	}
+
+	rec, err := s.submit(r.Context(), sub)
+	if err != nil {
+		var ae *apiError
+		if !errors.As(err, &ae) {
+			ae = s.storageFailure("store the attestation", err)
+		}
+		s.metrics.submissions.WithLabelValues(ae.reason).Inc()
+		if ae.reason == "log_rejected" {
+			s.logger.Warn("transparency log refused an attestation that passed validation", "attestationId", sub.id, "reason", ae.msg)
+		}
+		if ae.location != "" {
+			w.Header().Set("Location", ae.location)
+		}
+		apierror.Write(w, ae.status, "%s", ae.msg)
+		return
+	}
+	s.metrics.submissions.WithLabelValues("created").Inc()
+	s.metrics.submitSeconds.Observe(time.Since(start).Seconds())
+	s.logger.Info("attestation stored", "attestationId", rec.ID, "predicateType", rec.PredicateType,
+		"identity", rec.Identity, "issuer", rec.Issuer, "logIndex", rec.Entry.GetLogIndex())
+
+	entry, err := protojson.Marshal(rec.Entry)
+	if err != nil {
+		// The record is stored; only this answer failed.
+		apierror.Write(w, http.StatusInternalServerError, "attestation %s was stored but its log entry could not be encoded (%v); fetch it with GET /api/v2/attestations/%s", rec.ID, err, rec.ID)
+		return
+	}
+	w.Header().Set("Location", "/api/v2/attestations/"+rec.ID)
+	writeJSON(w, http.StatusCreated, struct {
+		ID    string          `json:"attestationId"`
+		Entry json.RawMessage `json:"transparencyLogEntry"`
+	}{rec.ID, entry})
+}
+
+func (s *Store) handleGet(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if b, err := hex.DecodeString(id); err != nil || len(b) != 32 || strings.ToLower(id) != id {
+		s.metrics.queries.WithLabelValues("invalid").Inc()
+		apierror.Write(w, http.StatusBadRequest, "attestation id %q is not 64 lower-case hex characters; use the attestationId returned when it was stored or by a query", id)
+		return
+	}
+	rec, err := s.get(id)
+	if err != nil {
+		s.metrics.queries.WithLabelValues("storage_error").Inc()
+		s.logger.Error("attestation database read failed", "attestationId", id, "error", err)
+		apierror.Write(w, http.StatusInternalServerError, "the attestation database could not be read; retry later or ask the operator to check the server log")
+		return
+	}
+	if rec == nil {
+		s.metrics.queries.WithLabelValues("not_found").Inc()
+		apierror.Write(w, http.StatusNotFound, "no attestation %s is stored here", id)
+		return
+	}
+	s.metrics.queries.WithLabelValues("ok").Inc()
+	writeJSON(w, http.StatusOK, rec)
+}
+
+var queryParams = map[string]bool{"digest": true, "predicateType": true, "identity": true, "issuer": true, "pageSize": true, "pageToken": true}
+
+func parseQuery(r *http.Request) (query, error) {
+	vals := r.URL.Query()
+	for k, v := range vals {
+		if !queryParams[k] {
+			return query{}, fmt.Errorf("unknown query parameter %q; use digest, predicateType, identity, issuer, pageSize and pageToken", k)
+		}
+		if len(v) > 1 {
+			return query{}, fmt.Errorf("query parameter %q is given %d times; give it once", k, len(v))
+		}
+	}
+	q := query{predicateType: vals.Get("predicateType"), identity: vals.Get("identity"), issuer: vals.Get("issuer"), pageSize: defaultPageSize}
+	if d := vals.Get("digest"); d != "" {
+		alg, v, ok := strings.Cut(d, ":")
+		if !ok || alg == "" || v == "" {
+			return q, fmt.Errorf("digest %q is not <algorithm>:<value>; use e.g. sha256:<64 hex characters>", d)
+		}
+		if n := intoto.HashAlgorithm(alg).HexLength(); n > 0 {
+			if b, err := hex.DecodeString(v); err != nil || len(b) != n {
+				return q, fmt.Errorf("digest %q: a %s value is %d hex characters", d, alg, 2*n)
+			}
+		}
+		q.digestAlg, q.digestValue = alg, normalizeDigestValue(alg, v)
+	}
+	if q.digestAlg == "" && q.predicateType == "" && q.identity == "" {
+		return q, errors.New("give at least one of digest (e.g. sha256:<hex>), predicateType or identity; listing every attestation is not supported")
+	}
+	if p := vals.Get("pageSize"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > maxPageSize {
+			return q, fmt.Errorf("pageSize %q must be a number from 1 to %d", p, maxPageSize)
+		}
+		q.pageSize = n
+	}
+	if t := vals.Get("pageToken"); t != "" {
+		after, err := decodePageToken(t)
+		if err != nil {
+			return q, fmt.Errorf("pageToken %q was not returned by this server; pass the nextPageToken of the previous page unchanged", t)
+		}
+		q.after = after
+	}
+	return q, nil
+}
+
+func (s *Store) handleQuery(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r)
+	if err != nil {
+		s.metrics.queries.WithLabelValues("invalid").Inc()
+		apierror.Write(w, http.StatusBadRequest, "%s", err.Error())
+		return
+	}
+	recs, next, err := s.find(q)
+	if err != nil {
+		s.metrics.queries.WithLabelValues("storage_error").Inc()
+		s.logger.Error("attestation query failed", "error", err)
+		apierror.Write(w, http.StatusInternalServerError, "the attestation database could not be read; retry later or ask the operator to check the server log")
+		return
+	}
+	s.metrics.queries.WithLabelValues("ok").Inc()
+	resp := struct {
+		Attestations  []*Record `json:"attestations"`
+		NextPageToken string    `json:"nextPageToken,omitempty"`
+	}{Attestations: recs}
+	if resp.Attestations == nil {
+		resp.Attestations = []*Record{}
+	}
+	if next != 0 {
+		resp.NextPageToken = encodePageToken(next)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		apierror.Write(w, http.StatusInternalServerError, "encoding the answer failed: %v", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,115 @@
+package attest
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// Record is one stored attestation: the whole envelope and the log entry
+// that makes it transparent, plus what it is indexed by.
+type Record struct {
+	ID       string
+	Envelope *dssepb.Envelope
+	Verifier *rekorv2.Verifier
+	// Entry is the hashedrekord v0.0.2 entry over the envelope's PAE, with
+	// its inclusion proof and checkpoint, as it goes into a Sigstore bundle.
+	Entry         *rekorv1.TransparencyLogEntry
+	StatementType string
+	PredicateType string
+	Subjects      []Subject
+	// Identity and Issuer are the certificate's SAN and OIDC issuer; empty
+	// for a public-key verifier.
+	Identity   string
+	Issuer     string
+	StoredTime time.Time
+}
+
+// recordJSON is the wire and storage form of a Record; the protobuf parts use
+// protojson so they read exactly as in a Sigstore bundle.
+type recordJSON struct {
+	ID            string          `json:"attestationId"`
+	Envelope      json.RawMessage `json:"envelope"`
+	Verifier      json.RawMessage `json:"verifier"`
+	Entry         json.RawMessage `json:"transparencyLogEntry"`
+	StatementType string          `json:"statementType"`
+	PredicateType string          `json:"predicateType"`
+	Subjects      []Subject       `json:"subjects"`
+	Identity      string          `json:"identity,omitempty"`
+	Issuer        string          `json:"issuer,omitempty"`
+	StoredTime    time.Time       `json:"storedTime"`
+}
+
+// MarshalJSON renders the record as the API returns it.
+func (r *Record) MarshalJSON() ([]byte, error) {
+	w := recordJSON{
+		ID:            r.ID,
+		StatementType: r.StatementType,
+		PredicateType: r.PredicateType,
+		Subjects:      r.Subjects,
+		Identity:      r.Identity,
+		Issuer:        r.Issuer,
+		StoredTime:    r.StoredTime.UTC(),
+	}
+	var err error
+	if w.Envelope, err = protojson.Marshal(r.Envelope); err != nil {
+		return nil, fmt.Errorf("envelope: %w", err)
+	}
+	if w.Verifier, err = protojson.Marshal(r.Verifier); err != nil {
+		return nil, fmt.Errorf("verifier: %w", err)
+	}
+	if w.Entry, err = protojson.Marshal(r.Entry); err != nil {
+		return nil, fmt.Errorf("transparency log entry: %w", err)
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON reads a record in the form MarshalJSON writes.
+func (r *Record) UnmarshalJSON(b []byte) error {
+	var w recordJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	out := Record{
+		ID:            w.ID,
+		Envelope:      &dssepb.Envelope{},
+		Verifier:      &rekorv2.Verifier{},
+		Entry:         &rekorv1.TransparencyLogEntry{},
+		StatementType: w.StatementType,
+		PredicateType: w.PredicateType,
+		Subjects:      w.Subjects,
+		Identity:      w.Identity,
+		Issuer:        w.Issuer,
+		StoredTime:    w.StoredTime,
+	}
+	for name, part := range map[string]struct {
+		raw json.RawMessage
+		msg proto.Message
+	}{
+		"envelope":             {w.Envelope, out.Envelope},
+		"verifier":             {w.Verifier, out.Verifier},
+		"transparencyLogEntry": {w.Entry, out.Entry},
+	} {
+		if err := protojson.Unmarshal(part.raw, part.msg); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	*r = out
+	return nil
+}
+
+// hasDigest reports whether any subject has the digest "alg:value".
+func (r *Record) hasDigest(alg, value string) bool {
+	for _, s := range r.Subjects {
+		if s.Digest[alg] == value {
+			return true
+		}
+	}
+	return false
+}

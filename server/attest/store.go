@@ -1,0 +1,448 @@
+package attest
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/signet-dev/signet/server/tlog"
+)
+
+// Appender appends a hashedrekord entry to the transparency log and returns
+// it with its inclusion proof and checkpoint. *tlog.Log satisfies it.
+type Appender interface {
+	AppendHashedRekord(ctx context.Context, req *rekorv2.HashedRekordRequestV002) (*rekorv1.TransparencyLogEntry, error)
+}
+
+// DefaultMaxEnvelopeBytes bounds an envelope when Options.MaxEnvelopeBytes is 0.
+const DefaultMaxEnvelopeBytes = 32 << 20
+
+// appendTimeout bounds one log append. The append runs detached from the
+// request so a client hanging up does not abandon an entry the log is
+// already integrating.
+const appendTimeout = time.Minute
+
+// lockTimeout bounds the wait for the database file lock; a variable so
+// tests need not wait for it.
+var lockTimeout = 2 * time.Second
+
+// Options configure a Store.
+type Options struct {
+	// Path is the bbolt database file, e.g. <data>/attestations.db.
+	Path string
+	// Log is the transparency log attestations are appended to.
+	Log Appender
+	// LogRejects reports whether an error from Log means the log refused the
+	// entry as invalid (nothing was appended; the caller's fault). Nil means
+	// errors.Is(err, tlog.ErrInvalidEntry), signet's own log.
+	LogRejects func(error) bool
+	// MaxEnvelopeBytes bounds the JSON envelope; 0 means DefaultMaxEnvelopeBytes.
+	MaxEnvelopeBytes int64
+	// Roots, when set, are the CA roots (and Intermediates the intermediate
+	// CAs) signer certificates must chain to, so that identities in the
+	// index are ones this server's CA vouched for.
+	Roots         *x509.CertPool
+	Intermediates *x509.CertPool
+	Logger        *slog.Logger
+	// Metrics receives the store's metrics; nil keeps them unregistered.
+	Metrics prometheus.Registerer
+}
+
+// Store keeps attestations and the log entries that make them transparent.
+type Store struct {
+	db         *bolt.DB
+	log        Appender
+	logRejects func(error) bool
+	maxBytes   int64
+	validator  validator
+	logger     *slog.Logger
+	metrics    *metrics
+
+	mu       sync.Mutex
+	inflight map[string]bool
+}
+
+// Buckets. Index keys are lp(value) || seq (8 bytes, big endian) → id, so a
+// prefix scan over one value yields ids in submission order and the seq is
+// the page cursor.
+var (
+	bucketRecords   = []byte("records")   // id → record JSON
+	bucketPending   = []byte("pending")   // id → RFC 3339 time the append started
+	bucketSubject   = []byte("bySubject") // lp("alg:value") || seq → id
+	bucketPredicate = []byte("byPredicateType")
+	bucketIdentity  = []byte("byIdentity")
+	bucketMeta      = []byte("meta")
+	keySchema       = []byte("schema")
+	schemaVersion   = []byte("1")
+)
+
+// New opens (or creates) the attestation database.
+func New(opts Options) (*Store, error) {
+	if opts.Path == "" {
+		return nil, errors.New("attestations: no database path; set Options.Path to a file under the data directory")
+	}
+	if opts.Log == nil {
+		return nil, errors.New("attestations: no transparency log to append to (Options.Log)")
+	}
+	if opts.MaxEnvelopeBytes < 0 {
+		return nil, fmt.Errorf("attestations.maxEnvelopeBytes is %d; set a positive byte count or 0 for the default %d", opts.MaxEnvelopeBytes, DefaultMaxEnvelopeBytes)
+	}
+	if opts.MaxEnvelopeBytes == 0 {
+		opts.MaxEnvelopeBytes = DefaultMaxEnvelopeBytes
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.LogRejects == nil {
+		opts.LogRejects = func(err error) bool { return errors.Is(err, tlog.ErrInvalidEntry) }
+	}
+	m, err := newMetrics(opts.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("attestations: metrics: %w", err)
+	}
+
+	// A second process on the same file would block forever on the lock;
+	// fail fast and say why.
+	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("attestations: database %s is locked by another process; stop the other signet server using this data directory", opts.Path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("attestations: open database %s: %w", opts.Path, err)
+	}
+	var records, pending int
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketRecords, bucketPending, bucketSubject, bucketPredicate, bucketIdentity, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		switch v := meta.Get(keySchema); {
+		case v == nil:
+			if err := meta.Put(keySchema, schemaVersion); err != nil {
+				return err
+			}
+		case !bytes.Equal(v, schemaVersion):
+			return fmt.Errorf("schema version %q, this signet reads version %q; use the signet release that wrote it", v, schemaVersion)
+		}
+		records = tx.Bucket(bucketRecords).Stats().KeyN
+		pending = tx.Bucket(bucketPending).Stats().KeyN
+		return tx.Bucket(bucketPending).ForEach(func(id, since []byte) error {
+			opts.Logger.Warn("attestation may be in the transparency log without being stored; resubmitting the same envelope completes it",
+				"attestationId", string(id), "appendStarted", string(since))
+			return nil
+		})
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("attestations: database %s: %w", opts.Path, err)
+	}
+	m.records.Set(float64(records))
+	m.pending.Set(float64(pending))
+
+	return &Store{
+		db:         db,
+		log:        opts.Log,
+		logRejects: opts.LogRejects,
+		maxBytes:   opts.MaxEnvelopeBytes,
+		validator:  validator{roots: opts.Roots, intermediates: opts.Intermediates},
+		logger:     opts.Logger,
+		metrics:    m,
+		inflight:   map[string]bool{},
+	}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	return s.db.Close()
+}
+
+// apiError is a failure with the HTTP status and message to answer it with.
+type apiError struct {
+	status   int
+	reason   string // metric label
+	msg      string
+	location string // for 409: the existing attestation
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func fail(status int, reason, format string, args ...any) *apiError {
+	return &apiError{status: status, reason: reason, msg: fmt.Sprintf(format, args...)}
+}
+
+// submit validates, logs and stores one attestation.
+func (s *Store) submit(ctx context.Context, sub *submission) (*Record, error) {
+	s.mu.Lock()
+	if s.inflight[sub.id] {
+		s.mu.Unlock()
+		return nil, &apiError{status: http.StatusConflict, reason: "duplicate",
+			msg:      fmt.Sprintf("attestation %s is being logged by another request right now; fetch it with GET /api/v2/attestations/%s in a moment", sub.id, sub.id),
+			location: "/api/v2/attestations/" + sub.id}
+	}
+	s.inflight[sub.id] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.inflight, sub.id)
+		s.mu.Unlock()
+	}()
+
+	// Mark the append as started, unless the attestation is already stored.
+	var wasPending bool
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketRecords).Get([]byte(sub.id)) != nil {
+			return &apiError{status: http.StatusConflict, reason: "duplicate",
+				msg:      fmt.Sprintf("this attestation is already stored as %s and was not logged again; fetch it with GET /api/v2/attestations/%s", sub.id, sub.id),
+				location: "/api/v2/attestations/" + sub.id}
+		}
+		p := tx.Bucket(bucketPending)
+		wasPending = p.Get([]byte(sub.id)) != nil
+		return p.Put([]byte(sub.id), []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+	})
+	if err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) {
+			return nil, ae
+		}
+		return nil, s.storageFailure("record the pending append", err)
+	}
+	if !wasPending {
+		s.metrics.pending.Inc()
+	}
+
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appendTimeout)
+	defer cancel()
+	start := time.Now()
+	entry, err := s.log.AppendHashedRekord(actx, sub.request)
+	s.metrics.appendSeconds.Observe(time.Since(start).Seconds())
+	if err == nil {
+		err = checkEntry(entry, sub.request)
+	}
+	if err != nil {
+		if s.logRejects(err) {
+			// Nothing was appended this time, so the marker goes, unless an
+			// earlier attempt left it and may have been appended.
+			if !wasPending {
+				if derr := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPending).Delete([]byte(sub.id)) }); derr == nil {
+					s.metrics.pending.Dec()
+				}
+			}
+			return nil, fail(http.StatusBadRequest, "log_rejected", "the transparency log refused the entry: %v", err)
+		}
+		s.logger.Error("transparency log append failed; the attestation may or may not be in the log", "attestationId", sub.id, "error", err)
+		return nil, fail(http.StatusServiceUnavailable, "log_unavailable", "the transparency log could not append the attestation (%v); retry the same request", err)
+	}
+
+	rec := &Record{
+		ID:            sub.id,
+		Envelope:      sub.envelope,
+		Verifier:      sub.verifier,
+		Entry:         entry,
+		StatementType: sub.statementType,
+		PredicateType: sub.predicateType,
+		Subjects:      sub.subjects,
+		Identity:      sub.identity,
+		Issuer:        sub.issuer,
+		StoredTime:    time.Now().UTC(),
+	}
+	if err := s.put(rec); err != nil {
+		s.logger.Error("attestation is in the transparency log but could not be stored; resubmitting it completes it",
+			"attestationId", sub.id, "logIndex", entry.GetLogIndex(), "error", err)
+		return nil, s.storageFailure("store the logged attestation", err)
+	}
+	s.metrics.pending.Dec()
+	s.metrics.records.Inc()
+	return rec, nil
+}
+
+func (s *Store) storageFailure(what string, err error) *apiError {
+	s.logger.Error("attestation database failure", "op", what, "error", err)
+	return fail(http.StatusInternalServerError, "storage_error", "the attestation database could not %s; retry later or ask the operator to check the server log", what)
+}
+
+// put writes a record, its index entries and clears its pending marker in
+// one transaction, so a record is never visible without its index entries.
+func (s *Store) put(rec *Record) error {
+	val, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		records := tx.Bucket(bucketRecords)
+		seq, err := records.NextSequence()
+		if err != nil {
+			return err
+		}
+		id := []byte(rec.ID)
+		if err := records.Put(id, val); err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, sub := range rec.Subjects {
+			for alg, v := range sub.Digest {
+				d := alg + ":" + v
+				if seen[d] {
+					continue
+				}
+				seen[d] = true
+				if err := tx.Bucket(bucketSubject).Put(indexKey(d, seq), id); err != nil {
+					return err
+				}
+			}
+		}
+		if err := tx.Bucket(bucketPredicate).Put(indexKey(rec.PredicateType, seq), id); err != nil {
+			return err
+		}
+		if rec.Identity != "" {
+			if err := tx.Bucket(bucketIdentity).Put(indexKey(rec.Identity, seq), id); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketPending).Delete(id)
+	})
+}
+
+// checkEntry makes sure the log returned the entry for this request, with a
+// proof, before it is linked to the envelope for good.
+func checkEntry(e *rekorv1.TransparencyLogEntry, req *rekorv2.HashedRekordRequestV002) error {
+	if e == nil {
+		return errors.New("the log returned no entry")
+	}
+	if e.GetInclusionProof() == nil || e.GetInclusionProof().GetCheckpoint() == nil {
+		return errors.New("the log returned an entry without an inclusion proof and checkpoint")
+	}
+	if kv := e.GetKindVersion(); kv.GetKind() != "hashedrekord" || kv.GetVersion() != "0.0.2" {
+		return fmt.Errorf("the log returned a %s %s entry, not hashedrekord 0.0.2", kv.GetKind(), kv.GetVersion())
+	}
+	var body rekorv2.Entry
+	if err := protojson.Unmarshal(e.GetCanonicalizedBody(), &body); err != nil {
+		return fmt.Errorf("the log returned an entry whose body is not a Rekor v2 entry: %v", err)
+	}
+	hr := body.GetSpec().GetHashedRekordV002()
+	if !bytes.Equal(hr.GetData().GetDigest(), req.GetDigest()) || !bytes.Equal(hr.GetSignature().GetContent(), req.GetSignature().GetContent()) {
+		return errors.New("the log returned an entry for another digest or signature")
+	}
+	return nil
+}
+
+// lp prefixes a value with its length, so one value's keys are never a prefix
+// of another value's.
+func lp(v string) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(v)))
+	return append(b, v...)
+}
+
+func indexKey(v string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(lp(v), seq)
+}
+
+// get loads one record; nil if there is none.
+func (s *Store) get(id string) (*Record, error) {
+	var rec *Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		rec, err = loadRecord(tx, []byte(id))
+		return err
+	})
+	return rec, err
+}
+
+func loadRecord(tx *bolt.Tx, id []byte) (*Record, error) {
+	v := tx.Bucket(bucketRecords).Get(id)
+	if v == nil {
+		return nil, nil
+	}
+	var rec Record
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return nil, fmt.Errorf("record %s: %w", id, err)
+	}
+	return &rec, nil
+}
+
+// query selects attestations; at least one of the digest, predicateType and
+// identity is set.
+type query struct {
+	digestAlg, digestValue string
+	predicateType          string
+	identity, issuer       string
+	after                  uint64 // page cursor: return seq > after
+	pageSize               int
+}
+
+func (q query) matches(r *Record) bool {
+	return (q.digestAlg == "" || r.hasDigest(q.digestAlg, q.digestValue)) &&
+		(q.predicateType == "" || r.PredicateType == q.predicateType) &&
+		(q.identity == "" || r.Identity == q.identity) &&
+		(q.issuer == "" || r.Issuer == q.issuer)
+}
+
+// find walks the most selective index the query names in submission order
+// and filters by the other criteria. It returns the page and the cursor of
+// the next one (0 when there is none).
+func (s *Store) find(q query) ([]*Record, uint64, error) {
+	var bucket []byte
+	var value string
+	switch {
+	case q.digestAlg != "":
+		bucket, value = bucketSubject, q.digestAlg+":"+q.digestValue
+	case q.identity != "":
+		bucket, value = bucketIdentity, q.identity
+	default:
+		bucket, value = bucketPredicate, q.predicateType
+	}
+	prefix := lp(value)
+	var out []*Record
+	var next uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucket).Cursor()
+		var last uint64
+		for k, id := c.Seek(indexKey(value, q.after+1)); k != nil && bytes.HasPrefix(k, prefix); k, id = c.Next() {
+			seq := binary.BigEndian.Uint64(k[len(prefix):])
+			rec, err := loadRecord(tx, id)
+			if err != nil {
+				return err
+			}
+			if rec == nil || !q.matches(rec) {
+				continue
+			}
+			if len(out) == q.pageSize {
+				// There is at least one more match: hand out a cursor.
+				next = last
+				return nil
+			}
+			out = append(out, rec)
+			last = seq
+		}
+		return nil
+	})
+	return out, next, err
+}
+
+func encodePageToken(seq uint64) string {
+	return base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, seq))
+}
+
+func decodePageToken(t string) (uint64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(t)
+	if err != nil || len(b) != 8 {
+		return 0, errors.New("not a page token")
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
