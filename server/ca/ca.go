@@ -1,0 +1,241 @@
+// Package ca is signet's certificate authority: it exchanges OIDC identity
+// tokens for short-lived code-signing certificates over Fulcio's v2 HTTP API,
+// so cosign, sigstore-go and sigstore-js work against it unchanged.
+//
+// No certificate transparency log is attached, so answers carry the chain in
+// signedCertificateDetachedSct with no SCT, exactly as Fulcio does when it
+// runs without a CT log; clients then rely on the transparency log entry.
+package ca
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/url"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/signet-dev/signet/server/identity"
+)
+
+// DefaultValidity is the lifetime of issued certificates, as Fulcio's.
+const DefaultValidity = 10 * time.Minute
+
+// Options configure a CA.
+type Options struct {
+	// Signer is the issuing certificate's private key.
+	Signer crypto.Signer
+	// Chain is the issuing certificate first, then its issuers up to the root.
+	Chain []*x509.Certificate
+	// Identity verifies the OIDC tokens of requests.
+	Identity *identity.Verifier
+	// Validity of issued certificates; default 10 minutes.
+	Validity time.Duration
+	// BaseURL is the public URL this CA is served under (for logs).
+	BaseURL string
+	Logger  *slog.Logger
+	Metrics prometheus.Registerer
+}
+
+// CA issues code-signing certificates.
+type CA struct {
+	signer   crypto.Signer
+	issuing  *x509.Certificate
+	chainPEM []string // issuing certificate up to the root
+	identity *identity.Verifier
+	validity time.Duration
+	log      *slog.Logger
+
+	trustBundle   []byte // precomputed GET /api/v2/trustBundle answer
+	configuration []byte // precomputed GET /api/v2/configuration answer
+
+	issued  *prometheus.CounterVec
+	refused *prometheus.CounterVec
+	latency prometheus.Histogram
+}
+
+// New checks the options and returns a CA. The chain must be well formed: the
+// signer's key certified by Chain[0], a CA certificate allowed to sign
+// code-signing certificates, each certificate signed by the next.
+func New(o Options) (*CA, error) {
+	if o.Signer == nil {
+		return nil, errors.New("ca: no signer; pass the issuing certificate's private key")
+	}
+	if len(o.Chain) == 0 {
+		return nil, errors.New("ca: empty certificate chain; pass the issuing certificate first, then its issuers up to the root")
+	}
+	if o.Identity == nil {
+		return nil, errors.New("ca: no identity verifier; the CA cannot authenticate requests without one")
+	}
+	if o.Validity < 0 {
+		return nil, fmt.Errorf("ca: validity %s is negative", o.Validity)
+	}
+	if o.Validity == 0 {
+		o.Validity = DefaultValidity
+	}
+	if o.BaseURL != "" {
+		if u, err := url.Parse(o.BaseURL); err != nil || u.Scheme == "" || u.Host == "" {
+			return nil, fmt.Errorf("ca: base URL %q is not an absolute URL", o.BaseURL)
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = prometheus.NewRegistry()
+	}
+	issuing := o.Chain[0]
+	if err := checkChain(o.Signer, o.Chain); err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	if now := time.Now(); now.Add(o.Validity).After(issuing.NotAfter) {
+		return nil, fmt.Errorf("ca: issuing certificate %q expires at %s, before a certificate issued now would; rotate the CA certificate", issuing.Subject, issuing.NotAfter.UTC().Format(time.RFC3339))
+	}
+
+	c := &CA{
+		signer:   o.Signer,
+		issuing:  issuing,
+		identity: o.Identity,
+		validity: o.Validity,
+		log:      o.Logger,
+	}
+	for _, cert := range o.Chain {
+		c.chainPEM = append(c.chainPEM, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})))
+	}
+	var err error
+	if c.trustBundle, err = json.Marshal(trustBundle{Chains: []certificateChain{{Certificates: c.chainPEM}}}); err != nil {
+		return nil, fmt.Errorf("ca: encode trust bundle: %w", err)
+	}
+	if c.configuration, err = json.Marshal(newConfiguration(o.Identity.Issuers())); err != nil {
+		return nil, fmt.Errorf("ca: encode configuration: %w", err)
+	}
+
+	c.issued = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "signet_ca_certificates_issued_total",
+		Help: "Code-signing certificates issued, by identity type.",
+	}, []string{"identity_type"})
+	c.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "signet_ca_requests_refused_total",
+		Help: "Signing-certificate requests refused, by reason.",
+	}, []string{"reason"})
+	c.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "signet_ca_signing_cert_duration_seconds",
+		Help:    "Time to answer a signing-certificate request, refusals included.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5, 1},
+	})
+	for _, col := range []prometheus.Collector{c.issued, c.refused, c.latency} {
+		if err := o.Metrics.Register(col); err != nil {
+			return nil, fmt.Errorf("ca: register metrics: %w", err)
+		}
+	}
+	o.Logger.Info("certificate authority ready", "issuer", issuing.Subject.String(), "chain_length", len(o.Chain), "validity", o.Validity, "base_url", o.BaseURL, "oidc_issuers", len(o.Identity.Issuers()))
+	return c, nil
+}
+
+// checkChain verifies that the chain can issue Fulcio-style certificates.
+func checkChain(signer crypto.Signer, chain []*x509.Certificate) error {
+	issuing := chain[0]
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	pub, ok := signer.Public().(equaler)
+	if !ok || !pub.Equal(issuing.PublicKey) {
+		return fmt.Errorf("the signer's public key is not the key of the issuing certificate %q; pass the issuing certificate first in the chain", issuing.Subject)
+	}
+	if !issuing.BasicConstraintsValid || !issuing.IsCA || issuing.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return fmt.Errorf("issuing certificate %q is not a CA certificate with the certificate-signing key usage", issuing.Subject)
+	}
+	if len(issuing.ExtKeyUsage) > 0 && !hasCodeSigning(issuing.ExtKeyUsage) {
+		return fmt.Errorf("issuing certificate %q restricts extended key usage and does not allow code signing", issuing.Subject)
+	}
+	if len(issuing.SubjectKeyId) == 0 {
+		return fmt.Errorf("issuing certificate %q has no subject key identifier, which issued certificates reference as their authority key identifier", issuing.Subject)
+	}
+	for i := 0; i+1 < len(chain); i++ {
+		if err := chain[i].CheckSignatureFrom(chain[i+1]); err != nil {
+			return fmt.Errorf("certificate %d (%q) is not signed by certificate %d (%q): %v", i, chain[i].Subject, i+1, chain[i+1].Subject, err)
+		}
+	}
+	return nil
+}
+
+func hasCodeSigning(ekus []x509.ExtKeyUsage) bool {
+	for _, e := range ekus {
+		if e == x509.ExtKeyUsageCodeSigning || e == x509.ExtKeyUsageAny {
+			return true
+		}
+	}
+	return false
+}
+
+// issue signs a certificate for the principal's identity and key. spki is the
+// key's DER SubjectPublicKeyInfo.
+func (c *CA) issue(p *identity.Principal, pub crypto.PublicKey, spki []byte) (der []byte, serial *big.Int, err error) {
+	exts, err := p.Extensions.Render()
+	if err != nil {
+		return nil, nil, err
+	}
+	skid, err := subjectKeyID(spki)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err = randomSerial()
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:    serial,
+		NotBefore:       now,
+		NotAfter:        now.Add(c.validity),
+		KeyUsage:        x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+		SubjectKeyId:    skid,
+		ExtraExtensions: exts,
+	}
+	// With an empty subject, crypto/x509 marks the SAN extension critical,
+	// as RFC 5280 and Fulcio's certificate specification require.
+	if p.URI != nil {
+		tmpl.URIs = []*url.URL{p.URI}
+	} else {
+		tmpl.EmailAddresses = []string{p.Email}
+	}
+	der, err = x509.CreateCertificate(rand.Reader, tmpl, c.issuing, pub, c.signer)
+	if err != nil {
+		return nil, nil, err
+	}
+	return der, serial, nil
+}
+
+// randomSerial returns a positive serial of 159 random bits, which encodes
+// in at most 20 octets as RFC 5280 requires.
+func randomSerial() (*big.Int, error) {
+	b := make([]byte, 20)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	b[0] &= 0x7f
+	b[0] |= 0x40 // keep the full 20 octets so serials have a fixed width
+	return new(big.Int).SetBytes(b), nil
+}
+
+// subjectKeyID is RFC 7093 method 1: the leftmost 160 bits of the SHA-256
+// of the subjectPublicKey bits.
+func subjectKeyID(spki []byte) ([]byte, error) {
+	var info struct {
+		Algorithm asn1.RawValue
+		PublicKey asn1.BitString
+	}
+	if rest, err := asn1.Unmarshal(spki, &info); err != nil || len(rest) != 0 {
+		return nil, fmt.Errorf("public key is not a DER SubjectPublicKeyInfo")
+	}
+	sum := sha256.Sum256(info.PublicKey.Bytes)
+	return bytes.Clone(sum[:20]), nil
+}
