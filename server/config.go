@@ -48,7 +48,8 @@ type Config struct {
 	} `yaml:"ca"`
 
 	Log struct {
-		// Origin is the checkpoint origin line; default: the URL's host.
+		// Origin is the checkpoint origin line and key name; default: the
+		// URL's host name without port, which is what Sigstore verifiers expect.
 		Origin             string        `yaml:"origin"`
 		CheckpointInterval time.Duration `yaml:"checkpointInterval"`
 		BatchMaxAge        time.Duration `yaml:"batchMaxAge"`

@@ -8,6 +8,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,7 +50,7 @@ type Server struct {
 
 // New opens the data directory (generating keys on first start), binds the
 // listener and builds every service. Nothing is served until Serve.
-func New(ctx context.Context, cfg Config, logger *slog.Logger) (s *Server, err error) {
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	cfg.applyDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -57,7 +58,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (s *Server, err e
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s = &Server{cfg: cfg, logger: logger}
+	s := &Server{cfg: cfg, logger: logger}
 	defer func() {
 		if err != nil {
 			s.closeAll(context.Background())
@@ -91,14 +92,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (s *Server, err e
 
 	issuers := append([]identity.IssuerConfig(nil), cfg.OIDCIssuers...)
 	if cfg.DevOIDC {
-		s.dev, err = devoidc.New(devoidc.Options{IssuerURL: s.url + "/dev/oidc", DataDir: s.dir.Root(), Logger: logger.With("service", "dev-oidc")})
+		s.dev, err = devoidc.New(devoidc.Options{IssuerURL: s.url + "/dev/oidc", DataDir: s.dir.Root(), Logger: logger.With("service", "dev-oidc"), Metrics: reg})
 		if err != nil {
 			return nil, err
 		}
 		s.dev.Register(mux)
-		issuers = append(issuers, identity.IssuerConfig{URL: s.dev.IssuerURL(), Type: identity.TypeAuto, KeySet: s.dev.KeySet()})
+		// The development issuer mints SPIFFE IDs in the example.org trust domain.
+		issuers = append(issuers, identity.IssuerConfig{URL: s.dev.IssuerURL(), Type: identity.TypeAuto, KeySet: s.dev.KeySet(), SPIFFETrustDomain: "example.org"})
 	}
-	verifier, err := identity.NewVerifier(ctx, issuers)
+	verifier, err := identity.NewVerifier(ctx, issuers, identity.WithLogger(logger.With("service", "identity")))
 	if err != nil {
 		return nil, fmt.Errorf("OIDC issuers: %w", err)
 	}
@@ -117,9 +119,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (s *Server, err e
 	}
 	authority.Register(mux)
 
+	// Sigstore verifiers name the checkpoint key after the log URL's host
+	// name, without the port (as rekor-tiles does), so that is the default.
 	origin := cfg.Log.Origin
 	if origin == "" {
-		origin = u.Host
+		origin = u.Hostname()
 	}
 	s.log, err = tlog.Open(ctx, tlog.Options{
 		Dir:                s.dir.LogDir(),
@@ -137,8 +141,16 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (s *Server, err e
 	}
 	s.log.Register(mux)
 
+	// Only signers certified by this CA may index attestations under an identity.
+	roots, inters := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(keys.CAChain[len(keys.CAChain)-1])
+	for _, c := range keys.CAChain[:len(keys.CAChain)-1] {
+		inters.AddCert(c)
+	}
 	s.attest, err = attest.New(attest.Options{
 		Path:             s.dir.AttestationsPath(),
+		Roots:            roots,
+		Intermediates:    inters,
 		Log:              s.log,
 		MaxEnvelopeBytes: cfg.Attestations.MaxEnvelopeBytes,
 		Logger:           logger.With("service", "attestations"),

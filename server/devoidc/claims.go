@@ -473,14 +473,24 @@ var circleciKind = kind{
 			return nil
 		}},
 		{name: "ssh_rerun", def: fixed("false"), check: checkBool},
+		// Fulcio builds the CircleCI SAN from the pipeline definition and the
+		// run address from pipeline, workflow and job: real tokens carry all four.
+		{name: "pipeline_definition_id", def: func(v values) string { return uuidFor("circleci-pipeline-definition:" + v["project_id"]) }, check: checkUUID},
+		{name: "pipeline_id", def: fixed(uuidFor("circleci-pipeline:1")), check: checkUUID},
+		{name: "workflow_id", def: fixed(uuidFor("circleci-workflow:1")), check: checkUUID},
+		{name: "job_id", def: fixed(uuidFor("circleci-job:1")), check: checkUUID},
 	},
 	build: func(v values) (map[string]any, error) {
 		c := map[string]any{
 			"sub":                          "org/" + v["org_id"] + "/project/" + v["project_id"] + "/user/" + v["user_id"],
 			"oidc.circleci.com/project-id": v["project_id"],
-			"oidc.circleci.com/vcs-origin": v["vcs_origin"],
-			"oidc.circleci.com/vcs-ref":    v["vcs_ref"],
-			"oidc.circleci.com/ssh-rerun":  v["ssh_rerun"] == "true",
+			"oidc.circleci.com/pipeline-definition-id": v["pipeline_definition_id"],
+			"oidc.circleci.com/pipeline-id":            v["pipeline_id"],
+			"oidc.circleci.com/workflow-id":            v["workflow_id"],
+			"oidc.circleci.com/job-id":                 v["job_id"],
+			"oidc.circleci.com/vcs-origin":             v["vcs_origin"],
+			"oidc.circleci.com/vcs-ref":                v["vcs_ref"],
+			"oidc.circleci.com/ssh-rerun":              v["ssh_rerun"] == "true",
 		}
 		if v["context_ids"] != "" {
 			c["oidc.circleci.com/context-ids"] = strings.Split(v["context_ids"], ",")
