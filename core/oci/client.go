@@ -1,0 +1,170 @@
+// Package oci attaches Sigstore bundles to container images in OCI
+// registries, lists what is attached and copies images with their
+// attachments, on go-containerregistry.
+//
+// Bundles are stored as OCI 1.1 referrers in the layout cosign v3 writes
+// (an artifact manifest of artifactType application/vnd.dev.sigstore.bundle.v0.3+json
+// whose subject is the image), through the referrers API where the registry
+// has one and the referrers tag schema (tag sha256-<hex>) where it does not.
+// The legacy cosign tags sha256-<hex>.sig and .att can be written and read
+// too, for policy engines that only read those.
+package oci
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// DefaultMaxBundleSize bounds a bundle read from or written to a registry.
+// Real bundles are a few KiB; the bound keeps a hostile registry from
+// making a listing read an unbounded blob.
+const DefaultMaxBundleSize = 16 << 20
+
+// Options configures a Client. The zero value is usable.
+type Options struct {
+	// Keychain supplies registry credentials. Nil means
+	// authn.DefaultKeychain: docker config.json and credential helpers, as
+	// `docker login` leaves them.
+	Keychain authn.Keychain
+	// AllowInsecureRegistry permits plain HTTP to registries that are not on
+	// loopback. Loopback registries (127.0.0.0/8, ::1, localhost) always may
+	// use plain HTTP.
+	AllowInsecureRegistry bool
+	// Transport is the base HTTP transport; nil means remote.DefaultTransport.
+	Transport http.RoundTripper
+	// UserAgent is sent to registries.
+	UserAgent string
+	// MaxBundleSize bounds one bundle or legacy layer; 0 means DefaultMaxBundleSize.
+	MaxBundleSize int64
+}
+
+// Client talks to OCI registries.
+type Client struct {
+	keychain      authn.Keychain
+	allowInsecure bool
+	rt            http.RoundTripper
+	userAgent     string
+	maxBundle     int64
+}
+
+// New returns a Client.
+func New(o Options) *Client {
+	c := &Client{
+		keychain:      o.Keychain,
+		allowInsecure: o.AllowInsecureRegistry,
+		userAgent:     o.UserAgent,
+		maxBundle:     o.MaxBundleSize,
+	}
+	if c.keychain == nil {
+		c.keychain = authn.DefaultKeychain
+	}
+	if c.maxBundle <= 0 {
+		c.maxBundle = DefaultMaxBundleSize
+	}
+	base := o.Transport
+	if base == nil {
+		base = remote.DefaultTransport
+	}
+	c.rt = &schemePolicy{base: base, allowInsecure: o.AllowInsecureRegistry}
+	return c
+}
+
+// ParseReference parses an image reference (tag or digest). Loopback
+// registries, and any registry when AllowInsecureRegistry is set, are
+// addressed over plain HTTP.
+func (c *Client) ParseReference(s string) (name.Reference, error) {
+	ref, err := name.ParseReference(s)
+	if err != nil {
+		return nil, fmt.Errorf("image reference %q: %v; write it as registry/repository:tag or registry/repository@sha256:<hex>", s, err)
+	}
+	if c.allowInsecure || IsLoopback(ref.Context().RegistryStr()) {
+		return name.ParseReference(s, name.Insecure)
+	}
+	return ref, nil
+}
+
+// parseRepository is ParseReference for a repository without tag or digest.
+func (c *Client) parseRepository(s string) (name.Repository, error) {
+	repo, err := name.NewRepository(s)
+	if err != nil {
+		return name.Repository{}, fmt.Errorf("repository %q: %v; write it as registry/repository", s, err)
+	}
+	if c.allowInsecure || IsLoopback(repo.RegistryStr()) {
+		return name.NewRepository(s, name.Insecure)
+	}
+	return repo, nil
+}
+
+// IsLoopback reports whether a registry host[:port] is on the loopback
+// interface: localhost, 127.0.0.0/8 or ::1.
+func IsLoopback(registry string) bool {
+	host := registry
+	if h, _, err := net.SplitHostPort(registry); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// schemePolicy refuses plain HTTP to registries off loopback unless allowed.
+// go-containerregistry on its own falls back to HTTP for RFC 1918 addresses
+// and .local names, which would send credentials and unsigned content in the
+// clear without the user asking for it.
+type schemePolicy struct {
+	base          http.RoundTripper
+	allowInsecure bool
+}
+
+func (p *schemePolicy) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" && !p.allowInsecure && !IsLoopback(req.URL.Host) {
+		return nil, &InsecureRegistryError{Registry: req.URL.Host}
+	}
+	return p.base.RoundTrip(req)
+}
+
+func (c *Client) remoteOptions(ctx context.Context) []remote.Option {
+	opts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(c.keychain),
+		remote.WithTransport(c.rt),
+	}
+	if c.userAgent != "" {
+		opts = append(opts, remote.WithUserAgent(c.userAgent))
+	}
+	return opts
+}
+
+// httpClient returns an authenticated client for the raw requests
+// go-containerregistry has no call for (conditional manifest PUTs, reading
+// the OCI-Subject header, probing the referrers endpoint).
+func (c *Client) httpClient(ctx context.Context, repo name.Repository, push bool) (*http.Client, error) {
+	auth, err := authn.Resolve(ctx, c.keychain, repo)
+	if err != nil {
+		return nil, fmt.Errorf("registry credentials for %s: %w", repo.RegistryStr(), err)
+	}
+	scopes := []string{repo.Scope(transport.PullScope)}
+	if push {
+		scopes = []string{repo.Scope(transport.PushScope)}
+	}
+	rt := c.rt
+	if c.userAgent != "" {
+		rt = transport.NewUserAgent(rt, c.userAgent)
+	}
+	t, err := transport.NewWithContext(ctx, repo.Registry, auth, rt, scopes)
+	if err != nil {
+		return nil, classify(err, repo.String(), repo, push)
+	}
+	return &http.Client{Transport: t}, nil
+}
