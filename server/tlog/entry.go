@@ -1,0 +1,261 @@
+package tlog
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/cyberphone/json-canonicalization/go/src/webpki.org/jsoncanonicalizer"
+	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	"github.com/sigstore/rekor-tiles/v2/pkg/types/hashedrekord"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/transparency-dev/tessera"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// Errors an append can fail with; test with errors.Is.
+var (
+	// ErrInvalidEntry: the request is malformed or its signature does not
+	// verify. The caller's fault (HTTP 400); nothing was appended.
+	ErrInvalidEntry = errors.New("invalid log entry")
+	// ErrOverloaded: the log is shedding load; retry later (HTTP 503).
+	ErrOverloaded = errors.New("transparency log overloaded")
+	// ErrClosed: the log is shutting down (HTTP 503).
+	ErrClosed = errors.New("transparency log closed")
+)
+
+const (
+	kindHashedRekord    = "hashedrekord"
+	versionHashedRekord = "0.0.2"
+)
+
+// acceptedKeyDetails are the signing algorithms the log accepts, as
+// rekor-tiles' default algorithm registry, minus pure Ed25519: a hashedrekord
+// carries a digest, so Ed25519 must be the pre-hashed variant (PKIX_ED25519_PH).
+var acceptedKeyDetails = []commonv1.PublicKeyDetails{
+	commonv1.PublicKeyDetails_PKIX_RSA_PKCS1V15_2048_SHA256,
+	commonv1.PublicKeyDetails_PKIX_RSA_PKCS1V15_3072_SHA256,
+	commonv1.PublicKeyDetails_PKIX_RSA_PKCS1V15_4096_SHA256,
+	commonv1.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256,
+	commonv1.PublicKeyDetails_PKIX_ECDSA_P384_SHA_384,
+	commonv1.PublicKeyDetails_PKIX_ECDSA_P521_SHA_512,
+	commonv1.PublicKeyDetails_PKIX_ED25519_PH,
+}
+
+var acceptedRegistry = func() *signature.AlgorithmRegistryConfig {
+	r, err := signature.NewAlgorithmRegistryConfig(acceptedKeyDetails)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}()
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidEntry, fmt.Sprintf(format, args...))
+}
+
+func acceptedNames() string {
+	names := make([]string, len(acceptedKeyDetails))
+	for i, kd := range acceptedKeyDetails {
+		names[i] = kd.String()
+	}
+	return strings.Join(names, ", ")
+}
+
+// canonicalHashedRekord validates req fully (fields, key and keyDetails,
+// digest length, signature over the digest) and returns the log entry body
+// exactly as rekor-tiles writes it: the Entry built by rekor-tiles'
+// hashedrekord.ToLogEntry, protojson-marshalled, then JCS-canonicalized.
+func canonicalHashedRekord(req *rekorv2.HashedRekordRequestV002) ([]byte, error) {
+	if req == nil {
+		return nil, invalid("hashedRekordRequestV002 is missing")
+	}
+	sig := req.GetSignature()
+	if len(sig.GetContent()) == 0 {
+		return nil, invalid("signature.content is empty; send the signature over the digest")
+	}
+	v := sig.GetVerifier()
+	if v == nil {
+		return nil, invalid("signature.verifier is missing; send the signer's x509Certificate or publicKey with keyDetails")
+	}
+	kd := v.GetKeyDetails()
+	if kd == commonv1.PublicKeyDetails_PUBLIC_KEY_DETAILS_UNSPECIFIED {
+		return nil, invalid("signature.verifier.keyDetails is missing; set it to the signing algorithm, one of %s", acceptedNames())
+	}
+	details, err := signature.GetAlgorithmDetails(kd)
+	if err != nil || !accepted(kd) {
+		return nil, invalid("signature.verifier.keyDetails %s is not accepted; use one of %s", kd, acceptedNames())
+	}
+	var pub crypto.PublicKey
+	switch {
+	case v.GetX509Certificate() != nil:
+		cert, err := x509.ParseCertificate(v.GetX509Certificate().GetRawBytes())
+		if err != nil {
+			return nil, invalid("signature.verifier.x509Certificate.rawBytes is not a DER X.509 certificate: %v", err)
+		}
+		pub = cert.PublicKey
+	case v.GetPublicKey() != nil:
+		pub, err = x509.ParsePKIXPublicKey(v.GetPublicKey().GetRawBytes())
+		if err != nil {
+			return nil, invalid("signature.verifier.publicKey.rawBytes is not a DER PKIX public key: %v", err)
+		}
+	default:
+		return nil, invalid("signature.verifier has neither x509Certificate nor publicKey")
+	}
+	// rekor-tiles only checks that the key and the keyDetails' hash are allowed
+	// somewhere in its registry; require the key to be the one keyDetails names.
+	only, err := signature.NewAlgorithmRegistryConfig([]commonv1.PublicKeyDetails{kd})
+	if err != nil {
+		return nil, invalid("signature.verifier.keyDetails %s: %v", kd, err)
+	}
+	if ok, err := only.IsAlgorithmPermitted(pub, details.GetHashType()); err != nil || !ok {
+		return nil, invalid("signature.verifier key is %s but keyDetails is %s; set keyDetails to the key's algorithm", describeKey(pub), kd)
+	}
+	if want := details.GetHashType().Size(); len(req.GetDigest()) != want {
+		return nil, invalid("digest is %d bytes but %s signs a %s digest of %d bytes", len(req.GetDigest()), kd, details.GetHashType(), want)
+	}
+	entry, err := hashedrekord.ToLogEntry(req, acceptedRegistry)
+	if err != nil {
+		return nil, invalid("%v; sign the digest with the key in signature.verifier", err)
+	}
+	serialized, err := protojson.Marshal(entry)
+	if err != nil {
+		return nil, invalid("marshalling entry: %v", err)
+	}
+	body, err := jsoncanonicalizer.Transform(serialized)
+	if err != nil {
+		return nil, invalid("canonicalizing entry: %v", err)
+	}
+	if len(body) > maxEntryBytes {
+		return nil, invalid("entry is %d bytes once canonicalized; the log's limit is %d (a certificate chain does not belong in the verifier: send the leaf certificate)", len(body), maxEntryBytes)
+	}
+	return body, nil
+}
+
+func accepted(kd commonv1.PublicKeyDetails) bool {
+	for _, a := range acceptedKeyDetails {
+		if a == kd {
+			return true
+		}
+	}
+	return false
+}
+
+func describeKey(pub crypto.PublicKey) string {
+	d, err := signature.GetDefaultPublicKeyDetails(pub)
+	if err != nil {
+		return fmt.Sprintf("%T", pub)
+	}
+	return "a " + strings.TrimPrefix(d.String(), "PKIX_") + " key"
+}
+
+// AppendHashedRekord validates req, appends it, and returns the Rekor v2
+// TransparencyLogEntry with its inclusion proof and a signed checkpoint that
+// covers it. It returns once the entry is durably in the log. Errors wrap
+// ErrInvalidEntry (caller's fault, nothing appended), ErrOverloaded, ErrClosed,
+// the context's error, or are internal.
+func (l *Log) AppendHashedRekord(ctx context.Context, req *rekorv2.HashedRekordRequestV002) (*rekorv1.TransparencyLogEntry, error) {
+	tle, err := l.appendHashedRekord(ctx, req)
+	if err != nil {
+		reason := reasonFor(err)
+		l.metrics.rejected.WithLabelValues(reason).Inc()
+		if reason == reasonInvalid {
+			l.logger.Debug("log entry refused", "error", err)
+		}
+		return nil, err
+	}
+	l.metrics.appended.WithLabelValues(kindHashedRekord).Inc()
+	return tle, nil
+}
+
+func (l *Log) appendHashedRekord(ctx context.Context, req *rekorv2.HashedRekordRequestV002) (*rekorv1.TransparencyLogEntry, error) {
+	body, err := canonicalHashedRekord(req)
+	if err != nil {
+		return nil, err
+	}
+	// Held for the whole append so Close waits for every append it let in.
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if l.closed {
+		return nil, ErrClosed
+	}
+	start := time.Now()
+	e := tessera.NewEntry(body)
+	future := l.add(ctx, e)
+	var (
+		th  *treeHead
+		idx tessera.Index
+	)
+	if l.awaiter != nil {
+		var cp []byte
+		idx, cp, err = l.awaiter.Await(ctx, future)
+		if err == nil {
+			th, err = l.publishedHead(cp)
+		}
+	} else {
+		idx, err = future()
+		if err == nil {
+			th, err = l.coveringHead(ctx, idx.Index)
+		}
+	}
+	if err != nil {
+		return nil, l.appendError(err)
+	}
+	hashes, err := l.tiles.inclusionProof(ctx, th, idx.Index, e.LeafHash())
+	if err != nil {
+		l.logger.Error("building inclusion proof", "index", idx.Index, "tree_size", th.size, "error", err)
+		return nil, fmt.Errorf("building inclusion proof for entry %d: %w", idx.Index, err)
+	}
+	if idx.Index > math.MaxInt64 || th.size > math.MaxInt64 {
+		return nil, fmt.Errorf("log index %d / tree size %d exceed int64", idx.Index, th.size)
+	}
+	l.metrics.latency.Observe(time.Since(start).Seconds())
+	return &rekorv1.TransparencyLogEntry{
+		LogIndex:          int64(idx.Index),
+		LogId:             &commonv1.LogId{KeyId: l.LogID()},
+		KindVersion:       &rekorv1.KindVersion{Kind: kindHashedRekord, Version: versionHashedRekord},
+		CanonicalizedBody: body,
+		InclusionProof: &rekorv1.InclusionProof{
+			LogIndex:   int64(idx.Index),
+			RootHash:   th.root,
+			TreeSize:   int64(th.size),
+			Hashes:     hashes,
+			Checkpoint: &rekorv1.Checkpoint{Envelope: string(th.checkpoint)},
+		},
+	}, nil
+}
+
+func (l *Log) appendError(err error) error {
+	switch {
+	case errors.Is(err, tessera.ErrPushback):
+		return fmt.Errorf("%w: %v", ErrOverloaded, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// The entry may still be appended; the caller stopped waiting for it.
+		return err
+	case l.closed:
+		return fmt.Errorf("%w: %v", ErrClosed, err)
+	}
+	l.logger.Error("appending entry", "error", err)
+	return fmt.Errorf("appending entry: %w", err)
+}
+
+func reasonFor(err error) string {
+	switch {
+	case errors.Is(err, ErrInvalidEntry):
+		return reasonInvalid
+	case errors.Is(err, ErrOverloaded):
+		return reasonOverloaded
+	case errors.Is(err, ErrClosed):
+		return reasonClosed
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return reasonCanceled
+	}
+	return reasonInternal
+}

@@ -1,0 +1,195 @@
+package tlog
+
+import (
+	"compress/gzip"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	"github.com/transparency-dev/tessera/api/layout"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/signet-dev/signet/server/apierror"
+)
+
+// Register adds the Rekor v2 write API and the C2SP tlog-tiles read API.
+func (l *Log) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v2/log/entries", l.handleCreateEntry)
+	mux.HandleFunc("GET /api/v2/checkpoint", l.handleCheckpoint)
+	mux.HandleFunc("GET /api/v2/tile/entries/{path...}", l.handleEntryBundle)
+	mux.HandleFunc("GET /api/v2/tile/{level}/{path...}", l.handleTile)
+}
+
+// Like rekor-tiles' gateway: reject unknown fields (a typo must not silently
+// drop part of an entry) and answer with every field present.
+var (
+	requestJSON  = protojson.UnmarshalOptions{DiscardUnknown: false}
+	responseJSON = protojson.MarshalOptions{EmitUnpopulated: true}
+)
+
+func (l *Log) handleCreateEntry(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, l.maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			l.metrics.rejected.WithLabelValues(reasonTooLarge).Inc()
+			apierror.Write(w, http.StatusRequestEntityTooLarge, "request body exceeds %d bytes; a log entry carries a digest, a signature and one certificate or key", tooBig.Limit)
+			return
+		}
+		l.metrics.rejected.WithLabelValues(reasonBadRequest).Inc()
+		apierror.Write(w, http.StatusBadRequest, "reading request body: %v", err)
+		return
+	}
+	var req rekorv2.CreateEntryRequest
+	if err := requestJSON.Unmarshal(body, &req); err != nil {
+		l.metrics.rejected.WithLabelValues(reasonBadRequest).Inc()
+		apierror.Write(w, http.StatusBadRequest, "request body is not a JSON CreateEntryRequest: %v; send {\"hashedRekordRequestV002\": {...}}", err)
+		return
+	}
+	var hr *rekorv2.HashedRekordRequestV002
+	switch spec := req.GetSpec().(type) {
+	case *rekorv2.CreateEntryRequest_HashedRekordRequestV002:
+		hr = spec.HashedRekordRequestV002
+	case *rekorv2.CreateEntryRequest_DsseRequestV002:
+		// rekor-tiles v2.3 refuses DSSE entries too: clients log a DSSE
+		// envelope as a hashedrekord over its PAE.
+		l.metrics.rejected.WithLabelValues(reasonUnsupported).Inc()
+		apierror.Write(w, http.StatusBadRequest, "dsseRequestV002 entries are not accepted; log the envelope as hashedRekordRequestV002 over the DSSE PAE digest")
+		return
+	default:
+		l.metrics.rejected.WithLabelValues(reasonUnsupported).Inc()
+		apierror.Write(w, http.StatusBadRequest, "request has no entry; send hashedRekordRequestV002")
+		return
+	}
+	tle, err := l.AppendHashedRekord(r.Context(), hr)
+	if err != nil {
+		writeAppendError(w, err)
+		return
+	}
+	out, err := responseJSON.Marshal(tle)
+	if err != nil {
+		l.logger.Error("marshalling transparency log entry", "error", err)
+		apierror.Write(w, http.StatusInternalServerError, "marshalling the log entry failed; the entry is in the log at index %d", tle.LogIndex)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write(out)
+}
+
+func writeAppendError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, ErrInvalidEntry):
+		apierror.Write(w, http.StatusBadRequest, "%v", err)
+	case errors.Is(err, ErrOverloaded):
+		w.Header().Set("Retry-After", "1")
+		apierror.Write(w, http.StatusServiceUnavailable, "%v; retry shortly", err)
+	case errors.Is(err, ErrClosed):
+		apierror.Write(w, http.StatusServiceUnavailable, "the transparency log is shutting down; retry against a running server")
+	case errors.Is(err, context.DeadlineExceeded):
+		apierror.Write(w, http.StatusGatewayTimeout, "timed out waiting for the entry to be integrated; it may still appear in the log")
+	case errors.Is(err, context.Canceled):
+		// The client is gone; nobody reads this. 499 as grpc-gateway does.
+		apierror.Write(w, 499, "request canceled")
+	default:
+		apierror.Write(w, http.StatusInternalServerError, "appending to the transparency log failed; retry, and report it if it persists")
+	}
+}
+
+// Cache lifetimes (C2SP tlog-tiles): full tiles and bundles never change;
+// partial ones may be deleted once full, the checkpoint moves on.
+const (
+	cacheImmutable  = "public, max-age=31536000, immutable"
+	cachePartial    = "public, max-age=10"
+	cacheCheckpoint = "no-cache"
+)
+
+func (l *Log) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
+	cp, err := l.reader.ReadCheckpoint(r.Context())
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			apierror.Write(w, http.StatusNotFound, "no checkpoint has been published yet; retry in a moment")
+			return
+		}
+		l.logger.Error("reading checkpoint", "error", err)
+		apierror.Write(w, http.StatusInternalServerError, "reading the checkpoint failed")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", cacheCheckpoint)
+	w.Header().Set("Content-Length", strconv.Itoa(len(cp)))
+	_, _ = w.Write(cp)
+}
+
+func (l *Log) handleTile(w http.ResponseWriter, r *http.Request) {
+	level, index, width, err := layout.ParseTileLevelIndexPartial(r.PathValue("level"), r.PathValue("path"))
+	if err != nil {
+		apierror.Write(w, http.StatusBadRequest, "tile path %s: %v; use tile/<L>/<N>[.p/<W>] as in C2SP tlog-tiles", r.URL.Path, err)
+		return
+	}
+	l.serveResource(w, r, layout.TilePath(level, index, width), width, false)
+}
+
+func (l *Log) handleEntryBundle(w http.ResponseWriter, r *http.Request) {
+	index, width, err := layout.ParseTileIndexPartial(r.PathValue("path"))
+	if err != nil {
+		apierror.Write(w, http.StatusBadRequest, "entry bundle path %s: %v; use tile/entries/<N>[.p/<W>] as in C2SP tlog-tiles", r.URL.Path, err)
+		return
+	}
+	l.serveResource(w, r, layout.EntriesPath(index, width), width, true)
+}
+
+// serveResource serves a tile or bundle from tessera's POSIX layout. rel is
+// rebuilt from the parsed coordinates, so only canonical spellings are served
+// and nothing outside the layout can be named.
+func (l *Log) serveResource(w http.ResponseWriter, r *http.Request, rel string, width uint8, compressible bool) {
+	if !strings.HasSuffix(r.URL.Path, "/"+rel) {
+		apierror.Write(w, http.StatusBadRequest, "%s is not the canonical path of that resource; use /api/v2/%s", r.URL.Path, rel)
+		return
+	}
+	data, err := os.ReadFile(filepath.Join(l.dir, filepath.FromSlash(rel)))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			apierror.Write(w, http.StatusNotFound, "%s does not exist; fetch only resources a checkpoint requires (a partial one may have been replaced by the full one)", rel)
+			return
+		}
+		l.logger.Error("reading log resource", "path", rel, "error", err)
+		apierror.Write(w, http.StatusInternalServerError, "reading %s failed", rel)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	if width == 0 {
+		h.Set("Cache-Control", cacheImmutable)
+	} else {
+		h.Set("Cache-Control", cachePartial)
+	}
+	if compressible {
+		h.Add("Vary", "Accept-Encoding")
+		if acceptsGzip(r) {
+			h.Set("Content-Encoding", "gzip")
+			gz := gzip.NewWriter(w)
+			_, _ = gz.Write(data)
+			_ = gz.Close()
+			return
+		}
+	}
+	h.Set("Content-Length", strconv.Itoa(len(data)))
+	_, _ = w.Write(data)
+}
+
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(coding), "gzip") && strings.ReplaceAll(strings.TrimSpace(params), " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,252 @@
+// Package tlog is signet's transparency log: a Rekor v2 (rekor-tiles)
+// compatible log of hashedrekord entries, stored by transparency-dev/tessera's
+// POSIX driver and served over C2SP tlog-tiles.
+package tlog
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/storage/posix"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Defaults chosen for short integration latency: tessera's minimum checkpoint
+// interval; batches short enough for ~25 ms latency at low load, long enough
+// that one integration's fsyncs serve a few hundred entries at high load
+// (measured: 10 ms batches gave ~15% less throughput at 256 clients, 40 ms
+// batches cap a closed-loop client pool at clients/40ms).
+const (
+	DefaultCheckpointInterval = 100 * time.Millisecond
+	DefaultBatchMaxAge        = 20 * time.Millisecond
+	DefaultBatchMaxSize       = 256
+	DefaultMaxRequestBytes    = 256 << 10
+	// awaitPollPeriod is how often the publication awaiter rereads the
+	// published checkpoint when Options.AwaitPublication is set.
+	awaitPollPeriod = 10 * time.Millisecond
+	// maxEntryBytes is the tlog-tiles limit on one entry (uint16 length prefix
+	// in entry bundles).
+	maxEntryBytes = 1<<16 - 1
+)
+
+// Options configure Open.
+type Options struct {
+	// Dir is the tessera POSIX root (e.g. <data>/log). It is created if absent.
+	Dir string
+	// Signer is the Ed25519 checkpoint key.
+	Signer ed25519.PrivateKey
+	// Origin is the checkpoint origin line; rekor-tiles uses the log's hostname
+	// (verifiers derive it from the trusted root's baseUrl host).
+	Origin string
+	// CheckpointInterval is how often tessera publishes /checkpoint (min 100ms).
+	CheckpointInterval time.Duration
+	// BatchMaxAge and BatchMaxSize bound how long and how many entries tessera
+	// collects before one integration.
+	BatchMaxAge  time.Duration
+	BatchMaxSize uint
+	// MaxRequestBytes bounds the body of POST /api/v2/log/entries.
+	MaxRequestBytes int64
+	// AwaitPublication makes an append wait until tessera has published a
+	// checkpoint covering it (at most one per CheckpointInterval). When false,
+	// an append is acknowledged once tessera has durably integrated it (entry
+	// bundle, tiles and tree state fsynced) and the log has signed a checkpoint
+	// for that integrated tree; tessera publishes a checkpoint of at least that
+	// size within CheckpointInterval. Both survive kill -9; the second does not
+	// tie every client's latency to the publication period.
+	AwaitPublication bool
+	Logger           *slog.Logger
+	Metrics          prometheus.Registerer
+}
+
+// Log is a running transparency log.
+type Log struct {
+	dir      string
+	origin   string
+	pub      ed25519.PublicKey
+	logID    []byte
+	signer   note.Signer
+	verifier note.Verifier
+	maxBody  int64
+	logger   *slog.Logger
+	metrics  *metrics
+
+	add      tessera.AddFn
+	shutdown func(context.Context) error
+	reader   tessera.LogReader
+	awaiter  *tessera.PublicationAwaiter
+	cancel   context.CancelFunc
+	closeMu  sync.RWMutex
+	closed   bool
+
+	tiles *tileCache
+
+	stateMu sync.Mutex
+	state   *treeHead // newest signed tree head handed out
+}
+
+// Open starts (or resumes) the log stored in opts.Dir.
+func Open(ctx context.Context, opts Options) (*Log, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("tlog: Options.Dir is empty; give the directory that holds (or will hold) the log's tiles")
+	}
+	if len(opts.Signer) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("tlog: Options.Signer is %d bytes, not an Ed25519 private key (%d bytes)", len(opts.Signer), ed25519.PrivateKeySize)
+	}
+	if !validOrigin(opts.Origin) {
+		return nil, fmt.Errorf("tlog: Options.Origin %q is not a valid checkpoint origin: it must be non-empty UTF-8 without spaces or '+' (use the log's hostname)", opts.Origin)
+	}
+	if opts.CheckpointInterval == 0 {
+		opts.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if opts.CheckpointInterval < 100*time.Millisecond {
+		return nil, fmt.Errorf("tlog: Options.CheckpointInterval %v is below tessera's minimum of 100ms", opts.CheckpointInterval)
+	}
+	if opts.BatchMaxAge <= 0 {
+		opts.BatchMaxAge = DefaultBatchMaxAge
+	}
+	if opts.BatchMaxSize == 0 {
+		opts.BatchMaxSize = DefaultBatchMaxSize
+	}
+	if opts.MaxRequestBytes <= 0 {
+		opts.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Metrics == nil {
+		// Metrics must still be collectable by the code; nobody scrapes them.
+		opts.Metrics = prometheus.NewRegistry()
+	}
+
+	pub := opts.Signer.Public().(ed25519.PublicKey)
+	keyHash, logID := checkpointKeyID(opts.Origin, pub)
+	signer := &noteSigner{name: opts.Origin, hash: keyHash, key: opts.Signer}
+	vkey, err := note.NewEd25519VerifierKey(opts.Origin, pub)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: checkpoint verifier key: %w", err)
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: checkpoint verifier: %w", err)
+	}
+	m, err := newMetrics(opts.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: registering metrics: %w", err)
+	}
+
+	driver, err := posix.New(ctx, posix.Config{Path: opts.Dir})
+	if err != nil {
+		return nil, fmt.Errorf("tlog: tessera POSIX storage at %s: %w", opts.Dir, err)
+	}
+	appendOpts := tessera.NewAppendOptions().
+		WithCheckpointSigner(signer).
+		WithCheckpointInterval(opts.CheckpointInterval).
+		WithBatching(opts.BatchMaxSize, opts.BatchMaxAge)
+	// The appender's goroutines live until Close, not until the caller's ctx ends.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	appender, shutdown, reader, err := tessera.NewAppender(runCtx, driver, appendOpts)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("tlog: opening tessera log in %s: %w", opts.Dir, err)
+	}
+	l := &Log{
+		dir:      opts.Dir,
+		origin:   opts.Origin,
+		pub:      pub,
+		logID:    logID,
+		signer:   signer,
+		verifier: verifier,
+		maxBody:  opts.MaxRequestBytes,
+		logger:   opts.Logger,
+		metrics:  m,
+		add:      appender.Add,
+		shutdown: shutdown,
+		reader:   reader,
+		cancel:   cancel,
+		tiles:    newTileCache(reader.ReadTile),
+	}
+	if opts.AwaitPublication {
+		l.awaiter = tessera.NewPublicationAwaiter(runCtx, reader.ReadCheckpoint, awaitPollPeriod)
+	}
+	size, err := reader.IntegratedSize(ctx)
+	if err != nil {
+		l.cancel()
+		return nil, fmt.Errorf("tlog: reading tree size in %s: %w", opts.Dir, err)
+	}
+	m.treeSize.Set(float64(size))
+	l.logger.Info("transparency log open", "dir", opts.Dir, "origin", opts.Origin,
+		"tree_size", size, "await_publication", opts.AwaitPublication)
+	return l, nil
+}
+
+// Close stops accepting appends, waits for those under way, lets tessera
+// finish integrating and publishing, then stops it.
+func (l *Log) Close(ctx context.Context) error {
+	l.closeMu.Lock()
+	if l.closed {
+		l.closeMu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.closeMu.Unlock()
+	err := l.shutdown(ctx)
+	l.cancel()
+	if err != nil {
+		return fmt.Errorf("tlog: shutting down tessera: %w", err)
+	}
+	return nil
+}
+
+// LogID is the log's identifier in trusted roots and entries: the full
+// SHA-256 of the checkpoint key (C2SP signed-note key ID preimage), as
+// rekor-tiles defines it.
+func (l *Log) LogID() []byte { return append([]byte(nil), l.logID...) }
+
+// PublicKey is the checkpoint verification key.
+func (l *Log) PublicKey() ed25519.PublicKey { return append(ed25519.PublicKey(nil), l.pub...) }
+
+// Origin is the checkpoint origin line.
+func (l *Log) Origin() string { return l.origin }
+
+// checkpointKeyID returns the signed-note key hash (first 4 bytes) and the
+// full SHA-256 it is cut from: SHA-256(origin || "\n" || 0x01 || pubkey).
+// rekor-tiles uses the full digest as the log ID.
+func checkpointKeyID(origin string, pub ed25519.PublicKey) (uint32, []byte) {
+	h := sha256.New()
+	h.Write([]byte(origin))
+	h.Write([]byte("\n"))
+	h.Write([]byte{0x01}) // signed-note signature type for Ed25519
+	h.Write(pub)
+	sum := h.Sum(nil)
+	return binary.BigEndian.Uint32(sum), sum
+}
+
+// validOrigin applies the signed-note key name rules.
+func validOrigin(s string) bool {
+	return s != "" && utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsSpace) < 0 && !strings.Contains(s, "+")
+}
+
+// noteSigner signs checkpoints with an in-memory Ed25519 key; note.NewSigner
+// would need the key re-encoded as a "PRIVATE+KEY+..." string.
+type noteSigner struct {
+	name string
+	hash uint32
+	key  ed25519.PrivateKey
+}
+
+func (s *noteSigner) Name() string                    { return s.name }
+func (s *noteSigner) KeyHash() uint32                 { return s.hash }
+func (s *noteSigner) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(s.key, msg), nil }

@@ -1,0 +1,55 @@
+package tlog
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	appended  *prometheus.CounterVec
+	rejected  *prometheus.CounterVec
+	latency   prometheus.Histogram
+	treeSize  prometheus.Gauge
+	tileReads prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		appended: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_tlog_entries_appended_total",
+			Help: "Entries appended to the transparency log and acknowledged with an inclusion proof.",
+		}, []string{"kind"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_tlog_entries_rejected_total",
+			Help: "Append requests refused or failed, by reason.",
+		}, []string{"reason"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "signet_tlog_append_duration_seconds",
+			Help:    "Time from a valid entry being queued to its inclusion proof being ready.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .2, .3, .5, 1, 2.5, 5, 10},
+		}),
+		treeSize: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "signet_tlog_tree_size",
+			Help: "Size of the newest tree the log has signed a checkpoint for.",
+		}),
+		tileReads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "signet_tlog_proof_tile_reads_total",
+			Help: "Tiles read from storage to build proofs (cache misses).",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.appended, m.rejected, m.latency, m.treeSize, m.tileReads} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Rejection reasons (label values of signet_tlog_entries_rejected_total).
+const (
+	reasonBadRequest  = "bad_request"
+	reasonTooLarge    = "too_large"
+	reasonUnsupported = "unsupported_kind"
+	reasonInvalid     = "invalid_entry"
+	reasonOverloaded  = "overloaded"
+	reasonCanceled    = "canceled"
+	reasonClosed      = "closed"
+	reasonInternal    = "internal"
+)
