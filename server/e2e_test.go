@@ -27,6 +27,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/sign"
 	"github.com/sigstore/sigstore-go/pkg/verify"
+	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/client"
@@ -221,9 +222,22 @@ func TestAcknowledgedEntriesSurviveKill9(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp, _, _, err := client.FetchCheckpoint(ctx, fetcher.ReadCheckpoint, verifier, origin)
-	if err != nil {
-		t.Fatalf("checkpoint after restart: %v", err)
+	// Acknowledged entries are durably integrated; tessera publishes a
+	// checkpoint covering them within its checkpoint interval after restart.
+	var maxIdx uint64
+	for _, a := range acks {
+		maxIdx = max(maxIdx, a.index)
+	}
+	var cp *log.Checkpoint
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		cp, _, _, err = client.FetchCheckpoint(ctx, fetcher.ReadCheckpoint, verifier, origin)
+		if err != nil {
+			t.Fatalf("checkpoint after restart: %v", err)
+		}
+		if cp.Size > maxIdx || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	pbld, err := client.NewProofBuilder(ctx, cp.Size, fetcher.ReadTile)
 	if err != nil {
