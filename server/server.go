@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/klog/v2"
 
 	"github.com/signet-dev/signet/server/apierror"
 	"github.com/signet-dev/signet/server/attest"
@@ -58,6 +59,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	if logger == nil {
 		logger = slog.Default()
 	}
+	// tessera logs through klog; send it to the same structured log.
+	klog.SetSlogLogger(logger.With("service", "log", "component", "tessera"))
 	s := &Server{cfg: cfg, logger: logger}
 	defer func() {
 		if err != nil {

@@ -18,7 +18,7 @@ func newBenchCmd() *cobra.Command {
 		serverURL, requestToken, dataDir, output string
 		clients                                  []int
 		duration, warmup                         time.Duration
-		entries                                  int
+		entries, tokens                          int
 	)
 	cmd := &cobra.Command{
 		Use:   "bench ca|log|tsa",
@@ -76,7 +76,7 @@ request token. Results for the reference machine are in docs/benchmarks.md.`,
 			)
 			switch kind {
 			case "ca":
-				w, err = loadgen.CA(ctx, serverURL, requestToken, maxClients)
+				w, err = loadgen.CA(ctx, serverURL, requestToken, maxClients, tokens)
 			case "log":
 				w, err = loadgen.Log(ctx, serverURL, requestToken, entries, func(n int) { progress("  %d entries signed", n) })
 			case "tsa":
@@ -127,6 +127,7 @@ request token. Results for the reference machine are in docs/benchmarks.md.`,
 	f.IntSliceVar(&clients, "clients", []int{16}, "concurrent clients; a list runs one measurement each")
 	f.DurationVar(&duration, "duration", 20*time.Second, "measured time per client count")
 	f.DurationVar(&warmup, "warmup", 3*time.Second, "unmeasured warm-up before each measurement")
+	f.IntVar(&tokens, "tokens", 20000, "ca: distinct tokens minted before the run and used round-robin, as CI jobs each bring their own; 0 reuses one token per client")
 	f.IntVar(&entries, "entries", 200000, "distinct log entries prepared before the log run (reused round-robin if exhausted)")
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd

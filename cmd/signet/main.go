@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/signet-dev/signet/core/sign/transport"
 )
 
 // Exit codes scripts can rely on.
@@ -22,6 +24,7 @@ const (
 type usageError struct{ error }
 
 func main() {
+	transport.Version = version
 	root := newRootCmd()
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
@@ -50,6 +53,39 @@ Run your own private Sigstore with 'signet server'.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())}
 	})
-	root.AddCommand(newServerCmd(), newBenchCmd(), newVersionCmd())
+	root.AddCommand(newServerCmd(), newBenchCmd(), newVersionCmd(), newGitHubActionCmd(),
+		newSignBlobCmd(), newAttestBlobCmd(), newVerifyBlobCmd(), newVerifyBlobAttestationCmd(),
+		newTrustCmd(), newLogCmd(), newQuickstartCmd())
+	markArgErrors(root)
 	return root
+}
+
+// markArgErrors makes wrong positional arguments and unknown subcommands
+// usage errors (exit 2), like bad flags, so scripts can tell a mistyped
+// command from a failed operation.
+func markArgErrors(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		markArgErrors(sub)
+	}
+	if c.HasSubCommands() && c.Args == nil && c.Run == nil && c.RunE == nil {
+		// A command group: any argument is a subcommand that does not exist.
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())
+			}
+			return nil
+		}
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			_ = cmd.Help()
+			return usageError{fmt.Errorf("%s needs a subcommand; run '%s --help'", cmd.CommandPath(), cmd.CommandPath())}
+		}
+	}
+	if orig := c.Args; orig != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := orig(cmd, args); err != nil {
+				return usageError{fmt.Errorf("%w\nRun '%s --help' for usage", err, cmd.CommandPath())}
+			}
+			return nil
+		}
+	}
 }

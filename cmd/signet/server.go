@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +22,7 @@ import (
 func newServerCmd() *cobra.Command {
 	var (
 		configPath, logLevel, logFormat string
+		debugAddr                       string
 		flagCfg                         server.Config
 	)
 	cmd := &cobra.Command{
@@ -79,6 +85,11 @@ which cosign v3 takes as --trusted-root and --signing-config.`,
 			if err != nil {
 				return err
 			}
+			if debugAddr != "" {
+				if err := serveDebug(ctx, debugAddr, logger); err != nil {
+					return err
+				}
+			}
 			printBanner(cmd, srv)
 			return srv.Serve(ctx)
 		},
@@ -91,9 +102,33 @@ which cosign v3 takes as --trusted-root and --signing-config.`,
 	f.StringVar(&flagCfg.TLS.Cert, "tls-cert", "", "PEM certificate for HTTPS")
 	f.StringVar(&flagCfg.TLS.Key, "tls-key", "", "PEM private key for HTTPS")
 	f.BoolVar(&flagCfg.DevOIDC, "dev-oidc", false, "enable the development OIDC issuer at <url>/dev/oidc (quickstarts and tests only: anyone with its request token can mint any identity)")
+	f.StringVar(&debugAddr, "debug-addr", "", "serve Go profiling (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060; never expose it")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	return cmd
+}
+
+// serveDebug exposes pprof on its own listener so profiling never shares
+// the public port.
+func serveDebug(ctx context.Context, addr string, logger *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--debug-addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	logger.Info("profiling endpoint enabled", "addr", ln.Addr().String())
+	return nil
 }
 
 func newLogger(cmd *cobra.Command, level, format string) (*slog.Logger, error) {

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -17,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/digitorus/timestamp"
 )
@@ -166,27 +168,67 @@ func parseSigningCert(status int, body []byte) (*x509.Certificate, error) {
 	return x509.ParseCertificate(block.Bytes)
 }
 
-// CA prepares one token and key per client; every request is a full
-// certificate issuance (token check, proof of possession, signing).
-func CA(ctx context.Context, server, requestToken string, clients int) (*Workload, error) {
-	bodies := make([][]byte, clients)
-	for c := range bodies {
-		tok, err := DevToken(ctx, server, requestToken, url.Values{"kind": {"github"}, "repository": {fmt.Sprintf("bench/repo-%d", c)}})
-		if err != nil {
-			return nil, err
-		}
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		if bodies[c], err = signingCertBody(tok, key); err != nil {
-			return nil, err
-		}
+// CA prepares certificate requests. With tokens == 0 each client reuses one
+// token; otherwise tokens distinct tokens (one identity, distinct jti) are
+// minted up front and used round-robin, the way CI jobs each bring a fresh
+// token, so no server-side token cache can short-cut verification.
+func CA(ctx context.Context, server, requestToken string, clients, tokens int) (*Workload, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
 	}
+	n := tokens
+	if n == 0 {
+		n = clients
+	}
+	bodies := make([][]byte, n)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		next     atomicCounter
+	)
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.inc())
+				if i >= n {
+					return
+				}
+				params := url.Values{"kind": {"github"}, "repository": {"bench/repo"}}
+				if tokens == 0 {
+					params.Set("repository", fmt.Sprintf("bench/repo-%d", i))
+				}
+				tok, err := DevToken(ctx, server, requestToken, params)
+				var body []byte
+				if err == nil {
+					body, err = signingCertBody(tok, key)
+				}
+				if err != nil {
+					mu.Lock()
+					firstErr = cmp.Or(firstErr, err)
+					mu.Unlock()
+					return
+				}
+				bodies[i] = body
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	var rr atomicCounter
 	return &Workload{
 		Name: "ca",
 		Next: func(c, i int) Request {
-			return Request{Path: "/api/v2/signingCert", ContentType: "application/json", Body: bodies[c]}
+			b := bodies[c%len(bodies)]
+			if tokens > 0 {
+				b = bodies[rr.inc()%uint64(len(bodies))]
+			}
+			return Request{Path: "/api/v2/signingCert", ContentType: "application/json", Body: b}
 		},
 		Check: func(status int, body []byte) error {
 			_, err := parseSigningCert(status, body)

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	"github.com/spf13/pflag"
+
+	"github.com/signet-dev/signet/core/certext"
+	"github.com/signet-dev/signet/core/sign"
+	"github.com/signet-dev/signet/core/verify"
+)
+
+// outputFormat is the --output flag every file command shares: "text" for
+// people (results on stdout, progress on stderr), "json" for scripts (one
+// JSON document on stdout, fields documented in docs/cli.md).
+type outputFormat struct{ format string }
+
+func (o *outputFormat) add(f *pflag.FlagSet) {
+	f.StringVarP(&o.format, "output", "o", "text", "output format: text or json (stable fields, see docs/cli.md)")
+}
+
+func (o *outputFormat) check() error {
+	if o.format != "text" && o.format != "json" {
+		return usageError{fmt.Errorf("--output %q: use text or json", o.format)}
+	}
+	return nil
+}
+
+func (o *outputFormat) json() bool { return o.format == "json" }
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// logEntryJSON is one transparency log entry in --output json.
+type logEntryJSON struct {
+	LogIndex int64  `json:"logIndex"`
+	LogID    string `json:"logId"` // hex
+	// LogURL is the log's base URL from the trusted root (verification only).
+	LogURL string `json:"logUrl,omitempty"`
+	// Origin is the checkpoint origin the entry's proof is signed under.
+	Origin   string `json:"origin,omitempty"`
+	TreeSize uint64 `json:"treeSize,omitempty"`
+}
+
+func signedEntries(entries []*protorekor.TransparencyLogEntry) []logEntryJSON {
+	out := make([]logEntryJSON, 0, len(entries))
+	for _, e := range entries {
+		origin, _, _ := strings.Cut(e.GetInclusionProof().GetCheckpoint().GetEnvelope(), "\n")
+		out = append(out, logEntryJSON{
+			LogIndex: e.GetLogIndex(),
+			LogID:    hex.EncodeToString(e.GetLogId().GetKeyId()),
+			Origin:   origin,
+			TreeSize: uint64(e.GetInclusionProof().GetTreeSize()),
+		})
+	}
+	return out
+}
+
+func verifiedEntries(entries []verify.LogEntry) []logEntryJSON {
+	out := make([]logEntryJSON, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, logEntryJSON{LogIndex: e.LogIndex, LogID: hex.EncodeToString(e.LogID), LogURL: e.BaseURL, TreeSize: e.TreeSize})
+	}
+	return out
+}
+
+// certIdentity is the subject alternative name Fulcio puts in a certificate:
+// an email or a URI.
+func certIdentity(c *x509.Certificate) string {
+	switch {
+	case len(c.EmailAddresses) > 0:
+		return c.EmailAddresses[0]
+	case len(c.URIs) > 0:
+		return c.URIs[0].String()
+	}
+	return ""
+}
+
+func certIssuer(c *x509.Certificate) string {
+	ext, err := certext.FromCertificate(c)
+	if err != nil {
+		return ""
+	}
+	return ext.Issuer
+}
+
+func hashName(a protocommon.HashAlgorithm) string {
+	switch a {
+	case protocommon.HashAlgorithm_SHA2_256:
+		return "sha256"
+	case protocommon.HashAlgorithm_SHA2_384:
+		return "sha384"
+	case protocommon.HashAlgorithm_SHA2_512:
+		return "sha512"
+	}
+	return strings.ToLower(a.String())
+}
+
+// progressPrinter writes one line per completed signing step, for CI logs.
+func progressPrinter(w io.Writer) func(sign.Event) {
+	return func(e sign.Event) {
+		fmt.Fprintf(w, "  %-12s %s (%s)\n", e.Step, e.Detail, e.Elapsed.Round(time.Millisecond))
+	}
+}
