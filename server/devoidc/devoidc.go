@@ -20,9 +20,8 @@ package devoidc
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -45,10 +44,10 @@ import (
 )
 
 const (
-	// SigningAlgorithm is the JWS algorithm of every token. A go-oidc
-	// verifier built with oidc.NewVerifier and KeySet must list it in
-	// Config.SupportedSigningAlgs, since go-oidc otherwise accepts only RS256.
-	SigningAlgorithm = "ES256"
+	// SigningAlgorithm is the JWS algorithm of every token: RS256 with a
+	// 2048-bit key, as GitHub Actions and most CI issuers sign, so the CA's
+	// work per token matches what production tokens cost.
+	SigningAlgorithm = "RS256"
 	// DefaultAudience is the audience when a request names none; it is the
 	// one Sigstore clients ask for.
 	DefaultAudience = "sigstore"
@@ -79,7 +78,7 @@ type Options struct {
 type Issuer struct {
 	issuer       string
 	basePath     string
-	key          *ecdsa.PrivateKey
+	key          *rsa.PrivateKey
 	keyID        string
 	signer       jose.Signer
 	requestToken string
@@ -120,7 +119,7 @@ func New(opts Options) (*Issuer, error) {
 	// RFC 7638 thumbprint as kid: stable across restarts, derived from the key.
 	keyID := base64.RawURLEncoding.EncodeToString(thumb)
 	signer, err := jose.NewSigner(
-		jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: keyID}},
+		jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: keyID}},
 		(&jose.SignerOptions{}).WithType("JWT"),
 	)
 	if err != nil {
@@ -244,10 +243,10 @@ func checkIssuerURL(s string) (string, error) {
 	return u.Path, nil
 }
 
-func loadOrCreateKey(p string) (*ecdsa.PrivateKey, error) {
+func loadOrCreateKey(p string) (*rsa.PrivateKey, error) {
 	b, err := readSecretFile(p)
 	if errors.Is(err, os.ErrNotExist) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		key, err := rsa.GenerateKey(rand.Reader, 2048)
 		if err != nil {
 			return nil, fmt.Errorf("generating signing key: %w", err)
 		}
@@ -271,9 +270,9 @@ func loadOrCreateKey(p string) (*ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v; delete it to generate a new key", p, err)
 	}
-	key, ok := parsed.(*ecdsa.PrivateKey)
-	if !ok || key.Curve != elliptic.P256() {
-		return nil, fmt.Errorf("%s holds a %T, not an ECDSA P-256 key; delete it to generate a new key", p, parsed)
+	key, ok := parsed.(*rsa.PrivateKey)
+	if !ok || key.N.BitLen() < 2048 {
+		return nil, fmt.Errorf("%s holds a %T, not an RSA key of at least 2048 bits; delete it to generate a new key", p, parsed)
 	}
 	return key, nil
 }

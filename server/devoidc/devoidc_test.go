@@ -294,8 +294,8 @@ func TestDiscoveryDocument(t *testing.T) {
 	if d["issuer"] != f.iss.IssuerURL() || d["jwks_uri"] != f.iss.IssuerURL()+"/jwks" {
 		t.Errorf("issuer %v jwks_uri %v", d["issuer"], d["jwks_uri"])
 	}
-	if algs, _ := d["id_token_signing_alg_values_supported"].([]any); len(algs) != 1 || algs[0] != "ES256" {
-		t.Errorf("algorithms %v, want [ES256]", algs)
+	if algs, _ := d["id_token_signing_alg_values_supported"].([]any); len(algs) != 1 || algs[0] != "RS256" {
+		t.Errorf("algorithms %v, want [RS256]", algs)
 	}
 	status, body = f.fetch(t, f.iss.IssuerURL()+"/jwks", "")
 	if status != http.StatusOK || !strings.Contains(string(body), `"kid":"`+f.iss.keyID+`"`) || strings.Contains(string(body), `"d":`) {

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto"
@@ -230,11 +231,18 @@ func CA(ctx context.Context, server, requestToken string, clients, tokens int) (
 			}
 			return Request{Path: "/api/v2/signingCert", ContentType: "application/json", Body: b}
 		},
-		Check: func(status int, body []byte) error {
-			_, err := parseSigningCert(status, body)
-			return err
-		},
+		Check: checkSigningCert,
 	}, nil
+}
+
+// checkSigningCert confirms an answer carries a PEM certificate chain without
+// parsing the certificates: the load generator shares the machine with the
+// server, and the tests check certificate contents elsewhere.
+func checkSigningCert(status int, body []byte) error {
+	if !bytes.Contains(body, []byte(`"chain"`)) || !bytes.Contains(body, []byte("BEGIN CERTIFICATE")) {
+		return fmt.Errorf("CA answer (HTTP %d) carries no certificate chain: %.200s", status, body)
+	}
+	return nil
 }
 
 // Log prepares n distinct hashedrekord v0.0.2 entries signed by one
