@@ -10,96 +10,20 @@ package acttest
 import (
 	"bytes"
 	"context"
-	"fmt"
+	"github.com/signet-dev/signet/internal/toolcache"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"sync"
-	"syscall"
 	"time"
 )
 
 // Version is the act release the harness builds.
-const Version = "v0.2.89"
+var Version = toolcache.Act.Version
 
-const module = "github.com/nektos/act"
-
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-)
-
-// CacheDir is where act is kept: $SIGNET_TOOLS_CACHE or
-// $HOME/.cache/signet-tools, then act-<version>.
-func CacheDir() (string, error) {
-	root := os.Getenv("SIGNET_TOOLS_CACHE")
-	if root == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("no tools cache: set SIGNET_TOOLS_CACHE or HOME: %w", err)
-		}
-		root = filepath.Join(home, ".cache", "signet-tools")
-	}
-	return filepath.Join(root, "act-"+Version), nil
-}
-
-// Binary returns the path of act, building it with `go install` on first
-// use. A lock file serialises concurrent test binaries.
-func Binary() (string, error) {
-	buildOnce.Do(func() { buildPath, buildErr = build() })
-	return buildPath, buildErr
-}
-
-func build() (string, error) {
-	dir, err := CacheDir()
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "act")
-	if isExecutable(bin) {
-		return bin, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("creating tools cache: %w", err)
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return "", fmt.Errorf("opening build lock: %w", err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("locking %s: %w", lock.Name(), err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-	if isExecutable(bin) { // built by another process while we waited
-		return bin, nil
-	}
-	// Install into a scratch directory and rename, so a half-written binary
-	// is never seen at the final path.
-	tmp, err := os.MkdirTemp(dir, "build-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(tmp)
-	cmd := exec.Command("go", "install", module+"@"+Version)
-	cmd.Dir = tmp // outside any module, so the clone's go.mod is not touched
-	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOTOOLCHAIN=local", "GOFLAGS=-buildvcs=false", "GOWORK=off")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("building act %s (go install %s@%s): %v\n%s", Version, module, Version, err, out)
-	}
-	if err := os.Rename(filepath.Join(tmp, "act"), bin); err != nil {
-		return "", err
-	}
-	return bin, nil
-}
-
-func isExecutable(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
+// Binary returns the path of act, built on first use into the tools cache
+// (internal/toolcache).
+func Binary() (string, error) { return toolcache.Act.Binary() }
 
 // Run describes one act invocation.
 type Run struct {

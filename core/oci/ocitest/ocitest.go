@@ -11,6 +11,7 @@ package ocitest
 import (
 	"bytes"
 	"fmt"
+	"github.com/signet-dev/signet/internal/toolcache"
 	"io"
 	"log"
 	"net"
@@ -20,8 +21,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,9 +29,7 @@ import (
 )
 
 // RegistryVersion is the distribution release the harness builds.
-const RegistryVersion = "v3.0.0"
-
-const registryModule = "github.com/distribution/distribution/v3/cmd/registry"
+var RegistryVersion = toolcache.Registry.Version
 
 // Registry is a running registry on 127.0.0.1.
 type Registry struct {
@@ -192,79 +189,6 @@ func run(bin, cfg, host string) (stop func(), err error) {
 	return nil, fmt.Errorf("registry on %s not ready after 15s: %s", host, strings.TrimSpace(out.String()))
 }
 
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-)
-
-// CacheDir is where the registry binary is kept: $SIGNET_TOOLS_CACHE or
-// $HOME/.cache/signet-tools, then registry-<version>.
-func CacheDir() (string, error) {
-	root := os.Getenv("SIGNET_TOOLS_CACHE")
-	if root == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("no tools cache: set SIGNET_TOOLS_CACHE or HOME: %w", err)
-		}
-		root = filepath.Join(home, ".cache", "signet-tools")
-	}
-	return filepath.Join(root, "registry-"+RegistryVersion), nil
-}
-
-// Binary returns the path of distribution's registry, building it with
-// `go install` on first use. A lock file serialises concurrent test binaries
-// so that only one of them builds.
-func Binary() (string, error) {
-	buildOnce.Do(func() { buildPath, buildErr = build() })
-	return buildPath, buildErr
-}
-
-func build() (string, error) {
-	dir, err := CacheDir()
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "registry")
-	if isExecutable(bin) {
-		return bin, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("creating tools cache: %w", err)
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return "", fmt.Errorf("opening build lock: %w", err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("locking %s: %w", lock.Name(), err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-	if isExecutable(bin) { // built by another process while we waited
-		return bin, nil
-	}
-	// Install into a scratch directory and rename, so a half-written binary
-	// is never seen at the final path.
-	tmp, err := os.MkdirTemp(dir, "build-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(tmp)
-	cmd := exec.Command("go", "install", registryModule+"@"+RegistryVersion)
-	cmd.Dir = tmp // outside any module, so the clone's go.mod is not touched
-	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOTOOLCHAIN=local", "GOFLAGS=-buildvcs=false", "GOWORK=off")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("building distribution registry %s (go install %s@%s): %v\n%s", RegistryVersion, registryModule, RegistryVersion, err, out)
-	}
-	if err := os.Rename(filepath.Join(tmp, "registry"), bin); err != nil {
-		return "", err
-	}
-	return bin, nil
-}
-
-func isExecutable(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
+// Binary returns the path of distribution's registry, built on first use
+// into the tools cache (internal/toolcache).
+func Binary() (string, error) { return toolcache.Registry.Binary() }
