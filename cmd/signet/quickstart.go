@@ -459,8 +459,8 @@ then each step (from a clone without an installed signet: 'go run ./cmd/signet')
   signet trust --out %[1]s/pinned
   signet sign-blob %[3]s
   signet attest-blob %[3]s --predicate %[4]s --type slsaprovenance1
-  signet verify-blob %[3]s --trusted-root %[1]s/pinned/trusted_root.json \\
-    --certificate-identity %[5]s \\
+  signet verify-blob %[3]s --trusted-root %[1]s/pinned/trusted_root.json \
+    --certificate-identity %[5]s \
     --certificate-oidc-issuer "$SIGNET_SERVER/dev/oidc"
   signet log search --digest %[3]s
   signet log checkpoint`, rel(r.Dir), qsRepository, rel(r.Artifact), rel(filepath.Join(r.Dir, "artifact.provenance.json")), r.Identity)
