@@ -413,3 +413,73 @@ func TestServesTLS(t *testing.T) {
 		t.Fatal("TLS listener answered plain HTTP")
 	}
 }
+
+// Every identity shape the development issuer mints becomes a certificate
+// through the real process, issued to a standard client, with the SAN
+// Fulcio's certificate specification gives that identity type.
+func TestCertificatesForEveryIdentityType(t *testing.T) {
+	ctx := context.Background()
+	p := servertest.Start(t, t.TempDir(), "--dev-oidc")
+	cases := []struct {
+		kind      string
+		params    url.Values
+		email     string
+		uriPrefix string
+	}{
+		{"github", url.Values{"repository": {"acme/widget"}}, "", "https://github.com/acme/widget/.github/workflows/"},
+		{"gitlab", nil, "", "https://gitlab.com/"},
+		{"kubernetes", url.Values{"namespace": {"ci"}, "serviceaccount": {"builder"}}, "", "https://kubernetes.io/namespaces/ci/serviceaccounts/builder"},
+		{"buildkite", nil, "", "https://buildkite.com/"},
+		{"circleci", nil, "", "https://circleci.com/api/v2/projects/"},
+		{"spiffe", nil, "", "spiffe://example.org/"},
+		{"email", url.Values{"email": {"alice@example.com"}}, "alice@example.com", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.kind, func(t *testing.T) {
+			params := url.Values{"kind": {tc.kind}}
+			for k, v := range tc.params {
+				params[k] = v
+			}
+			tok, err := p.Token(ctx, params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kp, err := sign.NewEphemeralKeypair(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			der, err := sign.NewFulcio(&sign.FulcioOptions{BaseURL: p.URL}).GetCertificate(ctx, kp, &sign.CertificateProviderOptions{IDToken: tok})
+			if err != nil {
+				t.Fatalf("standard Fulcio client refused: %v", err)
+			}
+			cert, err := x509.ParseCertificate(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cert.NotAfter.Sub(cert.NotBefore) != 10*time.Minute {
+				t.Fatalf("validity %v, want 10m", cert.NotAfter.Sub(cert.NotBefore))
+			}
+			switch {
+			case tc.email != "":
+				if len(cert.EmailAddresses) != 1 || cert.EmailAddresses[0] != tc.email || len(cert.URIs) != 0 {
+					t.Fatalf("SAN emails %v URIs %v", cert.EmailAddresses, cert.URIs)
+				}
+			default:
+				if len(cert.URIs) != 1 || !strings.HasPrefix(cert.URIs[0].String(), tc.uriPrefix) || len(cert.EmailAddresses) != 0 {
+					t.Fatalf("SAN URIs %v, want one starting %s", cert.URIs, tc.uriPrefix)
+				}
+			}
+		})
+	}
+
+	// A token for another audience is refused with the reason, and nothing is issued.
+	tok, err := p.Token(ctx, url.Values{"kind": {"github"}, "audience": {"someone-else"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, _ := sign.NewEphemeralKeypair(nil)
+	_, err = sign.NewFulcio(&sign.FulcioOptions{BaseURL: p.URL, Retries: 0}).GetCertificate(ctx, kp, &sign.CertificateProviderOptions{IDToken: tok})
+	if err == nil || !strings.Contains(err.Error(), "audience") {
+		t.Fatalf("want an audience refusal, got %v", err)
+	}
+}
