@@ -2,20 +2,12 @@ package verify
 
 import (
 	"crypto/x509"
-	"encoding/asn1"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/signet-dev/signet/core/certext"
 	"github.com/signet-dev/signet/core/trust"
-)
-
-var (
-	oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
-	// Fulcio's otherName SAN for usernames (1.3.6.1.4.1.57264.1.7).
-	oidOtherNameUsername = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 7}
 )
 
 // verifyChain checks that cert chains to a CA of the trusted root at every
@@ -61,7 +53,7 @@ type Identity struct {
 }
 
 func identityOf(cert *x509.Certificate) (Identity, error) {
-	san, err := subjectAltName(cert)
+	san, err := certext.SubjectAltName(cert)
 	if err != nil {
 		return Identity{}, fail(CheckIdentity, err, "cannot read the signer identity")
 	}
@@ -73,69 +65,6 @@ func identityOf(cert *x509.Certificate) (Identity, error) {
 		return Identity{}, fail(CheckIdentity, nil, "certificate has no OIDC issuer extension (1.3.6.1.4.1.57264.1.8 or .1.1); it was not issued by a Fulcio-compatible CA")
 	}
 	return Identity{SAN: san, Issuer: ext.Issuer, Extensions: ext}, nil
-}
-
-// subjectAltName returns the single identity a Fulcio certificate carries.
-func subjectAltName(cert *x509.Certificate) (string, error) {
-	var sans []string
-	sans = append(sans, cert.EmailAddresses...)
-	for _, u := range cert.URIs {
-		sans = append(sans, u.String())
-	}
-	other, err := otherNameSANs(cert)
-	if err != nil {
-		return "", err
-	}
-	sans = append(sans, other...)
-	switch len(sans) {
-	case 0:
-		return "", errNoSAN
-	case 1:
-		return sans[0], nil
-	}
-	return "", fmt.Errorf("certificate has %d subject alternative names (%s); Fulcio certificates carry exactly one", len(sans), strings.Join(sans, ", "))
-}
-
-// otherNameSANs extracts Fulcio username SANs (otherName, UTF8String), which
-// crypto/x509 does not expose.
-func otherNameSANs(cert *x509.Certificate) ([]string, error) {
-	var out []string
-	for _, ext := range cert.Extensions {
-		if !ext.Id.Equal(oidSubjectAltName) {
-			continue
-		}
-		var seq asn1.RawValue
-		if rest, err := asn1.Unmarshal(ext.Value, &seq); err != nil || len(rest) > 0 {
-			return nil, errors.New("subject alternative name extension is malformed")
-		}
-		rest := seq.Bytes
-		for len(rest) > 0 {
-			var gn asn1.RawValue
-			var err error
-			if rest, err = asn1.Unmarshal(rest, &gn); err != nil {
-				return nil, errors.New("subject alternative name extension is malformed")
-			}
-			if gn.Class != asn1.ClassContextSpecific || gn.Tag != 0 {
-				continue // not otherName
-			}
-			var on struct {
-				ID    asn1.ObjectIdentifier
-				Value asn1.RawValue `asn1:"explicit,tag:0"`
-			}
-			if _, err := asn1.UnmarshalWithParams(gn.FullBytes, &on, "tag:0"); err != nil {
-				return nil, errors.New("otherName subject alternative name is malformed")
-			}
-			if !on.ID.Equal(oidOtherNameUsername) {
-				continue
-			}
-			var s string
-			if _, err := asn1.UnmarshalWithParams(on.Value.FullBytes, &s, "utf8"); err != nil {
-				return nil, errors.New("username subject alternative name is not a UTF8String")
-			}
-			out = append(out, s)
-		}
-	}
-	return out, nil
 }
 
 func checkIdentity(p *Policy, id Identity) error {

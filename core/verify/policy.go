@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -103,4 +102,3 @@ func matchExtensions(want, got certext.Extensions) error {
 	return nil
 }
 
-var errNoSAN = errors.New("certificate has no subject alternative name")

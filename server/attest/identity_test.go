@@ -33,6 +33,8 @@ func certWithExtensions(t *testing.T, exts ...pkix.Extension) *x509.Certificate 
 	return cert
 }
 
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+
 // usernameSAN builds the otherName SAN Fulcio uses for username identities.
 func usernameSAN(t *testing.T, name string) pkix.Extension {
 	t.Helper()
@@ -40,7 +42,7 @@ func usernameSAN(t *testing.T, name string) pkix.Extension {
 	on, err := asn1.MarshalWithParams(struct {
 		TypeID asn1.ObjectIdentifier
 		Value  asn1.RawValue
-	}{oidOtherNameUsername, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: val}}, "tag:0")
+	}{certext.OIDOtherNameUsername, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: val}}, "tag:0")
 	if err != nil {
 		t.Fatal(err)
 	}
