@@ -55,7 +55,8 @@ Run your own private Sigstore with 'signet server'.`,
 	})
 	root.AddCommand(newServerCmd(), newBenchCmd(), newVersionCmd(), newGitHubActionCmd(),
 		newSignBlobCmd(), newAttestBlobCmd(), newVerifyBlobCmd(), newVerifyBlobAttestationCmd(),
-		newTrustCmd(), newLogCmd(), newQuickstartCmd())
+		newTrustCmd(), newLogCmd(), newQuickstartCmd(),
+		newImageSignCmd(), newImageAttestCmd(), newImageVerifyCmd(), newImageVerifyAttestationCmd(), newImageTreeCmd(), newImageCopyCmd())
 	markArgErrors(root)
 	return root
 }
@@ -83,6 +84,10 @@ func markArgErrors(c *cobra.Command) {
 	if orig := c.Args; orig != nil {
 		c.Args = func(cmd *cobra.Command, args []string) error {
 			if err := orig(cmd, args); err != nil {
+				var ue usageError
+				if errors.As(err, &ue) {
+					return err // already says how to get help
+				}
 				return usageError{fmt.Errorf("%w\nRun '%s --help' for usage", err, cmd.CommandPath())}
 			}
 			return nil

@@ -1,0 +1,392 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/sigstore/sigstore/pkg/signature/payload"
+	"github.com/spf13/cobra"
+
+	"github.com/signet-dev/signet/core/intoto"
+	"github.com/signet-dev/signet/core/oci"
+	"github.com/signet-dev/signet/core/sbom"
+	"github.com/signet-dev/signet/core/sign"
+	"github.com/signet-dev/signet/core/signer"
+)
+
+// imageSignFlags are the flags sign and attest share: sign-blob's, without
+// --bundle (the bundle goes to the registry), plus the registry flags.
+type imageSignFlags struct {
+	s          signFlags
+	reg        registryFlags
+	recursive  bool
+	legacyTags bool
+}
+
+func (f *imageSignFlags) add(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	f.s.trust.addSigningConfig(fs)
+	f.s.trust.addServer(fs)
+	fs.StringVar(&f.s.identityToken, "identity-token", "", "OIDC identity token (a JWT, or a file holding one); default: detected from the CI environment")
+	fs.StringVar(&f.s.key, "key", "", "sign with this self-managed PEM private key instead of keyless (password in $"+signer.PasswordEnv+" if encrypted)")
+	fs.BoolVarP(&f.recursive, "recursive", "r", false, "for a multi-platform index, also sign each platform manifest (what docker pull and Kubernetes resolve to)")
+	fs.BoolVar(&f.legacyTags, "legacy-tags", false, "also write cosign's legacy sha256-<hex>.sig/.att tags, for policy engines that read only those (Kyverno, policy-controller)")
+	f.reg.add(fs)
+	f.s.out.add(fs)
+}
+
+// imageSigned is one bundle signed and attached (--output json).
+type imageSigned struct {
+	// Digest is the signed manifest, repository@sha256:<hex>.
+	Digest   string `json:"digest"`
+	Platform string `json:"platform,omitempty"`
+	// Kind is "signature" or "attestation".
+	Kind          string `json:"kind"`
+	PredicateType string `json:"predicateType"`
+	Identity      string `json:"identity,omitempty"`
+	Issuer        string `json:"issuer,omitempty"`
+	KeyHint       string `json:"keyHint,omitempty"`
+	// Referrer is the pushed referrer manifest, repository@sha256:<hex>.
+	Referrer string `json:"referrer"`
+	// Path is how the registry keeps referrers: "referrers API" or
+	// "referrers tag" (then FallbackTag names the tag updated).
+	Path          string         `json:"path"`
+	FallbackTag   string         `json:"fallbackTag,omitempty"`
+	LegacyTags    []string       `json:"legacyTags,omitempty"`
+	AttestationID string         `json:"attestationId,omitempty"`
+	LogEntries    []logEntryJSON `json:"logEntries"`
+}
+
+// imageSignResult is what sign and attest report (--output json).
+type imageSignResult struct {
+	Image  string        `json:"image"`
+	Signed []imageSigned `json:"signed"`
+}
+
+func (r *imageSignResult) print(w io.Writer) {
+	for _, s := range r.Signed {
+		fmt.Fprintf(w, "attached %s to %s\n", s.Kind, s.Digest)
+		if s.Platform != "" {
+			fmt.Fprintf(w, "  platform   %s\n", s.Platform)
+		}
+		if s.Identity != "" {
+			fmt.Fprintf(w, "  signer     %s\n  issuer     %s\n", s.Identity, s.Issuer)
+		} else {
+			fmt.Fprintf(w, "  key        %s\n", s.KeyHint)
+		}
+		fmt.Fprintf(w, "  predicate  %s\n", s.PredicateType)
+		fmt.Fprintf(w, "  referrer   %s (%s)\n", s.Referrer, s.Path)
+		for _, t := range s.LegacyTags {
+			fmt.Fprintf(w, "  legacy tag %s\n", t)
+		}
+		if s.AttestationID != "" {
+			fmt.Fprintf(w, "  stored as  attestation %s\n", s.AttestationID)
+		}
+		for _, e := range s.LogEntries {
+			fmt.Fprintf(w, "  logged as  entry %d in %s (log ID %s)\n", e.LogIndex, e.Origin, e.LogID)
+		}
+	}
+}
+
+// beforeAttach, when set (tests only), runs after a bundle is signed and
+// before it is attached: the window in which a tag can move.
+var beforeAttach func(*oci.Subject)
+
+// imageJob is what gets signed for one subject.
+type imageJob struct {
+	kind          oci.Kind
+	predicateType string
+	// statement makes the in-toto statement about the subject.
+	statement func(*oci.Subject) ([]byte, error)
+}
+
+// signImage signs and attaches one bundle per subject, in order, stopping
+// at the first failure (what was attached before it stays attached and is
+// reported on stderr).
+func (f *imageSignFlags) run(cmd *cobra.Command, image string, job imageJob) error {
+	if err := f.s.out.check(); err != nil {
+		return err
+	}
+	if f.legacyTags && f.s.key != "" {
+		return usageError{errors.New("--legacy-tags needs keyless signing: cosign's legacy layout carries a certificate, not a key hint; drop --key or --legacy-tags")}
+	}
+	ctx := cmd.Context()
+	stderr := cmd.ErrOrStderr()
+	c := f.reg.client()
+	if _, err := c.ParseReference(image); err != nil {
+		return usageError{fmt.Errorf("IMAGE: %w", err)}
+	}
+	// The token and services first: a missing token is a usage error,
+	// reported before the registry is contacted.
+	o, who, err := f.s.options(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	subjects, err := resolveImage(ctx, c, image, f.recursive)
+	if err != nil {
+		return err
+	}
+	if !f.recursive {
+		recursiveNote(ctx, stderr, c, subjects[0], "sign", "signed")
+	}
+	res := &imageSignResult{Image: image}
+	for _, s := range subjects {
+		what := "image " + describe(s)
+		if job.kind == oci.KindAttestation {
+			what = "an attestation (" + job.predicateType + ") about image " + describe(s)
+		}
+		who.announce(stderr, what)
+		signed, err := f.signOne(ctx, stderr, c, o, s, job)
+		if err != nil {
+			if len(res.Signed) > 0 {
+				fmt.Fprintf(stderr, "note: %d earlier manifest(s) were signed and stay attached\n", len(res.Signed))
+			}
+			return err
+		}
+		res.Signed = append(res.Signed, *signed)
+	}
+	if f.s.out.json() {
+		return writeJSON(cmd.OutOrStdout(), res)
+	}
+	res.print(cmd.OutOrStdout())
+	return nil
+}
+
+func (f *imageSignFlags) signOne(ctx context.Context, stderr io.Writer, c *oci.Client, o sign.Options, s *oci.Subject, job imageJob) (*imageSigned, error) {
+	st, err := job.statement(s)
+	if err != nil {
+		return nil, err
+	}
+	// Attestations go to a signet server's attestation store, which logs
+	// them and keeps the envelope; signatures to the log, as cosign's do.
+	o.ViaAttestationStore = job.kind == oci.KindAttestation && o.Services.Attestations != nil
+	res, err := sign.AttestationBundle(ctx, o, st)
+	if err != nil {
+		return nil, err
+	}
+	if beforeAttach != nil {
+		beforeAttach(s)
+	}
+	ar, err := c.Attach(ctx, s, oci.Attachment{Kind: job.kind, Bundle: res.JSON, PredicateType: job.predicateType})
+	if err != nil {
+		return nil, err
+	}
+	fallbackInfo(stderr, s, ar)
+	out := &imageSigned{
+		Digest: s.Digest.String(), Platform: platformString(s.Platform),
+		Kind: job.kind.String(), PredicateType: job.predicateType,
+		Referrer: ar.Referrer.String(), Path: string(ar.Path),
+		AttestationID: res.AttestationID, LogEntries: signedEntries(res.Entries),
+	}
+	if ar.FallbackTag != "" {
+		out.FallbackTag = s.Digest.Context().Tag(ar.FallbackTag).String()
+	}
+	if res.Certificate != nil {
+		out.Identity, out.Issuer = certIdentity(res.Certificate), certIssuer(res.Certificate)
+	} else if pk := res.Bundle.Proto().GetVerificationMaterial().GetPublicKey(); pk != nil {
+		out.KeyHint = pk.GetHint()
+	}
+	if f.legacyTags {
+		tags, err := f.legacy(ctx, stderr, c, o, s, job, res.JSON)
+		if err != nil {
+			return nil, fmt.Errorf("the bundle is attached as %s, but writing the legacy tag failed: %w", ar.Referrer, err)
+		}
+		out.LegacyTags = tags
+	}
+	return out, nil
+}
+
+// legacy writes cosign's legacy tags. An attestation's DSSE bundle goes to
+// .att as is; a legacy .sig holds a simple-signing payload, which is signed
+// separately (cosign v3 signs images as DSSE, which .sig cannot carry).
+func (f *imageSignFlags) legacy(ctx context.Context, stderr io.Writer, c *oci.Client, o sign.Options, s *oci.Subject, job imageJob, bundleJSON []byte) ([]string, error) {
+	if job.kind == oci.KindAttestation {
+		tag, err := c.AttachLegacyAttestation(ctx, s, bundleJSON)
+		if err != nil {
+			return nil, err
+		}
+		return []string{tag.String()}, nil
+	}
+	pl, err := payload.Cosign{Image: s.Digest}.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	o.ViaAttestationStore = false
+	fmt.Fprintf(stderr, "signing the simple-signing payload for the legacy .sig tag…\n")
+	res, err := sign.ArtifactReader(ctx, o, strings.NewReader(string(pl)))
+	if err != nil {
+		return nil, fmt.Errorf("signing the simple-signing payload: %w", err)
+	}
+	tag, err := c.AttachLegacySignature(ctx, s, pl, res.JSON)
+	if err != nil {
+		return nil, err
+	}
+	return []string{tag.String()}, nil
+}
+
+// signatureStatement is what cosign v3 signs for an image: an in-toto
+// statement of predicate type https://sigstore.dev/cosign/sign/v1 with an
+// empty predicate, whose only subject is the manifest digest (no name).
+func signatureStatement(s *oci.Subject) ([]byte, error) {
+	st, err := intoto.NewStatement([]intoto.Subject{{Digest: map[string]string{s.Descriptor.Digest.Algorithm: s.Descriptor.Digest.Hex}}}, oci.CosignSignPredicateType, []byte("{}"))
+	if err != nil {
+		return nil, err
+	}
+	return intoto.MarshalStatement(st)
+}
+
+const imageExitHelp = `
+Progress goes to stderr, the result to stdout. Exit status: 0 signed and
+attached; 1 failed (image not found, no permission to push, the image
+changed while signing, a service refused); 2 usage error.`
+
+func newImageSignCmd() *cobra.Command {
+	var f imageSignFlags
+	cmd := &cobra.Command{
+		Use:   "sign IMAGE",
+		Short: "Sign a container image and attach the signature in the registry",
+		Long: `Sign a container image as cosign v3 does: IMAGE (a tag or a digest) is
+resolved once to its manifest digest, an in-toto statement of predicate type
+https://sigstore.dev/cosign/sign/v1 naming that digest is signed as a DSSE
+envelope, logged, and the Sigstore bundle is attached to the image as an OCI
+1.1 referrer. 'cosign verify' and 'signet verify' accept it.
+
+Registries without the OCI referrers API get the referrers tag
+sha256-<hex> instead (the OCI 1.1 fallback, which cosign reads too); signet
+says so on stderr. Before attaching, signet checks that the tag still names
+the digest it signed, and attaches nothing if it moved.
+
+--legacy-tags also writes cosign's older sha256-<hex>.sig tag (a separately
+signed simple-signing payload) for policy engines that read only that.
+` + imageExitHelp + "\n" + registryHelp + "\n" + identityTokenHelp + "\n" + trustHelpSign,
+		Example: `  # In GitHub Actions (permissions: id-token: write, packages: write):
+  signet sign ghcr.io/acme/app@sha256:4f1e… --server https://signet.example.com
+
+  # A multi-platform image: the index and every platform manifest:
+  signet sign -r ghcr.io/acme/app:1.2.3 --server $SIGNET_SERVER -o json
+
+  # Also for Kyverno / policy-controller, which read the .sig tag:
+  signet sign registry.example.com/app:1.2.3 --legacy-tags --signing-config signing_config.json`,
+		Args: exactArgs(1, "IMAGE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return f.run(cmd, args[0], imageJob{kind: oci.KindSignature, predicateType: oci.CosignSignPredicateType, statement: signatureStatement})
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+// predicateSlack is what an attestation bundle adds around the predicate:
+// statement, certificate, timestamp, log entry. The predicate itself grows
+// by a third (base64 in the envelope).
+const predicateSlack = 16 << 10
+
+// loadPredicate reads --predicate for --type. An SBOM is recognised and its
+// size checked in one streamed pass before it is read whole, so a wrong or
+// oversized file is refused without holding it in memory.
+func loadPredicate(path, predicateType string) ([]byte, error) {
+	if err := checkFile("--predicate", path); err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--predicate: %v", err)}
+	}
+	if sbom.IsPredicateType(predicateType) {
+		info, err := sbom.RecognizeFile(path)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--predicate: %w", err)}
+		}
+		if !strings.HasPrefix(predicateType, info.PredicateType) {
+			return nil, usageError{fmt.Errorf("--predicate %s is %s %s, but --type says %s; pass --type %s", path, info.Format, info.Version, predicateType, shortTypeName(info.PredicateType))}
+		}
+	}
+	if bundleSize := st.Size()*4/3 + predicateSlack; bundleSize > oci.DefaultMaxBundleSize {
+		return nil, fmt.Errorf("--predicate %s is %d bytes; its bundle would be about %d bytes, over the %d-byte limit for a bundle attached to an image; attach a smaller document (e.g. an SBOM without file-level entries) or publish it as an artifact and attest its digest with attest-blob",
+			path, st.Size(), bundleSize, int64(oci.DefaultMaxBundleSize))
+	}
+	return os.ReadFile(path)
+}
+
+func shortTypeName(pt string) string {
+	switch pt {
+	case sbom.PredicateSPDX:
+		return "spdxjson"
+	case sbom.PredicateCycloneDX:
+		return "cyclonedx"
+	}
+	return pt
+}
+
+func newImageAttestCmd() *cobra.Command {
+	var (
+		f                   imageSignFlags
+		predicate, typeName string
+	)
+	cmd := &cobra.Command{
+		Use:   "attest IMAGE --predicate P.json --type TYPE",
+		Short: "Attest to a container image (SLSA provenance, SBOM, any in-toto predicate) and attach it",
+		Long: `Make an in-toto Statement v1 whose subject is IMAGE's manifest (by repository
+name and SHA-256 digest, as cosign attest does) and whose predicate is
+P.json, sign it as a DSSE envelope, log it, and attach the bundle to the
+image as an OCI 1.1 referrer. 'cosign verify-attestation' and 'signet
+verify-attestation' accept it.
+
+--type is a short name or any predicate type URI:
+  slsaprovenance1   https://slsa.dev/provenance/v1 (checked to be SLSA v1)
+  spdxjson          https://spdx.dev/Document (checked to be SPDX 2.x JSON)
+  cyclonedx         https://cyclonedx.org/bom (checked to be CycloneDX JSON)
+  <URI>             anything else; the predicate must be a JSON object
+SBOMs are recognised in one streamed pass before they are loaded. Against a
+signet server (--server) the envelope is also kept in the server's
+attestation store, whose size limit then applies.
+
+--legacy-tags also adds the envelope to cosign's older sha256-<hex>.att tag.
+` + imageExitHelp + "\n" + registryHelp + "\n" + identityTokenHelp + "\n" + trustHelpSign,
+		Example: `  # SLSA provenance for every platform of a release image:
+  signet attest -r ghcr.io/acme/app:1.2.3 --predicate provenance.json \
+    --type slsaprovenance1 --server https://signet.example.com
+
+  # An SBOM made by syft:
+  syft ghcr.io/acme/app:1.2.3 -o spdx-json > sbom.spdx.json
+  signet attest ghcr.io/acme/app:1.2.3 --predicate sbom.spdx.json --type spdxjson`,
+		Args: exactArgs(1, "IMAGE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if predicate == "" || typeName == "" {
+				return usageError{errors.New("attest needs --predicate P.json and --type (slsaprovenance1, spdxjson, cyclonedx or a predicate type URI)")}
+			}
+			pt, err := predicateTypeArg(typeName)
+			if err != nil {
+				return err
+			}
+			pred, err := loadPredicate(predicate, pt)
+			if err != nil {
+				return err
+			}
+			statement := func(s *oci.Subject) ([]byte, error) {
+				st, err := intoto.NewStatement([]intoto.Subject{{
+					Name:   s.Digest.Context().String(),
+					Digest: map[string]string{s.Descriptor.Digest.Algorithm: s.Descriptor.Digest.Hex},
+				}}, pt, pred)
+				if err != nil {
+					return nil, usageError{fmt.Errorf("--predicate: %w", err)}
+				}
+				return intoto.MarshalStatement(st)
+			}
+			// A predicate that does not fit its type is a usage error, found
+			// before anything is resolved or signed.
+			if _, err := intoto.NewStatement([]intoto.Subject{{Name: "check", Digest: map[string]string{"sha256": strings.Repeat("0", 64)}}}, pt, pred); err != nil {
+				return usageError{fmt.Errorf("--predicate: %w", err)}
+			}
+			return f.run(cmd, args[0], imageJob{kind: oci.KindAttestation, predicateType: pt, statement: statement})
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().StringVar(&predicate, "predicate", "", "the predicate: a JSON file (SLSA provenance, SPDX or CycloneDX SBOM, …)")
+	cmd.Flags().StringVar(&typeName, "type", "", "predicate type: slsaprovenance1, spdxjson, cyclonedx or a URI")
+	return cmd
+}
