@@ -494,7 +494,7 @@ func TestLoadPredicateBundleLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := loadPredicate(big, "https://spdx.dev/Document")
-	if err == nil || !strings.Contains(err.Error(), "over the 16777216-byte limit for a bundle attached to an image") {
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("over the %d-byte limit for a bundle attached to an image", oci.DefaultMaxBundleSize)) {
 		t.Fatalf("err %v", err)
 	}
 	small := filepath.Join(dir, "small.cdx.json")

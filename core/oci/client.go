@@ -24,9 +24,10 @@ import (
 )
 
 // DefaultMaxBundleSize bounds a bundle read from or written to a registry.
-// Real bundles are a few KiB; the bound keeps a hostile registry from
+// Signatures are a few KiB, SBOM attestations of large images tens of MB;
+// the bound keeps a hostile registry from
 // making a listing read an unbounded blob.
-const DefaultMaxBundleSize = 16 << 20
+const DefaultMaxBundleSize = 64 << 20
 
 // Options configures a Client. The zero value is usable.
 type Options struct {
