@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -96,6 +97,9 @@ type verifyResult struct {
 	Digest   string `json:"digest,omitempty"`
 	Identity string `json:"identity,omitempty"`
 	Issuer   string `json:"issuer,omitempty"`
+	// Key is the fingerprint (sha256:<hex of the PKIX DER>) of the --key
+	// that verified, in place of identity and issuer.
+	Key string `json:"key,omitempty"`
 	// Extensions are the certificate's non-empty CI extensions, named as
 	// in extensionFlags.
 	Extensions    map[string]string `json:"extensions,omitempty"`
@@ -128,11 +132,13 @@ func newVerifyResult(file, bundlePath string, res *verify.Result, err error) *ve
 	}
 	r.Verified = true
 	r.Digest = res.Digest.String()
-	r.Identity, r.Issuer, r.CA = res.Signer.SAN, res.Signer.Issuer, res.CA
-	r.Extensions = map[string]string{}
-	for _, x := range extensionFlags {
-		if v := *x.field(&res.Signer.Extensions); v != "" {
-			r.Extensions[x.json] = v
+	r.Identity, r.Issuer, r.CA, r.Key = res.Signer.SAN, res.Signer.Issuer, res.CA, res.KeyFingerprint
+	if res.KeyFingerprint == "" {
+		r.Extensions = map[string]string{}
+		for _, x := range extensionFlags {
+			if v := *x.field(&res.Signer.Extensions); v != "" {
+				r.Extensions[x.json] = v
+			}
 		}
 	}
 	for _, t := range res.Times {
@@ -152,7 +158,11 @@ func (r *verifyResult) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "Verified OK: %s of %s\n", what, r.Artifact)
 	fmt.Fprintf(w, "  digest     %s\n", r.Digest)
-	fmt.Fprintf(w, "  signer     %s\n  issuer     %s\n", r.Identity, r.Issuer)
+	if r.Key != "" {
+		fmt.Fprintf(w, "  key        %s\n", r.Key)
+	} else {
+		fmt.Fprintf(w, "  signer     %s\n  issuer     %s\n", r.Identity, r.Issuer)
+	}
 	if r.PredicateType != "" {
 		fmt.Fprintf(w, "  predicate  %s\n", r.PredicateType)
 	}
@@ -177,6 +187,7 @@ type verifyFlags struct {
 	policy policyFlags
 	out    outputFormat
 	bundle string
+	key    string
 }
 
 func (v *verifyFlags) add(f *pflag.FlagSet) {
@@ -184,6 +195,29 @@ func (v *verifyFlags) add(f *pflag.FlagSet) {
 	v.trust.addServer(f)
 	v.policy.add(f)
 	v.out.add(f)
+	f.StringVar(&v.key, "key", "", "trust this PEM public key (PKIX) as the signer instead of a certificate identity, as cosign verify-blob --key does")
+}
+
+// keyPolicy is the policy for --key: the key replaces every certificate
+// flag, which would otherwise look checked while being ignored.
+func (v *verifyFlags) keyPolicy(cmd *cobra.Command) (verify.Policy, error) {
+	var set []string
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Changed && strings.HasPrefix(f.Name, "certificate-") {
+			set = append(set, "--"+f.Name)
+		}
+	})
+	if len(set) > 0 {
+		return verify.Policy{}, usageError{fmt.Errorf("--key excludes %s: with --key the public key is the trusted signer and no certificate identity is checked; give --key or the certificate flags, not both", strings.Join(set, ", "))}
+	}
+	if err := checkFile("--key", v.key); err != nil {
+		return verify.Policy{}, err
+	}
+	k, err := verify.LoadPublicKeyFile(v.key)
+	if err != nil {
+		return verify.Policy{}, usageError{fmt.Errorf("--key: %w", err)}
+	}
+	return verify.Policy{Key: k}, nil
 }
 
 // prepare checks the command line and loads the trust, in that order, so
@@ -195,7 +229,13 @@ func (v *verifyFlags) prepare(cmd *cobra.Command, file string) (*verify.Verifier
 	if err := checkFile("FILE", file); err != nil {
 		return nil, nil, verify.Policy{}, err
 	}
-	pol, err := v.policy.policy()
+	var pol verify.Policy
+	var err error
+	if v.key != "" {
+		pol, err = v.keyPolicy(cmd)
+	} else {
+		pol, err = v.policy.policy()
+	}
 	if err != nil {
 		return nil, nil, verify.Policy{}, err
 	}
@@ -247,9 +287,20 @@ func verifyAttestationFile(ctx context.Context, v *verify.Verifier, b *bundle.Bu
 	return v.VerifyAttestation(ctx, b, d, pol, predicateType)
 }
 
+const keyHelp = `
+With --key PUB.pem (a PEM "PUBLIC KEY"; ECDSA P-256/384/521, RSA or Ed25519)
+that key, not a certificate identity, is the trusted signer, as with cosign
+verify-blob --key: the signature must verify with it and the log entry must
+record it; timestamps and the log entry are checked as for keyless bundles.
+A bundle carrying a certificate is accepted if the certificate holds that
+key; its chain and identity are then not checked. The certificate flags are
+refused with --key. The result names the key by its fingerprint
+(sha256:<hex of the DER public key>).
+`
+
 const verifyExitHelp = `
 Exit status: 0 verified; 1 verification failed (the failed check is named:
-bundle, timestamp, certificate chain, identity, artifact, signature,
+bundle, timestamp, certificate chain, identity, key, artifact, signature,
 statement, tlog body, inclusion proof, checkpoint, tlog…); 2 usage error.
 With --output json the result is printed either way, with "verified" false
 and "failedCheck" set on failure.`
@@ -257,7 +308,7 @@ and "failedCheck" set on failure.`
 func newVerifyBlobCmd() *cobra.Command {
 	var v verifyFlags
 	cmd := &cobra.Command{
-		Use:   "verify-blob FILE --certificate-identity ID --certificate-oidc-issuer URL",
+		Use:   "verify-blob FILE (--certificate-identity ID --certificate-oidc-issuer URL | --key PUB.pem)",
 		Short: "Verify a file's Sigstore bundle against a signer policy, offline",
 		Long: `Verify that FILE was signed by the expected identity: the RFC 3161 timestamp
 proves when, the certificate chains to a trusted CA at that time and names
@@ -269,7 +320,7 @@ fetched from the network.
 Bundles from cosign v3, sigstore-go and sigstore-js verify too. For a DSSE
 (attestation) bundle, verify-blob checks that the statement names FILE;
 verify-blob-attestation also checks the predicate type.
-` + verifyExitHelp + "\n" + trustHelpVerify,
+` + keyHelp + verifyExitHelp + "\n" + trustHelpVerify,
 		Example: `  # A GitHub Actions release, fully offline:
   signet verify-blob app.tar.gz --bundle app.tar.gz.sigstore.json \
     --trusted-root trusted_root.json \
@@ -280,7 +331,11 @@ verify-blob-attestation also checks the predicate type.
   signet verify-blob app.tar.gz --trusted-root trusted_root.json \
     --certificate-identity-regexp 'https://github.com/acme/app/\.github/workflows/release\.yml@refs/tags/v.*' \
     --certificate-oidc-issuer https://token.actions.githubusercontent.com \
-    --certificate-github-workflow-repository acme/app -o json`,
+    --certificate-github-workflow-repository acme/app -o json
+
+  # Signed with a self-managed key (sign-blob --key):
+  openssl pkey -in release.key -pubout -out release.pub
+  signet verify-blob app.tar.gz --trusted-root trusted_root.json --key release.pub`,
 		Args: exactArgs(1, "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := args[0]
@@ -308,13 +363,13 @@ func newVerifyBlobAttestationCmd() *cobra.Command {
 		typeName string
 	)
 	cmd := &cobra.Command{
-		Use:   "verify-blob-attestation FILE --bundle B --type TYPE --certificate-identity ID --certificate-oidc-issuer URL",
+		Use:   "verify-blob-attestation FILE --bundle B --type TYPE (--certificate-identity ID --certificate-oidc-issuer URL | --key PUB.pem)",
 		Short: "Verify an attestation about a file (SLSA provenance, SBOM…) against a signer policy, offline",
 		Long: `Verify a DSSE attestation bundle as verify-blob does, and that its in-toto
 statement names FILE's SHA-256 among its subjects and has the predicate type
 --type (slsaprovenance1, spdxjson, cyclonedx or a URI; omit it to accept
 any type, which is then reported).
-` + verifyExitHelp + "\n" + trustHelpVerify,
+` + keyHelp + verifyExitHelp + "\n" + trustHelpVerify,
 		Example: `  signet verify-blob-attestation app.tar.gz --bundle app.provenance.sigstore.json \
     --type slsaprovenance1 --trusted-root trusted_root.json \
     --certificate-identity https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main \

@@ -208,7 +208,7 @@ func (b *Bundle) CertificateDER() []byte {
 func (b *Bundle) Certificate() (*x509.Certificate, error) {
 	der := b.CertificateDER()
 	if der == nil {
-		return nil, errors.New("bundle: verificationMaterial holds a public key, not a certificate; signet verifies keyless (certificate) bundles only")
+		return nil, errors.New("bundle: verificationMaterial holds a public key, not a certificate; verify it with the signer's public key (--key)")
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {

@@ -17,6 +17,7 @@ const (
 	CheckTimestamp        Check = "timestamp"
 	CheckCertificateChain Check = "certificate chain"
 	CheckIdentity         Check = "identity"
+	CheckKey              Check = "key" // the trusted key (Policy.Key) versus the bundle's
 	CheckArtifact         Check = "artifact"
 	CheckSignature        Check = "signature"
 	CheckStatement        Check = "statement"

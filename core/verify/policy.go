@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"crypto"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -46,12 +47,14 @@ func (m Matcher) String() string {
 	return m.exact
 }
 
-// Policy says whom to trust and how much evidence to require.
+// Policy says whom to trust and how much evidence to require: a
+// certificate identity (Identity, Issuer, Extensions) or a public key (Key).
 type Policy struct {
 	// Identity matches the certificate's subject alternative name (email,
-	// URI or Fulcio username). Required.
+	// URI or Fulcio username). Required unless Key is set.
 	Identity Matcher
-	// Issuer matches the OIDC issuer certificate extension. Required.
+	// Issuer matches the OIDC issuer certificate extension. Required unless
+	// Key is set.
 	Issuer Matcher
 	// Extensions lists certificate extensions that must match exactly; empty
 	// fields are not checked. Its Issuer field is ignored (see Issuer above).
@@ -63,17 +66,24 @@ type Policy struct {
 	// TlogThreshold is the minimum number of verified transparency log
 	// entries from distinct logs. Zero means 1.
 	TlogThreshold int
+	// Key, when set, is the signer's public key, trusted directly instead of
+	// a certificate identity (see key.go); Identity, Issuer and Extensions
+	// must then be empty.
+	Key crypto.PublicKey
 }
 
 func (p *Policy) validate() error {
+	if p.TimestampThreshold < 0 || p.TlogThreshold < 0 {
+		return fail(CheckPolicy, nil, "thresholds must not be negative")
+	}
+	if p.Key != nil {
+		return p.validateKeyPolicy()
+	}
 	if p.Identity.IsZero() {
-		return fail(CheckPolicy, nil, "no certificate identity given; name the expected signer (e.g. --certificate-identity or --certificate-identity-regexp)")
+		return fail(CheckPolicy, nil, "no certificate identity given; name the expected signer (e.g. --certificate-identity or --certificate-identity-regexp), or trust a public key (--key)")
 	}
 	if p.Issuer.IsZero() {
 		return fail(CheckPolicy, nil, "no OIDC issuer given; name the expected issuer (e.g. --certificate-oidc-issuer or --certificate-oidc-issuer-regexp)")
-	}
-	if p.TimestampThreshold < 0 || p.TlogThreshold < 0 {
-		return fail(CheckPolicy, nil, "thresholds must not be negative")
 	}
 	return nil
 }
@@ -101,4 +111,3 @@ func matchExtensions(want, got certext.Extensions) error {
 	}
 	return nil
 }
-

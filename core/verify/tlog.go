@@ -233,7 +233,8 @@ func v1Verifier(sig, pemBytes []byte) (loggedSig, error) {
 // expectedEntry is what the bundle says the log entry must contain.
 type expectedEntry struct {
 	sig     []byte
-	certDER []byte
+	certDER []byte           // nil for a public key bundle
+	key     crypto.PublicKey // the trusted key (Policy.Key), if any
 	// For message signatures: the artifact digest. For DSSE: the PAE and
 	// the raw payload, hashed with whatever algorithm the entry names.
 	digest  *Digest
@@ -257,7 +258,16 @@ func checkBody(e *protorekor.TransparencyLogEntry, want expectedEntry) error {
 		if bytes.Equal(s.sig, want.sig) {
 			found = true
 			if s.certDER == nil {
-				return fail(CheckTlogBody, nil, "entry logs a bare public key, not the bundle's certificate")
+				if want.certDER != nil {
+					return fail(CheckTlogBody, nil, "entry logs a bare public key, not the bundle's certificate")
+				}
+				if ok, logged := loggedKeyMatches(s.keyBytes, want.key); !ok {
+					return mismatch(CheckTlogBody, "logged public key", fingerprint(want.key)+" (given key)", logged)
+				}
+				continue
+			}
+			if want.certDER == nil {
+				return fail(CheckTlogBody, nil, "entry logs a certificate, but the bundle carries a public key")
 			}
 			if !bytes.Equal(s.certDER, want.certDER) {
 				return mismatch(CheckTlogBody, "logged certificate", "the bundle's certificate "+shortHash(want.certDER), "certificate "+shortHash(s.certDER))

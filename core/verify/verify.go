@@ -59,8 +59,14 @@ type LogEntry struct {
 // Result describes a bundle that passed verification.
 type Result struct {
 	BundleVersion string
-	Signer        Identity
-	Certificate   *x509.Certificate
+	// Signer is the certificate's identity; empty when Policy.Key was the
+	// trust anchor.
+	Signer Identity
+	// KeyFingerprint names the trusted key (see KeyFingerprint) when
+	// Policy.Key was the trust anchor; empty for keyless verification.
+	KeyFingerprint string
+	// Certificate is the bundle's certificate; nil for a public key bundle.
+	Certificate *x509.Certificate
 	// CA is the URI of the trusted CA that issued the certificate.
 	CA      string
 	Times   []VerifiedTime
@@ -83,17 +89,23 @@ func (v *Verifier) VerifyArtifact(ctx context.Context, b *bundle.Bundle, r io.Re
 		}
 		return v.VerifyAttestation(ctx, b, d, p, "")
 	}
-	cert, err := b.Certificate()
-	if err != nil {
-		return nil, certError(err)
+	// The policy first, so that a bad policy is reported as such whatever
+	// the bundle holds.
+	if err := p.validate(); err != nil {
+		return nil, err
 	}
-	alg, err := messageDigestAlg(b, cert.PublicKey)
+	_, key, err := signingMaterial(b, &p)
+	if err != nil {
+		return nil, err
+	}
+	alg, err := messageDigestAlg(b, key.hash)
 	if err != nil {
 		return nil, err
 	}
 	var msg []byte
-	if _, ok := cert.PublicKey.(ed25519.PublicKey); ok {
-		// Pure Ed25519 signs the message itself, so keep it.
+	if _, ok := key.pub.(ed25519.PublicKey); ok && !key.trusted {
+		// Pure Ed25519 (keyless) signs the message itself, so keep it. A
+		// trusted Ed25519 key signs as Ed25519ph, over the digest.
 		if msg, err = io.ReadAll(r); err != nil {
 			return nil, fail(CheckArtifact, err, "cannot read the artifact")
 		}
@@ -137,10 +149,10 @@ func certError(err error) error {
 	return fail(CheckCertificateChain, err, "no usable signing certificate")
 }
 
-func messageDigestAlg(b *bundle.Bundle, pub crypto.PublicKey) (crypto.Hash, error) {
+func messageDigestAlg(b *bundle.Bundle, keyHash crypto.Hash) (crypto.Hash, error) {
 	md := b.MessageSignature().GetMessageDigest()
 	if md == nil {
-		return keyHash(pub), nil
+		return keyHash, nil
 	}
 	alg, err := hashFromProto(md.GetAlgorithm())
 	if err != nil {
@@ -160,9 +172,9 @@ func (v *Verifier) verify(ctx context.Context, b *bundle.Bundle, p Policy, c *co
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	cert, err := b.Certificate()
+	cert, key, err := signingMaterial(b, &p)
 	if err != nil {
-		return nil, certError(err)
+		return nil, err
 	}
 	sig := b.Signature()
 	res := &Result{BundleVersion: b.Version(), Certificate: cert}
@@ -193,36 +205,54 @@ func (v *Verifier) verify(ctx context.Context, b *bundle.Bundle, p Policy, c *co
 		times = append(times, t)
 	}
 	if len(times) == 0 {
-		return nil, fail(CheckTimeSource, nil, "bundle has no verifiable signing time (no RFC 3161 timestamp, no Rekor v1 signed entry timestamp); the short-lived certificate cannot be checked")
+		what := "the short-lived certificate"
+		if key.trusted {
+			what = "the log key's validity"
+		}
+		return nil, fail(CheckTimeSource, nil, "bundle has no verifiable signing time (no RFC 3161 timestamp, no Rekor v1 signed entry timestamp); %s cannot be checked", what)
 	}
 
 	// 2. Certificate chain at every signing time, then the identity policy.
-	ca, err := verifyChain(v.root, cert, times)
-	if err != nil {
-		return nil, err
-	}
-	res.CA = ca.URI
-	id, err := identityOf(cert)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkIdentity(&p, id); err != nil {
-		return nil, err
-	}
-	res.Signer = id
-
-	// 3. The signature over the artifact or the DSSE envelope.
-	want := expectedEntry{sig: sig, certDER: cert.Raw}
-	if c.attestation {
-		if err := v.checkEnvelope(b, cert, c, res, &want); err != nil {
-			return nil, err
+	// A trusted key replaces both: it is the signer's identity.
+	want := expectedEntry{sig: sig}
+	if key.trusted {
+		res.KeyFingerprint = fingerprint(key.pub)
+		want.key = key.pub
+		if cert != nil {
+			want.certDER = cert.Raw
 		}
 	} else {
-		if err := checkMessage(b, cert, c); err != nil {
+		ca, err := verifyChain(v.root, cert, times)
+		if err != nil {
 			return nil, err
 		}
+		res.CA = ca.URI
+		id, err := identityOf(cert)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkIdentity(&p, id); err != nil {
+			return nil, err
+		}
+		res.Signer = id
+		want.certDER = cert.Raw
+	}
+
+	// 3. The signature over the artifact or the DSSE envelope.
+	if c.attestation {
+		err = v.checkEnvelope(b, key, c, res, &want)
+	} else {
+		err = checkMessage(b, key, c)
 		res.Digest = c.digest
 		want.digest = &c.digest
+	}
+	if err != nil {
+		if CheckOf(err) == CheckSignature {
+			if herr := hintMismatch(b, key); herr != nil {
+				return nil, herr
+			}
+		}
+		return nil, err
 	}
 
 	// 4. Bind the timestamps to this signature.
@@ -313,7 +343,7 @@ func (v *Verifier) checkEntry(log *trust.Log, e *protorekor.TransparencyLogEntry
 	return entry, nil
 }
 
-func checkMessage(b *bundle.Bundle, cert *x509.Certificate, c *content) error {
+func checkMessage(b *bundle.Bundle, key signingKey, c *content) error {
 	ms := b.MessageSignature()
 	if md := ms.GetMessageDigest(); md != nil {
 		alg, err := hashFromProto(md.GetAlgorithm())
@@ -324,19 +354,18 @@ func checkMessage(b *bundle.Bundle, cert *x509.Certificate, c *content) error {
 			return mismatch(CheckArtifact, "artifact digest", fmt.Sprintf("%s:%x (signed)", hashName(alg), md.GetDigest()), c.digest.String()+" (given artifact)")
 		}
 	}
-	if err := verifySignature(cert.PublicKey, ms.GetSignature(), c.message, c.digest.Algorithm, c.digest.Value); err != nil {
+	if err := key.verify(ms.GetSignature(), c.message, c.digest.Algorithm, c.digest.Value); err != nil {
 		return fail(CheckSignature, err, "messageSignature over %s", c.digest)
 	}
 	return nil
 }
 
-func (v *Verifier) checkEnvelope(b *bundle.Bundle, cert *x509.Certificate, c *content, res *Result, want *expectedEntry) error {
+func (v *Verifier) checkEnvelope(b *bundle.Bundle, key signingKey, c *content, res *Result, want *expectedEntry) error {
 	env := b.DSSEEnvelope()
 	pae := dsse.PAE(env.GetPayloadType(), env.GetPayload())
-	h := keyHash(cert.PublicKey)
-	hh := h.New()
+	hh := key.hash.New()
 	hh.Write(pae)
-	if err := verifySignature(cert.PublicKey, b.Signature(), pae, h, hh.Sum(nil)); err != nil {
+	if err := key.verify(b.Signature(), pae, key.hash, hh.Sum(nil)); err != nil {
 		return fail(CheckSignature, err, "DSSE envelope signature")
 	}
 	want.pae, want.payload = pae, env.GetPayload()
