@@ -72,9 +72,9 @@ type cliEnv struct {
 	serverEnv []string
 }
 
-func newCLIEnv(t testing.TB) *cliEnv {
+func newCLIEnv(t testing.TB, serverArgs ...string) *cliEnv {
 	t.Helper()
-	p := servertest.Start(t, t.TempDir(), "--dev-oidc")
+	p := servertest.Start(t, t.TempDir(), append([]string{"--dev-oidc"}, serverArgs...)...)
 	tok, err := p.Token(context.Background(), url.Values{"kind": {"github"}, "repository": {"acme/app"}, "workflow": {".github/workflows/release.yml"}, "ref": {"refs/heads/main"}})
 	if err != nil {
 		t.Fatal(err)

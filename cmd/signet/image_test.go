@@ -24,7 +24,6 @@ import (
 
 	"github.com/signet-dev/signet/core/oci"
 	"github.com/signet-dev/signet/core/oci/ocitest"
-	"github.com/signet-dev/signet/server/servertest"
 )
 
 // storeLimit is the attestation store limit of the test server: small
@@ -39,20 +38,7 @@ func newImageEnv(t *testing.T) *cliEnv {
 	if err := os.WriteFile(cfg, fmt.Appendf(nil, "attestations:\n  maxEnvelopeBytes: %d\n", storeLimit), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := servertest.Start(t, t.TempDir(), "--dev-oidc", "--config", cfg)
-	tok, err := p.Token(context.Background(), url.Values{"kind": {"github"}, "repository": {"acme/app"}, "workflow": {".github/workflows/release.yml"}, "ref": {"refs/heads/main"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &cliEnv{
-		p: p, dir: t.TempDir(), token: tok,
-		identity:  "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main",
-		issuer:    p.URL + "/dev/oidc",
-		serverEnv: []string{"SIGNET_SERVER=" + p.URL},
-	}
-	runSignet(t, e.serverEnv, "trust", "--out", filepath.Join(e.dir, "trust")).want(t, 0)
-	e.root = filepath.Join(e.dir, "trust", trustedRootFile)
-	return e
+	return newCLIEnv(t, "--config", cfg)
 }
 
 // sign runs an image signing command against the env's server.
