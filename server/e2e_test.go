@@ -38,6 +38,10 @@ import (
 	"github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 
+	sbundle "github.com/signet-dev/signet/core/bundle"
+	"github.com/signet-dev/signet/core/certext"
+	"github.com/signet-dev/signet/core/trust"
+	sverify "github.com/signet-dev/signet/core/verify"
 	"github.com/signet-dev/signet/server/servertest"
 )
 
@@ -119,6 +123,30 @@ func TestStandardClientSignsAndVerifies(t *testing.T) {
 	}
 	if res.Signature.Certificate.SourceRepositoryURI != "https://github.com/acme/widget" {
 		t.Fatalf("certificate source repository extension: %q", res.Signature.Certificate.SourceRepositoryURI)
+	}
+
+	// signet's own offline verifier accepts what the standard client made.
+	sroot, err := trust.ParseRoot(trJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := sbundle.FromProto(pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sres, err := sverify.New(sroot).VerifyArtifact(ctx, sb, bytes.NewReader(artifact), sverify.Policy{
+		Identity:   sverify.Exact(san),
+		Issuer:     sverify.Exact(p.URL + "/dev/oidc"),
+		Extensions: certext.Extensions{SourceRepositoryURI: "https://github.com/acme/widget"},
+	})
+	if err != nil {
+		t.Fatalf("signet does not verify the sigstore-go bundle: %v", err)
+	}
+	if sres.Signer.SAN != san {
+		t.Fatalf("signet verified signer %q", sres.Signer.SAN)
+	}
+	if _, err := sverify.New(sroot).VerifyArtifact(ctx, sb, strings.NewReader("another artifact"), sverify.Policy{Identity: sverify.Exact(san), Issuer: sverify.Exact(p.URL + "/dev/oidc")}); err == nil {
+		t.Fatal("signet verified a changed artifact")
 	}
 
 	// Another identity must not verify.
