@@ -38,13 +38,9 @@ var built sync.Map // Tool -> *result
 
 // Dir is where t is kept.
 func (t Tool) Dir() (string, error) {
-	root := os.Getenv("SIGNET_TOOLS_CACHE")
-	if root == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("no tools cache: set SIGNET_TOOLS_CACHE or HOME: %w", err)
-		}
-		root = filepath.Join(home, ".cache", "signet-tools")
+	root, err := cacheRoot()
+	if err != nil {
+		return "", err
 	}
 	return filepath.Join(root, t.Name+"-"+t.Version), nil
 }
