@@ -222,3 +222,20 @@ func parseUTF8String(der []byte) (string, error) {
 	}
 	return string(raw.Bytes), nil
 }
+
+// Difference names the first extension, other than the issuer, that want
+// sets and got does not match: its name and OID as Fulcio's docs list them
+// (e.g. "Source Repository Ref (1.3.6.1.4.1.57264.1.14)"). ok is false when
+// every set field matches. Empty fields of want are not compared.
+func Difference(want, got Extensions) (name, wantValue, gotValue string, ok bool) {
+	for _, f := range fields {
+		if f.get(&want) == &want.Issuer {
+			continue // matched on its own, exactly or by pattern
+		}
+		w, g := *f.get(&want), *f.get(&got)
+		if w != "" && w != g {
+			return fmt.Sprintf("%s (%s)", f.name, f.oid), w, g, true
+		}
+	}
+	return "", "", "", false
+}

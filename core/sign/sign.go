@@ -109,7 +109,7 @@ func (o *Options) check(dsse bool) error {
 			return errors.New("sign: keyless signing needs a certificate authority, and the signing config lists none; add caUrls or sign with --key")
 		}
 		if o.IdentityToken == "" {
-			return errors.New("sign: keyless signing needs an identity token; see `signet sign --help` for where signet looks for one")
+			return errors.New("sign: keyless signing needs an identity token; pass --identity-token, or run where signet finds one (see `signet sign-blob --help`)")
 		}
 		// Rekor v2 entries carry no integrated time: the timestamp is the
 		// only proof the signature was made while the certificate was valid.
