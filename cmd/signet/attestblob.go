@@ -80,7 +80,7 @@ func attestBlob(ctx context.Context, o sign.Options, st *statement, bundlePath s
 	if err != nil {
 		return nil, err
 	}
-	r := newSignResult(st.file, bundlePath, res)
+	r := newSignResult(st.file, bundlePath, o, res)
 	r.Digest, r.PredicateType = st.digest.String(), st.predicateType
 	return r, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/signet-dev/signet/core/verify"
 	"io"
 	"os"
 	"time"
@@ -101,19 +102,24 @@ type signResult struct {
 	// Identity and Issuer are the certificate's (keyless only).
 	Identity string `json:"identity,omitempty"`
 	Issuer   string `json:"issuer,omitempty"`
-	// KeyHint names the public key (--key only).
+	// Key is the public key's fingerprint, sha256:<hex of DER>, as
+	// verify-blob --key reports it; KeyHint is the bundle's hint (--key only).
+	Key           string         `json:"key,omitempty"`
 	KeyHint       string         `json:"keyHint,omitempty"`
 	PredicateType string         `json:"predicateType,omitempty"`
 	AttestationID string         `json:"attestationId,omitempty"`
 	LogEntries    []logEntryJSON `json:"logEntries"`
 }
 
-func newSignResult(file, bundlePath string, res *sign.Result) *signResult {
+func newSignResult(file, bundlePath string, o sign.Options, res *sign.Result) *signResult {
 	r := &signResult{Artifact: file, Bundle: bundlePath, AttestationID: res.AttestationID, LogEntries: signedEntries(res.Entries)}
 	if res.Certificate != nil {
 		r.Identity, r.Issuer = certIdentity(res.Certificate), certIssuer(res.Certificate)
 	} else if pk := res.Bundle.Proto().GetVerificationMaterial().GetPublicKey(); pk != nil {
 		r.KeyHint = pk.GetHint()
+		if o.Key != nil {
+			r.Key, _ = verify.KeyFingerprint(o.Key.Public())
+		}
 	}
 	return r
 }
@@ -124,7 +130,7 @@ func (r *signResult) print(w io.Writer) {
 	if r.Identity != "" {
 		fmt.Fprintf(w, "  signer     %s\n  issuer     %s\n", r.Identity, r.Issuer)
 	} else {
-		fmt.Fprintf(w, "  key        %s\n", r.KeyHint)
+		fmt.Fprintf(w, "  key        %s\n", r.Key)
 	}
 	if r.PredicateType != "" {
 		fmt.Fprintf(w, "  predicate  %s\n", r.PredicateType)
@@ -155,7 +161,7 @@ func signBlob(ctx context.Context, o sign.Options, file, bundlePath string) (*si
 	if err != nil {
 		return nil, err
 	}
-	r := newSignResult(file, bundlePath, res)
+	r := newSignResult(file, bundlePath, o, res)
 	r.Digest = hashName(res.DigestAlgorithm) + ":" + fmt.Sprintf("%x", res.Digest)
 	return r, nil
 }

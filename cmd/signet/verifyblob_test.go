@@ -119,7 +119,11 @@ func TestVerifyBlobKey(t *testing.T) {
 		t.Run(kc.name, func(t *testing.T) {
 			priv, pub, fp := writeKeyPair(t, e, kc.name, kc.key)
 			bundlePath := art + "." + kc.name + ".sigstore.json"
-			runSignet(t, e.serverEnv, "sign-blob", art, "--key", priv, "--bundle", bundlePath).want(t, 0)
+			var signed signResult
+			runSignet(t, e.serverEnv, "sign-blob", art, "--key", priv, "--bundle", bundlePath, "-o", "json").want(t, 0).decode(t, &signed)
+			if signed.Key != fp {
+				t.Errorf("sign-blob reports key %q, verify-blob will report %q", signed.Key, fp)
+			}
 
 			r := runSignet(t, nil, "verify-blob", art, "--bundle", bundlePath, "--trusted-root", e.root, "--key", pub).want(t, 0)
 			if !strings.Contains(r.stdout, "Verified OK") || !strings.Contains(r.stdout, "key        "+fp) || strings.Contains(r.stdout, "signer") {
