@@ -74,14 +74,20 @@ type cliEnv struct {
 
 func newCLIEnv(t testing.TB, serverArgs ...string) *cliEnv {
 	t.Helper()
+	return newCLIEnvFor(t, "acme/app", serverArgs...)
+}
+
+// newCLIEnvFor is newCLIEnv with the release workflow of another repository.
+func newCLIEnvFor(t testing.TB, repository string, serverArgs ...string) *cliEnv {
+	t.Helper()
 	p := servertest.Start(t, t.TempDir(), append([]string{"--dev-oidc"}, serverArgs...)...)
-	tok, err := p.Token(context.Background(), url.Values{"kind": {"github"}, "repository": {"acme/app"}, "workflow": {".github/workflows/release.yml"}, "ref": {"refs/heads/main"}})
+	tok, err := p.Token(context.Background(), url.Values{"kind": {"github"}, "repository": {repository}, "workflow": {".github/workflows/release.yml"}, "ref": {"refs/heads/main"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &cliEnv{
 		p: p, dir: t.TempDir(), token: tok,
-		identity:  "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main",
+		identity:  "https://github.com/" + repository + "/.github/workflows/release.yml@refs/heads/main",
 		issuer:    p.URL + "/dev/oidc",
 		serverEnv: []string{"SIGNET_SERVER=" + p.URL},
 	}

@@ -2,12 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +15,6 @@ import (
 	"time"
 
 	"github.com/signet-dev/signet/internal/toolcache"
-	"github.com/signet-dev/signet/server/servertest"
 )
 
 // The real sigstore-js (npm sigstore 5.0.1, run by node) against signet:
@@ -186,20 +183,7 @@ type jsVerifyResult struct {
 // acme/widget's release workflow.
 func newSigstoreJSEnv(t *testing.T) *cliEnv {
 	t.Helper()
-	p := servertest.Start(t, t.TempDir(), "--dev-oidc")
-	tok, err := p.Token(context.Background(), url.Values{"kind": {"github"}, "repository": {"acme/widget"}, "workflow": {".github/workflows/release.yml"}, "ref": {"refs/heads/main"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &cliEnv{
-		p: p, dir: t.TempDir(), token: tok,
-		identity:  "https://github.com/acme/widget/.github/workflows/release.yml@refs/heads/main",
-		issuer:    p.URL + "/dev/oidc",
-		serverEnv: []string{"SIGNET_SERVER=" + p.URL},
-	}
-	runSignet(t, e.serverEnv, "trust", "--out", filepath.Join(e.dir, "trust")).want(t, 0)
-	e.root = filepath.Join(e.dir, "trust", trustedRootFile)
-	return e
+	return newCLIEnvFor(t, "acme/widget")
 }
 
 // tamperDSSEPayload writes a copy of a DSSE bundle whose in-toto statement
