@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/signet-dev/signet/core/sign/transport"
@@ -29,9 +28,8 @@ type Client struct {
 
 // New returns a client for the CA at baseURL (e.g. https://fulcio.sigstore.dev).
 func New(baseURL string, hc *http.Client) (*Client, error) {
-	u, err := url.Parse(baseURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("certificate authority URL %q is not an http(s) URL", baseURL)
+	if err := transport.CheckURL("certificate authority", baseURL); err != nil {
+		return nil, err
 	}
 	if hc == nil {
 		hc = transport.NewClient(transport.Options{})

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
@@ -28,9 +27,8 @@ type Client struct {
 }
 
 func checkURL(what, raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "", fmt.Errorf("%s URL %q is not an http(s) URL", what, raw)
+	if err := transport.CheckURL(what, raw); err != nil {
+		return "", err
 	}
 	return strings.TrimRight(raw, "/"), nil
 }

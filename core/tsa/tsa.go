@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/digitorus/timestamp"
@@ -28,9 +27,8 @@ type Client struct {
 // New returns a client for the TSA endpoint URL, as signing_config.json
 // lists it (the full path, e.g. https://timestamp.example/api/v1/timestamp).
 func New(endpoint string, hc *http.Client) (*Client, error) {
-	u, err := url.Parse(endpoint)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("timestamp authority URL %q is not an http(s) URL", endpoint)
+	if err := transport.CheckURL("timestamp authority", endpoint); err != nil {
+		return nil, err
 	}
 	if hc == nil {
 		hc = transport.NewClient(transport.Options{})

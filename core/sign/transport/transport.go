@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -187,4 +188,14 @@ func ReadBody(service string, resp *http.Response, limit int64) ([]byte, error) 
 		return nil, fmt.Errorf("%s: the answer exceeds %d bytes", service, limit)
 	}
 	return body, nil
+}
+
+// CheckURL refuses a service URL that is not absolute http(s); what names
+// the service in the error (e.g. "timestamp authority").
+func CheckURL(what, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("%s URL %q is not an http(s) URL", what, raw)
+	}
+	return nil
 }
