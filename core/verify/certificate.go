@@ -44,6 +44,34 @@ func chainAt(ca *trust.CA, cert *x509.Certificate, times []time.Time) error {
 	return nil
 }
 
+// checkLeafProfile refuses leaves that a code-signing verifier must not
+// accept even from a trusted CA, following Fulcio's certificate profile:
+// not a CA, digitalSignature key usage, and an extended key usage that
+// names codeSigning. Go's chain check alone lets through a leaf with no
+// extended key usage (it reads that as any usage) and one that is a CA.
+func checkLeafProfile(cert *x509.Certificate) error {
+	serial := cert.SerialNumber.Text(16)
+	if cert.BasicConstraintsValid && cert.IsCA {
+		return fail(CheckCertificateProfile, nil, "signing certificate (serial %s) is a CA certificate (basicConstraints CA:TRUE); a signing leaf must not be able to issue certificates", serial)
+	}
+	if cert.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		return fail(CheckCertificateProfile, nil, "signing certificate (serial %s) lacks the digitalSignature key usage", serial)
+	}
+	codeSigning := false
+	for _, u := range cert.ExtKeyUsage {
+		switch u {
+		case x509.ExtKeyUsageAny:
+			return fail(CheckCertificateProfile, nil, "signing certificate (serial %s) has the anyExtendedKeyUsage extended key usage; it must name codeSigning only", serial)
+		case x509.ExtKeyUsageCodeSigning:
+			codeSigning = true
+		}
+	}
+	if !codeSigning {
+		return fail(CheckCertificateProfile, nil, "signing certificate (serial %s) has no codeSigning extended key usage (found %d other usages); Fulcio certificates carry codeSigning", serial, len(cert.ExtKeyUsage)+len(cert.UnknownExtKeyUsage))
+	}
+	return nil
+}
+
 // Identity is the signer as the certificate names it.
 type Identity struct {
 	// SAN is the subject alternative name: an email, URI or username.

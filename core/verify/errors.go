@@ -16,6 +16,9 @@ const (
 	CheckPolicy           Check = "policy"
 	CheckTimestamp        Check = "timestamp"
 	CheckCertificateChain Check = "certificate chain"
+	// CheckCertificateProfile: the leaf is a code-signing certificate as
+	// Fulcio issues them, whatever CA signed it.
+	CheckCertificateProfile Check = "certificate profile"
 	CheckIdentity         Check = "identity"
 	CheckKey              Check = "key" // the trusted key (Policy.Key) versus the bundle's
 	CheckArtifact         Check = "artifact"

@@ -239,6 +239,11 @@ func TestNoTimeSource(t *testing.T) {
 	w := newV1World(t)
 	pb := proto.Clone(w.pb).(*protobundle.Bundle)
 	pb.VerificationMaterial.TlogEntries[0].InclusionPromise = nil
+	// An integrated time with no promise over it is an unsigned claim.
+	if _, err := w.verify(pb); verify.CheckOf(err) != verify.CheckInclusionPromise {
+		t.Fatalf("err %v, want the unsigned integrated time refused", err)
+	}
+	pb.VerificationMaterial.TlogEntries[0].IntegratedTime = 0
 	_, err := w.verify(pb)
 	if verify.CheckOf(err) != verify.CheckTimeSource {
 		t.Fatalf("err %v, want a time source failure", err)

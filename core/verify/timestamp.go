@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -86,8 +87,12 @@ func verifyTokenWith(tsa *trust.CA, ts *timestamp.Timestamp) error {
 // bindTimestamp checks that the timestamp covers sig: the message imprint
 // must be the hash of the signature bytes, as Sigstore clients request it.
 func bindTimestamp(st *signedTime, sig []byte) error {
-	if !st.ts.HashAlgorithm.Available() {
-		return fmt.Errorf("message imprint uses unsupported hash %v", st.ts.HashAlgorithm)
+	// sigstore-go's rule: SHA-1 imprints are collidable, so a timestamp over
+	// one proves nothing about which signature existed.
+	switch st.ts.HashAlgorithm {
+	case crypto.SHA256, crypto.SHA384, crypto.SHA512:
+	default:
+		return &Error{Check: CheckTimestamp, Msg: fmt.Sprintf("message imprint uses %v; only SHA-256, SHA-384 and SHA-512 imprints are accepted (request the timestamp with one of those)", st.ts.HashAlgorithm)}
 	}
 	h := st.ts.HashAlgorithm.New()
 	h.Write(sig)

@@ -52,11 +52,11 @@ type v2Body struct {
 		HashedRekordV002 *struct {
 			Data      v2Hash `json:"data"`
 			Signature v2Sig  `json:"signature"`
-		} `json:"hashedRekordV002"`
+		} `json:"hashedRekordV002,omitempty"`
 		DsseV002 *struct {
 			PayloadHash v2Hash  `json:"payloadHash"`
 			Signatures  []v2Sig `json:"signatures"`
-		} `json:"dsseV002"`
+		} `json:"dsseV002,omitempty"`
 	} `json:"spec"`
 }
 
@@ -71,10 +71,10 @@ type v2Sig struct {
 		KeyDetails      string `json:"keyDetails"`
 		X509Certificate *struct {
 			RawBytes []byte `json:"rawBytes"`
-		} `json:"x509Certificate"`
+		} `json:"x509Certificate,omitempty"`
 		PublicKey *struct {
 			RawBytes []byte `json:"rawBytes"`
-		} `json:"publicKey"`
+		} `json:"publicKey,omitempty"`
 	} `json:"verifier"`
 }
 
@@ -95,6 +95,13 @@ type v1Body struct {
 	Spec       json.RawMessage `json:"spec"`
 }
 
+// v1Canonical is a Rekor v1 body with its decoded spec, for re-encoding.
+type v1Canonical struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Spec       any    `json:"spec"`
+}
+
 type v1Hash struct {
 	Algorithm string `json:"algorithm"`
 	Value     string `json:"value"`
@@ -113,7 +120,7 @@ type v1HashedRekord struct {
 }
 
 type v1DSSE struct {
-	EnvelopeHash *v1Hash `json:"envelopeHash"`
+	EnvelopeHash *v1Hash `json:"envelopeHash,omitempty"`
 	PayloadHash  v1Hash  `json:"payloadHash"`
 	Signatures   []struct {
 		Signature []byte `json:"signature"`
@@ -133,7 +140,32 @@ func decodeStrict(data []byte, v any) error {
 	return nil
 }
 
-// parseBody decodes a canonicalized log entry body of a supported kind.
+// requireCanonical checks that body is byte for byte the canonical form of
+// what was decoded from it: RFC 8785 JSON (the form Rekor v1 and rekor-tiles
+// write), every field once and spelled exactly. encoding/json takes the last
+// of duplicate keys and matches names case-insensitively, so without this a
+// body could say one thing to signet and another to a reader that takes the
+// first key; the log only ever writes the canonical form.
+func requireCanonical(body []byte, decoded any) error {
+	out, err := json.Marshal(decoded)
+	if err == nil {
+		out, err = jsoncanonicalizer.Transform(out)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot re-encode the body: %v", err)
+	}
+	if !bytes.Equal(out, body) {
+		at := 0
+		for at < len(out) && at < len(body) && out[at] == body[at] {
+			at++
+		}
+		return fmt.Errorf("body is not in the canonical form the log writes (RFC 8785 JSON, each field once, exact field names); it differs at byte %d, so it was altered or not written by a log", at)
+	}
+	return nil
+}
+
+// parseBody decodes a canonicalized log entry body of a supported kind and
+// refuses any body that is not in canonical form.
 func parseBody(body []byte) (*loggedSignature, error) {
 	var head v1Body
 	if err := json.Unmarshal(body, &head); err != nil {
@@ -145,6 +177,9 @@ func parseBody(body []byte) (*loggedSignature, error) {
 		var b v2Body
 		if err := decodeStrict(body, &b); err != nil {
 			return nil, fmt.Errorf("%s %s body: %v", head.Kind, head.APIVersion, err)
+		}
+		if err := requireCanonical(body, b); err != nil {
+			return nil, err
 		}
 		var h v2Hash
 		var sigs []v2Sig
@@ -169,6 +204,9 @@ func parseBody(body []byte) (*loggedSignature, error) {
 		if err := decodeStrict(head.Spec, &spec); err != nil {
 			return nil, fmt.Errorf("hashedrekord 0.0.1 spec: %v", err)
 		}
+		if err := requireCanonical(body, v1Canonical{head.APIVersion, head.Kind, spec}); err != nil {
+			return nil, err
+		}
 		if err := out.setV1Hash(spec.Data.Hash); err != nil {
 			return nil, err
 		}
@@ -181,6 +219,9 @@ func parseBody(body []byte) (*loggedSignature, error) {
 		var spec v1DSSE
 		if err := decodeStrict(head.Spec, &spec); err != nil {
 			return nil, fmt.Errorf("dsse 0.0.1 spec: %v", err)
+		}
+		if err := requireCanonical(body, v1Canonical{head.APIVersion, head.Kind, spec}); err != nil {
+			return nil, err
 		}
 		if err := out.setV1Hash(spec.PayloadHash); err != nil {
 			return nil, err
@@ -327,7 +368,7 @@ func checkInclusion(log *trust.Log, e *protorekor.TransparencyLogEntry) (*flog.C
 		}
 		return nil, fail(CheckInclusionProof, err, "entry %d in tree size %d", p.GetLogIndex(), p.GetTreeSize())
 	}
-	cp, err := openCheckpoint(log, p.GetCheckpoint().GetEnvelope())
+	cp, err := openCheckpoint(log, p.GetCheckpoint().GetEnvelope(), e.GetKindVersion().GetVersion() == "0.0.1")
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +382,8 @@ func checkInclusion(log *trust.Log, e *protorekor.TransparencyLogEntry) (*flog.C
 }
 
 // openCheckpoint verifies a C2SP signed-note checkpoint against the log key.
-func openCheckpoint(log *trust.Log, envelope string) (*flog.Checkpoint, error) {
+// rekorV1 admits the origin of a Rekor v1 shard (see originMatches).
+func openCheckpoint(log *trust.Log, envelope string, rekorV1 bool) (*flog.Checkpoint, error) {
 	v, err := noteVerifier(log)
 	if err != nil {
 		return nil, fail(CheckCheckpoint, err, "log %s key", log.BaseURL)
@@ -363,11 +405,36 @@ func openCheckpoint(log *trust.Log, envelope string) (*flog.Checkpoint, error) {
 	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil {
 		return nil, fail(CheckCheckpoint, err, "checkpoint body")
 	}
-	// Rekor v1 shards name their origin "<host> - <tree ID>".
-	if cp.Origin != log.Origin && !strings.HasPrefix(cp.Origin, log.Origin+" - ") {
-		return nil, mismatch(CheckCheckpoint, "checkpoint origin", log.Origin, cp.Origin)
+	if !originMatches(cp.Origin, log.Origin, rekorV1) {
+		want := log.Origin
+		if rekorV1 {
+			want += ` (or "` + log.Origin + ` - <tree ID>" for a Rekor v1 shard)`
+		}
+		return nil, mismatch(CheckCheckpoint, "checkpoint origin", want, cp.Origin)
 	}
 	return &cp, nil
+}
+
+// originMatches decides which checkpoint origins belong to a log. Rekor v2
+// logs (rekor-tiles, signet) sign under their host name and nothing else.
+// Rekor v1 shards share one key and log ID and tell their trees apart by a
+// decimal tree ID suffix, "<host> - <tree ID>"; that form is accepted only
+// for Rekor v1 entries (body apiVersion 0.0.1), never for a Rekor v2 log,
+// so a shard suffix cannot smuggle a second tree under a Rekor v2 log's key.
+func originMatches(origin, want string, rekorV1 bool) bool {
+	if origin == want {
+		return true
+	}
+	tree, ok := strings.CutPrefix(origin, want+" - ")
+	if !rekorV1 || !ok || tree == "" || (len(tree) > 1 && tree[0] == '0') {
+		return false
+	}
+	for _, c := range tree {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // canonicalSignatures rejects signature lines whose base64 is not canonical:

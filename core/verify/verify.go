@@ -191,10 +191,20 @@ func (v *Verifier) verify(ctx context.Context, b *bundle.Bundle, p Policy, c *co
 		stamps = append(stamps, st)
 		times = append(times, st.ts.Time)
 	}
+	// A promise is checked whenever it is present, whatever integratedTime
+	// says: a promise that fails is tampering, not a missing feature. An
+	// integratedTime no promise covers is an unsigned claim; refuse it rather
+	// than carry a time nobody vouched for.
 	promised := map[int]time.Time{}
 	for i, e := range b.TlogEntries() {
 		log, ok := v.root.Log(e.GetLogId().GetKeyId())
-		if !ok || e.GetInclusionPromise() == nil || e.GetIntegratedTime() == 0 {
+		if !ok {
+			continue
+		}
+		if e.GetInclusionPromise() == nil {
+			if e.GetIntegratedTime() != 0 {
+				return nil, fail(CheckInclusionPromise, nil, "tlogEntries[%d] (log %s index %d) claims integratedTime %d but carries no signed entry timestamp; an unsigned time proves nothing", i, log.BaseURL, e.GetLogIndex(), e.GetIntegratedTime())
+			}
 			continue
 		}
 		t, err := checkPromise(log, e)
@@ -227,6 +237,9 @@ func (v *Verifier) verify(ctx context.Context, b *bundle.Bundle, p Policy, c *co
 			return nil, err
 		}
 		res.CA = ca.URI
+		if err := checkLeafProfile(cert); err != nil {
+			return nil, err
+		}
 		id, err := identityOf(cert)
 		if err != nil {
 			return nil, err
@@ -291,11 +304,16 @@ func (v *Verifier) verify(ctx context.Context, b *bundle.Bundle, p Policy, c *co
 			return nil, fail(CheckTlog, nil, "tlogEntries[%d] duplicates another entry (log %s index %d)", i, log.BaseURL, e.GetLogIndex())
 		}
 		seenEntry[key] = true
-		entry, err := v.checkEntry(log, e, want, times)
+		t, hasPromise := promised[i]
+		entry, err := v.checkEntry(log, e, want, times, hasPromise)
+		if errors.Is(err, errUnproven) {
+			skipped = append(skipped, fmt.Sprintf("tlogEntries[%d] (log %s index %d) has neither an inclusion proof nor a signed entry timestamp, so nothing shows it was logged", i, log.BaseURL, e.GetLogIndex()))
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
-		if t, ok := promised[i]; ok {
+		if hasPromise {
 			entry.IntegratedTime = t
 			if !verifiedLogs[string(log.ID)] {
 				res.Times = append(res.Times, VerifiedTime{Time: t, Source: "tlog " + log.BaseURL})
@@ -317,7 +335,14 @@ func (v *Verifier) verify(ctx context.Context, b *bundle.Bundle, p Policy, c *co
 	return res, nil
 }
 
-func (v *Verifier) checkEntry(log *trust.Log, e *protorekor.TransparencyLogEntry, want expectedEntry, times []time.Time) (*LogEntry, error) {
+// errUnproven marks an entry that proves nothing: it does not count.
+var errUnproven = errors.New("entry carries no proof of inclusion")
+
+// checkEntry verifies one entry of a trusted log. The entry counts only if
+// something the log signed proves it: an inclusion proof up to a checkpoint
+// signed by the log key, or a verified signed entry timestamp (promised).
+// Fields alone (log ID, index, body) prove nothing: anyone can write them.
+func (v *Verifier) checkEntry(log *trust.Log, e *protorekor.TransparencyLogEntry, want expectedEntry, times []time.Time, promised bool) (*LogEntry, error) {
 	for _, t := range times {
 		if !log.ValidFor.Contains(t) {
 			return nil, fail(CheckTlog, nil, "key of log %s is valid %s, not at signing time %s", log.BaseURL, log.ValidFor, t.UTC().Format(time.RFC3339))
@@ -328,10 +353,10 @@ func (v *Verifier) checkEntry(log *trust.Log, e *protorekor.TransparencyLogEntry
 	}
 	entry := &LogEntry{LogID: log.ID, BaseURL: log.BaseURL, LogIndex: e.GetLogIndex(), Kind: e.GetKindVersion().GetKind(), Version: e.GetKindVersion().GetVersion()}
 	if e.GetInclusionProof() == nil {
-		// Only v0.1 bundles get here; their signed entry timestamp (checked
-		// earlier) is the log's promise of inclusion.
-		if e.GetInclusionPromise() == nil {
-			return nil, fail(CheckInclusionProof, nil, "entry %d has neither an inclusion proof nor a signed entry timestamp", e.GetLogIndex())
+		// Only v0.1 bundles get here; their verified signed entry timestamp
+		// is the log's promise of inclusion.
+		if !promised {
+			return nil, errUnproven
 		}
 		return entry, nil
 	}
