@@ -19,17 +19,17 @@ const (
 	// CheckCertificateProfile: the leaf is a code-signing certificate as
 	// Fulcio issues them, whatever CA signed it.
 	CheckCertificateProfile Check = "certificate profile"
-	CheckIdentity         Check = "identity"
-	CheckKey              Check = "key" // the trusted key (Policy.Key) versus the bundle's
-	CheckArtifact         Check = "artifact"
-	CheckSignature        Check = "signature"
-	CheckStatement        Check = "statement"
-	CheckTlogBody         Check = "tlog body"
-	CheckInclusionProof   Check = "inclusion proof"
-	CheckCheckpoint       Check = "checkpoint"
-	CheckInclusionPromise Check = "inclusion promise"
-	CheckTlog             Check = "tlog"
-	CheckTimeSource       Check = "time source"
+	CheckIdentity           Check = "identity"
+	CheckKey                Check = "key" // the trusted key (Policy.Key) versus the bundle's
+	CheckArtifact           Check = "artifact"
+	CheckSignature          Check = "signature"
+	CheckStatement          Check = "statement"
+	CheckTlogBody           Check = "tlog body"
+	CheckInclusionProof     Check = "inclusion proof"
+	CheckCheckpoint         Check = "checkpoint"
+	CheckInclusionPromise   Check = "inclusion promise"
+	CheckTlog               Check = "tlog"
+	CheckTimeSource         Check = "time source"
 )
 
 // Error is a verification failure: which check failed, what was wrong and,
