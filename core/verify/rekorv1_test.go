@@ -267,3 +267,73 @@ type verifierFunc struct {
 func (v verifierFunc) Name() string                { return v.name }
 func (v verifierFunc) KeyHash() uint32             { return v.hash }
 func (v verifierFunc) Verify(msg, sig []byte) bool { return v.f(msg, sig) }
+
+// A Rekor v1 body must be the canonical JSON the log wrote, even when the
+// log's promise covers it: a v0.1 bundle whose SET was made over a body with
+// a duplicate or case-folded key fails only the body check.
+func TestRekorV1BodyMustBeCanonical(t *testing.T) {
+	w := newV1World(t)
+	body := w.pb.VerificationMaterial.TlogEntries[0].CanonicalizedBody
+	i := bytes.Index(body, []byte(`,"spec":`))
+	for _, tc := range []struct {
+		name string
+		body []byte
+		want verify.Check
+	}{
+		{"as logged", body, ""},
+		{"spec twice", append(append(append([]byte{}, body[:len(body)-1]...), body[i:len(body)-1]...), '}'), verify.CheckTlogBody},
+		{"case-folded key", bytes.Replace(body, []byte(`"spec"`), []byte(`"Spec"`), 1), verify.CheckTlogBody},
+		{"keys out of order", bytes.Replace(body, []byte(`{"apiVersion":"0.0.1","kind":"hashedrekord"`), []byte(`{"kind":"hashedrekord","apiVersion":"0.0.1"`), 1), verify.CheckTlogBody},
+		{"whitespace", bytes.Replace(body, []byte(`,"kind"`), []byte(`, "kind"`), 1), verify.CheckTlogBody},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pb := proto.Clone(w.pb).(*protobundle.Bundle)
+			pb.MediaType = bundle.MediaTypeV01
+			e := pb.VerificationMaterial.TlogEntries[0]
+			e.InclusionProof = nil
+			e.CanonicalizedBody = tc.body
+			e.InclusionPromise.SignedEntryTimestamp = signSET(t, w.logKey, tc.body, e.IntegratedTime, e.LogId.KeyId, e.LogIndex)
+			_, err := w.verify(pb)
+			if got := verify.CheckOf(err); got != tc.want {
+				t.Fatalf("failed check %q, want %q (err: %v)", got, tc.want, err)
+			}
+		})
+	}
+}
+
+// Rekor v1 shards share a key and tell their trees apart by origin suffix:
+// "<host> - <decimal tree ID>" and nothing looser.
+func TestRekorV1ShardOrigins(t *testing.T) {
+	w := newV1World(t)
+	for _, tc := range []struct {
+		origin string
+		ok     bool
+	}{
+		{"rekor.example.dev - 42", true},
+		{"rekor.example.dev", true},
+		{"rekor.example.dev - 1193050959916656506", true},
+		{"rekor.example.dev - ", false},
+		{"rekor.example.dev - 42x", false},
+		{"rekor.example.dev - 042", false},
+		{"rekor.example.dev -42", false},
+		{"rekor.example.dev.evil - 42", false},
+		{"other.example.dev - 42", false},
+	} {
+		t.Run(tc.origin, func(t *testing.T) {
+			pb := proto.Clone(w.pb).(*protobundle.Bundle)
+			e := pb.VerificationMaterial.TlogEntries[0]
+			n := must(note.Open([]byte(e.InclusionProof.Checkpoint.Envelope), note.VerifierList(noteVerifierFor(w.logKey))))
+			var cp flog.Checkpoint
+			must(cp.Unmarshal([]byte(n.Text)))
+			cp.Origin = tc.origin
+			e.InclusionProof.Checkpoint.Envelope = string(must(note.Sign(&note.Note{Text: string(cp.Marshal())}, ecdsaNoteSigner{name: "rekor.example.dev", key: w.logKey})))
+			_, err := w.verify(pb)
+			if tc.ok && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if !tc.ok && verify.CheckOf(err) != verify.CheckCheckpoint {
+				t.Fatalf("err %v, want a checkpoint origin failure", err)
+			}
+		})
+	}
+}
