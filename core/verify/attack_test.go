@@ -368,10 +368,10 @@ func TestAttackCorpus(t *testing.T) {
 		})},
 		attack{name: "body of another kind version than kindVersion", want: verify.CheckTlogBody,
 			sigstoreGo: "sigstore-go takes the kind from the body and ignores the unsigned kindVersion; signet requires the bundle's description of its entry to be true", pb: func() *protobundle.Bundle {
-			pb := clone(good)
-			pb.VerificationMaterial.TlogEntries[0].KindVersion.Version = "0.0.1"
-			return pb
-		}()},
+				pb := clone(good)
+				pb.VerificationMaterial.TlogEntries[0].KindVersion.Version = "0.0.1"
+				return pb
+			}()},
 	)
 
 	// --- DSSE and statements. ---
