@@ -232,6 +232,12 @@ func (e *attackEnv) assemble(t *testing.T, key *ecdsa.PrivateKey, cert *x509.Cer
 // over hash h of sig, at time at. It is built by hand because the RFC 3161
 // library refuses to issue SHA-1 imprints.
 func tsaToken(t *testing.T, key crypto.Signer, chain []*x509.Certificate, h crypto.Hash, sig []byte, at time.Time) []byte {
+	return tsaTokenEdited(t, key, chain, h, sig, at, nil)
+}
+
+// tsaTokenEdited is tsaToken with edit applied to the CMS structure after
+// signing: a change to what the TSA's signature does not cover.
+func tsaTokenEdited(t *testing.T, key crypto.Signer, chain []*x509.Certificate, h crypto.Hash, sig []byte, at time.Time, edit func(*pkcs7.SignedData)) []byte {
 	t.Helper()
 	hh := h.New()
 	hh.Write(sig)
@@ -253,6 +259,9 @@ func tsaToken(t *testing.T, key crypto.Signer, chain []*x509.Certificate, h cryp
 	sd.GetSignedData().Version = 3
 	if err := sd.AddSigner(chain[0], key, pkcs7.SignerInfoConfig{}); err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(sd)
 	}
 	token := must(sd.Finish())
 	return must(asn1.Marshal(struct {

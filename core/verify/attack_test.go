@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/digitorus/pkcs7"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
@@ -255,6 +256,31 @@ func TestAttackCorpus(t *testing.T) {
 		}()},
 		attack{name: "timestamp by an untrusted TSA with the trusted TSA's names", pb: withToken(good, tsaToken(t, untrustedTSAKey, []*x509.Certificate{untrustedTSACert}, crypto.SHA256, sig, time.Now())), want: verify.CheckTimestamp},
 		attack{name: "timestamp from the trusted TSA over other bytes", pb: withToken(good, must(e.tsa.Timestamp(ctx, []byte("another signature"))).Response), want: verify.CheckTimestamp},
+		attack{name: "timestamp token as the TSA issues it (baseline for the edits below)", pb: withToken(good, tsaToken(t, e.tsaKey, e.tsaChain, crypto.SHA256, sig, time.Now()))},
+		attack{name: "timestamp token: digestAlgorithms lists SHA-1 too (unsigned)", want: verify.CheckTimestamp, sigstoreGo: unsignedTokenPart,
+			pb: withToken(good, tsaTokenEdited(t, e.tsaKey, e.tsaChain, crypto.SHA256, sig, time.Now(), func(sd *pkcs7.SignedData) {
+				sd.GetSignedData().DigestAlgorithmIdentifiers = append(sd.GetSignedData().DigestAlgorithmIdentifiers, pkix.AlgorithmIdentifier{Algorithm: asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}})
+			}))},
+		attack{name: "timestamp token: eContentType is id-data (unsigned)", want: verify.CheckTimestamp, sigstoreGo: unsignedTokenPart,
+			pb: withToken(good, tsaTokenEdited(t, e.tsaKey, e.tsaChain, crypto.SHA256, sig, time.Now(), func(sd *pkcs7.SignedData) {
+				sd.GetSignedData().ContentInfo.ContentType = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}
+			}))},
+		attack{name: "timestamp token: signerInfo version 2 (unsigned)", want: verify.CheckTimestamp, sigstoreGo: unsignedTokenPart,
+			pb: withToken(good, tsaTokenEdited(t, e.tsaKey, e.tsaChain, crypto.SHA256, sig, time.Now(), func(sd *pkcs7.SignedData) {
+				sd.GetSignedData().SignerInfos[0].Version = 2
+			}))},
+		attack{name: "timestamp token: SignedData version 1 (unsigned)", want: verify.CheckTimestamp, sigstoreGo: unsignedTokenPart,
+			pb: withToken(good, tsaTokenEdited(t, e.tsaKey, e.tsaChain, crypto.SHA256, sig, time.Now(), func(sd *pkcs7.SignedData) {
+				sd.GetSignedData().Version = 1
+			}))},
+		attack{name: "timestamp token: embeds a certificate outside the TSA chain (unsigned)", want: verify.CheckTimestamp, sigstoreGo: unsignedTokenPart,
+			pb: withToken(good, tsaTokenEdited(t, e.tsaKey, e.tsaChain, crypto.SHA256, sig, time.Now(), func(sd *pkcs7.SignedData) {
+				sd.AddCertificate(untrustedTSACert)
+			}))},
+		attack{name: "timestamp response from the real TSA in BER (non-minimal outer length)", want: verify.CheckTimestamp,
+			pb: withToken(good, berOuterLength(t, good.GetVerificationMaterial().GetTimestampVerificationData().GetRfc3161Timestamps()[0].GetSignedTimestamp()))},
+		attack{name: "timestamp response from the real TSA with a trailing byte", want: verify.CheckTimestamp,
+			pb: withToken(good, append(bytes.Clone(good.GetVerificationMaterial().GetTimestampVerificationData().GetRfc3161Timestamps()[0].GetSignedTimestamp()), 0))},
 		attack{name: "no timestamp at all", want: verify.CheckTimeSource, pb: func() *protobundle.Bundle {
 			pb := clone(good)
 			pb.VerificationMaterial.TimestampVerificationData = nil
@@ -444,6 +470,19 @@ func TestAttackCorpus(t *testing.T) {
 		t.Fatalf("log shrank from %d to %d", sizeBefore, after)
 	}
 	t.Logf("%d crafted bundles", len(corpus))
+}
+
+// unsignedTokenPart is why sigstore-go accepts some timestamp token edits.
+const unsignedTokenPart = "sigstore-go checks the TSA's signature and the fields it reads, not the parts of the CMS structure nobody signed; signet accepts only the exact DER a TSA signs, so one token has one spelling"
+
+// berOuterLength re-encodes the outermost length of a DER element in a
+// longer form than needed: valid BER, not DER.
+func berOuterLength(t *testing.T, der []byte) []byte {
+	t.Helper()
+	if der[1] != 0x82 {
+		t.Fatalf("outer length form %#x, want 0x82", der[1])
+	}
+	return append([]byte{der[0], 0x83, 0x00}, der[2:]...)
 }
 
 func entryOfAll(pb *protobundle.Bundle) []*protorekor.TransparencyLogEntry {

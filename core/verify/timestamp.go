@@ -13,6 +13,7 @@ import (
 	"github.com/digitorus/timestamp"
 
 	"github.com/signet-dev/signet/core/trust"
+	"github.com/signet-dev/signet/core/verify/tstoken"
 )
 
 // signedTime is an RFC 3161 timestamp whose token verified against a TSA of
@@ -26,13 +27,17 @@ type signedTime struct {
 // verifyTimestampToken checks the TSA's signature and chain for one RFC 3161
 // timestamp (a TimeStampResp as Sigstore stores it, or a bare token).
 func verifyTimestampToken(root *trust.Root, der []byte) (*signedTime, error) {
-	ts, err := timestamp.ParseResponse(der)
+	// Strict DER first: the parsers below accept BER and unsigned fields
+	// that say anything, so two spellings of one token would both verify.
+	// Some clients store the TimeStampToken rather than the full response;
+	// Check takes either and returns the token.
+	token, err := tstoken.Check(der)
 	if err != nil {
-		// Some clients store the TimeStampToken rather than the full response.
-		var err2 error
-		if ts, err2 = timestamp.Parse(der); err2 != nil {
-			return nil, fmt.Errorf("not an RFC 3161 timestamp response or token: %v", err)
-		}
+		return nil, err
+	}
+	ts, err := timestamp.Parse(token)
+	if err != nil {
+		return nil, fmt.Errorf("not an RFC 3161 timestamp token: %v", err)
 	}
 	if len(root.TSAs) == 0 {
 		return nil, errors.New("the trusted root lists no timestamp authorities")
@@ -57,7 +62,10 @@ func verifyTokenWith(tsa *trust.CA, ts *timestamp.Timestamp) error {
 		return fmt.Errorf("token: %v", err)
 	}
 	// The token usually omits the TSA certificate; supply the pinned leaf and
-	// intermediates from the trusted root so the signer can be found.
+	// intermediates from the trusted root so the signer can be found. What a
+	// token embeds is unsigned, so it may hold only certificates of the
+	// trusted chain (or, when the root pins no leaf, the signer itself).
+	embedded := p7.Certificates
 	if tsa.Leaf != nil {
 		p7.Certificates = append(p7.Certificates, tsa.Leaf)
 	}
@@ -68,6 +76,11 @@ func verifyTokenWith(tsa *trust.CA, ts *timestamp.Timestamp) error {
 	}
 	if tsa.Leaf != nil && !bytes.Equal(signer.Raw, tsa.Leaf.Raw) {
 		return fmt.Errorf("signed by %q, not by the TSA certificate pinned in the trusted root", signer.Subject)
+	}
+	for _, c := range embedded {
+		if !inChain(tsa, c) && (tsa.Leaf != nil || c != signer) {
+			return fmt.Errorf("token embeds certificate %q (serial %x), which is not part of the TSA's trusted chain", c.Subject, c.SerialNumber)
+		}
 	}
 	if !hasEKU(signer, x509.ExtKeyUsageTimeStamping) {
 		return fmt.Errorf("signer %q lacks the timeStamping extended key usage", signer.Subject)
@@ -101,6 +114,18 @@ func bindTimestamp(st *signedTime, sig []byte) error {
 			Expected: fmt.Sprintf("%x", sum), Found: fmt.Sprintf("%x", st.ts.HashedMessage)}
 	}
 	return nil
+}
+
+func inChain(tsa *trust.CA, c *x509.Certificate) bool {
+	if tsa.Leaf != nil && bytes.Equal(c.Raw, tsa.Leaf.Raw) || bytes.Equal(c.Raw, tsa.Root.Raw) {
+		return true
+	}
+	for _, ic := range tsa.Intermediates {
+		if bytes.Equal(c.Raw, ic.Raw) {
+			return true
+		}
+	}
+	return false
 }
 
 func hasEKU(c *x509.Certificate, want x509.ExtKeyUsage) bool {
