@@ -246,4 +246,3 @@ func FuzzCertificate(f *testing.F) {
 		}
 	})
 }
-
