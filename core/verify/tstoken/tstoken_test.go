@@ -655,7 +655,8 @@ func TestRejectsSHA1(t *testing.T) {
 
 // TestCertificateOrder covers the implicit SET OF certificates: digitorus
 // writes the leaf first and then the chain, which is DER order only if the
-// leaf's encoding happens to sort first.
+// leaf's encoding happens to sort first. Check takes either order (the set
+// is unsigned; core/verify pins its content to the trusted chain).
 func TestCertificateOrder(t *testing.T) {
 	root := newTSA(t, "test TSA root", nil, true)
 	leaf := newTSA(t, "test TSA signing", root, false)
