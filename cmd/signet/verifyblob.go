@@ -300,8 +300,10 @@ refused with --key. The result names the key by its fingerprint
 
 const verifyExitHelp = `
 Exit status: 0 verified; 1 verification failed (the failed check is named:
-bundle, timestamp, certificate chain, identity, key, artifact, signature,
-statement, tlog body, inclusion proof, checkpoint, tlog…); 2 usage error.
+bundle, timestamp, inclusion promise, certificate chain, certificate profile,
+identity, key, artifact, signature, statement, tlog body, inclusion proof,
+checkpoint, tlog, time source; docs/verification.md says what each proves);
+2 usage error.
 With --output json the result is printed either way, with "verified" false
 and "failedCheck" set on failure.`
 
