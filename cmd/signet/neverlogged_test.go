@@ -109,6 +109,19 @@ func TestNeverLoggedBundleRefusedByEveryVerb(t *testing.T) {
 		// as an attacker would: raw, with the genuine one's annotations.
 		pushReferrer(t, must(c.Resolve(ctx, mirror)), must(json.Marshal(b)), l.Signatures()[0].Annotations)
 		refused(t, runSignet(t, nil, append([]string{"verify", mirror}, e.policy()...)...))
+
+		// A genuine signature of this image, copied to another image, is a
+		// signature of something else.
+		other := must(random.Image(512, 1))
+		otherRef := reg.Ref("acme/app@" + must(other.Digest()).String())
+		if err := remote.Write(must(name.ParseReference(reg.Ref("acme/app:v2"), name.Insecure)), other); err != nil {
+			t.Fatal(err)
+		}
+		pushReferrer(t, must(c.Resolve(ctx, otherRef)), l.Signatures()[0].Bundle, l.Signatures()[0].Annotations)
+		r := runSignet(t, nil, append([]string{"verify", otherRef}, e.policy()...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "verification failed: artifact") {
+			t.Fatalf("copied signature: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
 	})
 }
 
