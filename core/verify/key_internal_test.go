@@ -9,8 +9,14 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
+	"errors"
 	"strings"
 	"testing"
+
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+
+	"github.com/signet-dev/signet/core/trust"
 )
 
 // The schemes a trusted key accepts besides the ones core/signer produces
@@ -82,4 +88,19 @@ func TestTrustedKeySchemes(t *testing.T) {
 
 func certKeyOf(pub crypto.PublicKey) signingKey {
 	return signingKey{pub: pub, hash: keyHash(pub)}
+}
+
+// An entry with neither a proof nor a verified promise does not count,
+// whatever else it carries. Bundle parsing refuses such entries first, so
+// this is reached only through checkEntry itself.
+func TestEntryWithoutProofDoesNotCount(t *testing.T) {
+	e := &protorekor.TransparencyLogEntry{
+		LogIndex: 999999, LogId: &protocommon.LogId{KeyId: []byte{1}},
+		KindVersion:       &protorekor.KindVersion{Kind: "hashedrekord", Version: "0.0.2"},
+		CanonicalizedBody: []byte(`{}`),
+		InclusionPromise:  &protorekor.InclusionPromise{SignedEntryTimestamp: []byte("garbage")},
+	}
+	if _, err := (&Verifier{}).checkEntry(&trust.Log{}, e, expectedEntry{}, nil, false); !errors.Is(err, errUnproven) {
+		t.Fatalf("err %v, want the entry not counted", err)
+	}
 }

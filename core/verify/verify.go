@@ -343,6 +343,11 @@ var errUnproven = errors.New("entry carries no proof of inclusion")
 // signed by the log key, or a verified signed entry timestamp (promised).
 // Fields alone (log ID, index, body) prove nothing: anyone can write them.
 func (v *Verifier) checkEntry(log *trust.Log, e *protorekor.TransparencyLogEntry, want expectedEntry, times []time.Time, promised bool) (*LogEntry, error) {
+	// Bundle parsing already demands a proof or a promise, and a promise that
+	// fails is an error; this keeps the rule where it is stated.
+	if e.GetInclusionProof() == nil && !promised {
+		return nil, errUnproven
+	}
 	for _, t := range times {
 		if !log.ValidFor.Contains(t) {
 			return nil, fail(CheckTlog, nil, "key of log %s is valid %s, not at signing time %s", log.BaseURL, log.ValidFor, t.UTC().Format(time.RFC3339))
@@ -355,9 +360,6 @@ func (v *Verifier) checkEntry(log *trust.Log, e *protorekor.TransparencyLogEntry
 	if e.GetInclusionProof() == nil {
 		// Only v0.1 bundles get here; their verified signed entry timestamp
 		// is the log's promise of inclusion.
-		if !promised {
-			return nil, errUnproven
-		}
 		return entry, nil
 	}
 	cp, err := checkInclusion(log, e)
