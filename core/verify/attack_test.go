@@ -305,6 +305,13 @@ func TestAttackCorpus(t *testing.T) {
 		attack{name: "entry from a log the trusted root does not list", pb: withEntry(entryOf(otherBundle)), want: verify.CheckTlog},
 		attack{name: "entry naming another digest (genuine entry of another artifact)", pb: withEntry(entryOf(otherArtifact)), want: verify.CheckTlogBody},
 		attack{name: "entry naming another certificate and signature (genuine entry of another signing)", pb: withEntry(entryOf(sameSigned)), want: verify.CheckTlogBody},
+		attack{name: "entry naming another certificate for the same key and signature", want: verify.CheckTlogBody, pb: func() *protobundle.Bundle {
+			key, certA := e.issue(t, nil, nil, nil)
+			pb := e.assemble(t, key, certA, e.artifact)
+			certB := must(x509.CreateCertificate(rand.Reader, e.leafTemplate(t), e.caCert, &key.PublicKey, e.caKey))
+			pb.VerificationMaterial.Content = &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: certB}}
+			return pb
+		}()},
 		attack{name: "checkpoint of another log under the same origin", want: verify.CheckCheckpoint, pb: func() *protobundle.Bundle {
 			pb := clone(good)
 			pb.VerificationMaterial.TlogEntries[0].InclusionProof.Checkpoint = entryOf(otherBundle).InclusionProof.Checkpoint
