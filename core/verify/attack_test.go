@@ -20,13 +20,16 @@ import (
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	prototrust "github.com/sigstore/protobuf-specs/gen/pb-go/trustroot/v1"
 	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 	flog "github.com/transparency-dev/formats/log"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/signet-dev/signet/core/bundle"
 	"github.com/signet-dev/signet/core/certext"
+	"github.com/signet-dev/signet/core/trust"
 	"github.com/signet-dev/signet/core/verify"
 	"github.com/signet-dev/signet/server/servertest"
 )
@@ -523,5 +526,43 @@ func TestNeverLoggedEntryLeavesLogUnchanged(t *testing.T) {
 	// the proof, not the rest of the bundle.
 	if _, err := verify.New(e.root).VerifyArtifact(context.Background(), must(bundle.FromProto(good)), bytes.NewReader(e.artifact), e.policy()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTrustedRootValidityWindows: a genuine bundle stops verifying when the
+// trusted root says the CA, the TSA or the log key was not valid at the
+// signing time (a rotated-out key), and the failure names the party.
+func TestTrustedRootValidityWindows(t *testing.T) {
+	e := newAttackEnv(t)
+	good := must(bundle.FromProto(e.keylessBundle(t, e.artifact)))
+	later := timestamppb.New(time.Now().Add(time.Hour))
+	for _, c := range []struct {
+		name string
+		edit func(tr *prototrust.TrustedRoot)
+		want verify.Check
+	}{
+		{"as served", func(*prototrust.TrustedRoot) {}, ""},
+		{"CA valid only from later", func(tr *prototrust.TrustedRoot) { tr.CertificateAuthorities[0].ValidFor.Start = later }, verify.CheckCertificateChain},
+		{"TSA valid only from later", func(tr *prototrust.TrustedRoot) { tr.TimestampAuthorities[0].ValidFor.Start = later }, verify.CheckTimestamp},
+		{"log key valid only from later", func(tr *prototrust.TrustedRoot) { tr.Tlogs[0].PublicKey.ValidFor.Start = later }, verify.CheckTlog},
+		{"log key expired before signing", func(tr *prototrust.TrustedRoot) {
+			tr.Tlogs[0].PublicKey.ValidFor = &protocommon.TimeRange{Start: timestamppb.New(time.Now().Add(-2 * time.Hour)), End: timestamppb.New(time.Now().Add(-time.Hour))}
+		}, verify.CheckTlog},
+		{"no policy identity", func(*prototrust.TrustedRoot) {}, verify.CheckPolicy},
+	} {
+		var tr prototrust.TrustedRoot
+		if err := protojson.Unmarshal(e.trJSON, &tr); err != nil {
+			t.Fatal(err)
+		}
+		c.edit(&tr)
+		root := must(trust.FromProto(&tr))
+		p := e.policy()
+		if c.want == verify.CheckPolicy {
+			p.Identity = verify.Matcher{}
+		}
+		_, err := verify.New(root).VerifyArtifact(context.Background(), good, bytes.NewReader(e.artifact), p)
+		if got := verify.CheckOf(err); got != c.want {
+			t.Errorf("%s: failed check %q, want %q (%v)", c.name, got, c.want, err)
+		}
 	}
 }
