@@ -202,16 +202,41 @@ func (e *attackEnv) issue(t *testing.T, edit func(*x509.Certificate), parent *x5
 	return key, must(x509.ParseCertificate(der))
 }
 
-// assemble signs digest with key, timestamps the signature at the real TSA,
-// logs it in the real log with cert as verifier, and returns a v0.3 bundle:
-// everything genuine except what the caller chose (the certificate).
+// assemble signs the artifact's digest with key, timestamps the signature at
+// the real TSA, logs it in the real log with cert as verifier, and returns a
+// v0.3 bundle: everything genuine except what the caller chose (the
+// certificate).
 func (e *attackEnv) assemble(t *testing.T, key *ecdsa.PrivateKey, cert *x509.Certificate, artifact []byte) *protobundle.Bundle {
 	t.Helper()
-	ctx := context.Background()
 	d := sha256.Sum256(artifact)
-	sig := must(ecdsa.SignASN1(rand.Reader, key, d[:]))
+	pb, sig := e.signAndLog(t, key, cert, d[:])
+	pb.Content = &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
+		MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: d[:]},
+		Signature:     sig,
+	}}
+	return pb
+}
+
+// assembleDSSE is assemble for a DSSE envelope of any payload type, logged
+// as cosign v3 logs one: a hashedrekord over the PAE.
+func (e *attackEnv) assembleDSSE(t *testing.T, key *ecdsa.PrivateKey, cert *x509.Certificate, payloadType string, payload []byte) *protobundle.Bundle {
+	t.Helper()
+	d := sha256.Sum256(dsse.PAE(payloadType, payload))
+	pb, sig := e.signAndLog(t, key, cert, d[:])
+	pb.Content = &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{
+		Payload: payload, PayloadType: payloadType, Signatures: []*protodsse.Signature{{Sig: sig}},
+	}}
+	return pb
+}
+
+// signAndLog signs digest, timestamps and logs the signature, and returns a
+// bundle with the verification material but no content yet.
+func (e *attackEnv) signAndLog(t *testing.T, key *ecdsa.PrivateKey, cert *x509.Certificate, digest []byte) (*protobundle.Bundle, []byte) {
+	t.Helper()
+	ctx := context.Background()
+	sig := must(ecdsa.SignASN1(rand.Reader, key, digest))
 	ts := must(e.tsa.Timestamp(ctx, sig))
-	entry := must(e.logs.CreateHashedRekord(ctx, d[:], sig, rekor.Verifier(cert.Raw, nil, protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256)))
+	entry := must(e.logs.CreateHashedRekord(ctx, digest, sig, rekor.Verifier(cert.Raw, nil, protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256)))
 	return &protobundle.Bundle{
 		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json",
 		VerificationMaterial: &protobundle.VerificationMaterial{
@@ -221,11 +246,7 @@ func (e *attackEnv) assemble(t *testing.T, key *ecdsa.PrivateKey, cert *x509.Cer
 				Rfc3161Timestamps: []*protocommon.RFC3161SignedTimestamp{{SignedTimestamp: ts.Response}},
 			},
 		},
-		Content: &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
-			MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: d[:]},
-			Signature:     sig,
-		}},
-	}
+	}, sig
 }
 
 // tsaToken has a TSA key sign a timestamp the real TSA would not issue:
@@ -336,28 +357,4 @@ func (e *attackEnv) keyBundle(t *testing.T, k crypto.Signer) *protobundle.Bundle
 	s := must(signer.New(k))
 	res := must(sign.ArtifactReader(context.Background(), sign.Options{Services: e.services, Key: s}, bytes.NewReader(e.artifact)))
 	return res.Bundle.Proto()
-}
-
-// assembleDSSE is assemble for a DSSE envelope of any payload type, logged
-// as cosign v3 logs one: a hashedrekord over the PAE.
-func (e *attackEnv) assembleDSSE(t *testing.T, key *ecdsa.PrivateKey, cert *x509.Certificate, payloadType string, payload []byte) *protobundle.Bundle {
-	t.Helper()
-	ctx := context.Background()
-	d := sha256.Sum256(dsse.PAE(payloadType, payload))
-	sig := must(ecdsa.SignASN1(rand.Reader, key, d[:]))
-	ts := must(e.tsa.Timestamp(ctx, sig))
-	entry := must(e.logs.CreateHashedRekord(ctx, d[:], sig, rekor.Verifier(cert.Raw, nil, protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256)))
-	return &protobundle.Bundle{
-		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json",
-		VerificationMaterial: &protobundle.VerificationMaterial{
-			Content:     &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: cert.Raw}},
-			TlogEntries: []*protorekor.TransparencyLogEntry{entry},
-			TimestampVerificationData: &protobundle.TimestampVerificationData{
-				Rfc3161Timestamps: []*protocommon.RFC3161SignedTimestamp{{SignedTimestamp: ts.Response}},
-			},
-		},
-		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{
-			Payload: payload, PayloadType: payloadType, Signatures: []*protodsse.Signature{{Sig: sig}},
-		}},
-	}
 }
