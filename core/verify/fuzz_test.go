@@ -13,6 +13,8 @@ import (
 
 	"github.com/cyberphone/json-canonicalization/go/src/webpki.org/jsoncanonicalizer"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/signet-dev/signet/core/bundle"
@@ -62,10 +64,45 @@ func signedContent(pb *protobundle.Bundle) *protobundle.Bundle {
 	return c
 }
 
+// corpusVariants applies the attack corpus' edits that need no authority's
+// key to a genuine bundle, so the fuzzer starts at the known attack surface.
+func corpusVariants(pb *protobundle.Bundle) []*protobundle.Bundle {
+	edit := func(f func(pb *protobundle.Bundle)) *protobundle.Bundle {
+		c := proto.Clone(pb).(*protobundle.Bundle)
+		f(c)
+		return c
+	}
+	entry := func(pb *protobundle.Bundle) *protorekor.TransparencyLogEntry {
+		return pb.GetVerificationMaterial().GetTlogEntries()[0]
+	}
+	return []*protobundle.Bundle{
+		edit(func(pb *protobundle.Bundle) { // never logged
+			pb.MediaType = bundle.MediaTypeV01
+			e := entry(pb)
+			e.LogIndex, e.InclusionProof, e.IntegratedTime = 999999, nil, 0
+			e.InclusionPromise = &protorekor.InclusionPromise{SignedEntryTimestamp: []byte("garbage")}
+		}),
+		edit(func(pb *protobundle.Bundle) { entry(pb).IntegratedTime = 1700000000 }),
+		edit(func(pb *protobundle.Bundle) {
+			e := entry(pb)
+			e.CanonicalizedBody = bytes.Replace(e.CanonicalizedBody, []byte(`"spec"`), []byte(`"Spec"`), 1)
+		}),
+		edit(func(pb *protobundle.Bundle) {
+			pb.VerificationMaterial.TlogEntries = append(pb.VerificationMaterial.TlogEntries, proto.Clone(entry(pb)).(*protorekor.TransparencyLogEntry))
+		}),
+		edit(func(pb *protobundle.Bundle) { pb.MediaType = bundle.MediaTypeV02 }),
+	}
+}
+
 func FuzzVerifyBundle(f *testing.F) {
 	fx, seeds := genuine(f)
 	for _, c := range interopCases {
 		f.Add(fx.bundleBytes(f, c.file))
+	}
+	for _, pb := range seeds {
+		for _, v := range corpusVariants(pb) {
+			f.Add(must(protojson.Marshal(v)))
+		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := bundle.Parse(data)
@@ -101,6 +138,8 @@ func FuzzTimestampToken(f *testing.F) {
 	var tokens [][]byte
 	for _, der := range timestamps(seeds) {
 		f.Add(der)
+		f.Add(append(bytes.Clone(der), 0))                    // trailing byte
+		f.Add(append([]byte{der[0], 0x83, 0x00}, der[2:]...)) // BER outer length
 		tok, err := verify.TimestampToken(fx.root, der)
 		if err != nil {
 			f.Fatalf("seed timestamp refused: %v", err)
@@ -201,7 +240,11 @@ func duplicateKey(data []byte) error {
 func FuzzLogEntryBody(f *testing.F) {
 	_, seeds := genuine(f)
 	for _, pb := range seeds {
-		f.Add(pb.GetVerificationMaterial().GetTlogEntries()[0].GetCanonicalizedBody())
+		body := pb.GetVerificationMaterial().GetTlogEntries()[0].GetCanonicalizedBody()
+		f.Add(body)
+		f.Add(bytes.Replace(body, []byte(`"spec"`), []byte(`"Spec"`), 1))
+		i := bytes.Index(body, []byte(`,"spec":`))
+		f.Add(append(append(append([]byte{}, body[:len(body)-1]...), body[i:len(body)-1]...), '}'))
 	}
 	f.Add([]byte(`{"apiVersion":"0.0.1","kind":"hashedrekord","spec":{"data":{"hash":{"algorithm":"sha256","value":"00"}},"signature":{"content":"AA==","publicKey":{"content":"AA=="}}}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
