@@ -136,6 +136,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		BatchMaxAge:        cfg.Log.BatchMaxAge,
 		BatchMaxSize:       cfg.Log.BatchMaxSize,
 		MaxRequestBytes:    cfg.Log.MaxRequestBytes,
+		HeadFile:           s.dir.SignedHeadPath(),
+		KeyInUse:           !keys.Generated,
 		Logger:             logger.With("service", "log"),
 		Metrics:            reg,
 	})

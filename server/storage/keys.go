@@ -38,6 +38,10 @@ type Keys struct {
 
 	TSA      crypto.Signer
 	TSAChain []*x509.Certificate // timestamping certificate first, root last
+
+	// Generated is set when the key set was made in this call: the data
+	// directory was new.
+	Generated bool
 }
 
 const (
@@ -59,15 +63,22 @@ var oidTimeStamping = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 8}
 // when every file is written, so a crash never leaves half a key set.
 func (d *Dir) Keys(supplied KeyFiles, organization string) (*Keys, error) {
 	dir := d.KeysDir()
+	generated := false
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		// Keys are made only for a new data directory: over an existing log
+		// or store, new keys would be a new identity claiming the old data.
+		if held := d.heldData(); len(held) > 0 {
+			return nil, fmt.Errorf("key directory %s is missing, but the data directory already holds %v, made under the keys that were there: restore %s from backup (the log cannot go on under new keys); to start a new log with a new identity, use an empty data directory", dir, held, dir)
+		}
 		if err := generateKeySet(dir, organization); err != nil {
 			return nil, fmt.Errorf("generating key material in %s: %w", dir, err)
 		}
+		generated = true
 	} else if err != nil {
 		return nil, fmt.Errorf("key directory %s: %w", dir, err)
 	}
 
-	k := &Keys{}
+	k := &Keys{Generated: generated}
 	var err error
 	caKey, caChain := filepath.Join(dir, caInterKey), []string{filepath.Join(dir, caInterCert), filepath.Join(dir, caRootCert)}
 	if supplied.CAKey != "" || supplied.CAChain != "" {
@@ -189,7 +200,7 @@ func generateKeySet(dir, organization string) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFileSync(filepath.Join(scratch, f.name), b, f.perm); err != nil {
+		if err := WriteFileSync(filepath.Join(scratch, f.name), b, f.perm); err != nil {
 			return err
 		}
 	}

@@ -8,6 +8,7 @@
 //	lock                 advisory lock: one server per data directory
 //	keys/                CA root + intermediate, log key, TSA chain (0600 keys)
 //	log/                 tessera POSIX storage (checkpoint, tile/...)
+//	signed-head          the largest checkpoint the log key signed (see server/tlog)
 //	attestations.db      bbolt database of attestation envelopes
 //	dev-oidc/            development issuer key and request token
 package storage
@@ -62,6 +63,24 @@ func (d *Dir) LogDir() string { return filepath.Join(d.root, "log") }
 // AttestationsPath is the attestation database file.
 func (d *Dir) AttestationsPath() string { return filepath.Join(d.root, "attestations.db") }
 
+// SignedHeadPath is where the log records the largest checkpoint its key
+// signed, apart from tessera's state in LogDir.
+func (d *Dir) SignedHeadPath() string { return filepath.Join(d.root, "signed-head") }
+
+// heldData lists what of a log or store the directory already holds.
+func (d *Dir) heldData() []string {
+	var held []string
+	if entries, err := os.ReadDir(d.LogDir()); err == nil && len(entries) > 0 {
+		held = append(held, d.LogDir())
+	}
+	for _, p := range []string{d.SignedHeadPath(), d.AttestationsPath()} {
+		if _, err := os.Stat(p); err == nil {
+			held = append(held, p)
+		}
+	}
+	return held
+}
+
 // KeysDir holds the generated key material.
 func (d *Dir) KeysDir() string { return filepath.Join(d.root, "keys") }
 
@@ -75,9 +94,9 @@ func (d *Dir) Close() error {
 	return err
 }
 
-// writeFileSync writes data to path atomically and durably: a reader sees the
-// old content or the new, never half a key, even after a crash.
-func writeFileSync(path string, data []byte, perm os.FileMode) error {
+// WriteFileSync writes data to path atomically and durably: a reader sees the
+// old content or the new, never half a file, even after a crash.
+func WriteFileSync(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {

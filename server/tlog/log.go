@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	f_log "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
@@ -67,7 +69,15 @@ type Options struct {
 	// size within CheckpointInterval. Both survive kill -9; the second does not
 	// tie every client's latency to the publication period.
 	AwaitPublication bool
-	Logger           *slog.Logger
+	// HeadFile is where the log durably records the largest checkpoint its
+	// key signed, apart from tessera's state (see guard.go); default: beside
+	// Dir, named "<Dir>.signed-head".
+	HeadFile string
+	// KeyInUse says the log key existed before this start (it was not just
+	// generated): an empty log with no HeadFile was then wiped, not created,
+	// and Open refuses it.
+	KeyInUse bool
+	Logger  *slog.Logger
 	Metrics          prometheus.Registerer
 }
 
@@ -131,9 +141,12 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		opts.Metrics = prometheus.NewRegistry()
 	}
 
+	if opts.HeadFile == "" {
+		opts.HeadFile = filepath.Clean(opts.Dir) + ".signed-head"
+	}
+
 	pub := opts.Signer.Public().(ed25519.PublicKey)
 	keyHash, logID := checkpointKeyID(opts.Origin, pub)
-	signer := &noteSigner{name: opts.Origin, hash: keyHash, key: opts.Signer}
 	vkey, err := note.NewEd25519VerifierKey(opts.Origin, pub)
 	if err != nil {
 		return nil, fmt.Errorf("tlog: checkpoint verifier key: %w", err)
@@ -145,6 +158,19 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	m, err := newMetrics(opts.Metrics)
 	if err != nil {
 		return nil, fmt.Errorf("tlog: registering metrics: %w", err)
+	}
+	key := opts.Signer
+	signer := &guard{path: opts.HeadFile, origin: opts.Origin, hash: keyHash, verifier: verifier, ready: make(chan struct{}),
+		sign: func(msg []byte) ([]byte, error) { return ed25519.Sign(key, msg), nil }}
+	if err := signer.load(); err != nil {
+		return nil, fmt.Errorf("tlog: %w", err)
+	}
+	published, why, err := dropBadCheckpoint(opts.Dir, verifier, opts.Origin)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: %w", err)
+	}
+	if why != "" {
+		opts.Logger.Warn("removed the published checkpoint; tessera publishes a new one", "path", filepath.Join(opts.Dir, "checkpoint"), "reason", why)
 	}
 
 	driver, err := posix.New(ctx, posix.Config{Path: opts.Dir})
@@ -178,13 +204,25 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		cancel:   cancel,
 		tiles:    newTileCache(reader.ReadTile),
 	}
+	size, root, err := l.checkAtStart(ctx, signer, opts.KeyInUse, published)
+	signer.start(l.tiles, err)
+	if err == nil {
+		if _, _, have := signer.head(); !have {
+			// A new log, or one from before the record existed: record the
+			// tree as it stands, so that from now on nothing else is signed.
+			_, err = note.Sign(&note.Note{Text: string(f_log.Checkpoint{Origin: opts.Origin, Size: size, Hash: root}.Marshal())}, signer)
+			if size > 0 {
+				opts.Logger.Warn("no record of the log's signed head; recording the stored tree", "tree_size", size, "head_file", opts.HeadFile)
+			}
+		}
+	}
+	if err != nil {
+		_ = shutdown(ctx)
+		cancel()
+		return nil, fmt.Errorf("tlog: %w", err)
+	}
 	if opts.AwaitPublication {
 		l.awaiter = tessera.NewPublicationAwaiter(runCtx, reader.ReadCheckpoint, awaitPollPeriod)
-	}
-	size, err := reader.IntegratedSize(ctx)
-	if err != nil {
-		l.cancel()
-		return nil, fmt.Errorf("tlog: reading tree size in %s: %w", opts.Dir, err)
 	}
 	m.treeSize.Set(float64(size))
 	l.logger.Info("transparency log open", "dir", opts.Dir, "origin", opts.Origin,
@@ -238,15 +276,3 @@ func checkpointKeyID(origin string, pub ed25519.PublicKey) (uint32, []byte) {
 func validOrigin(s string) bool {
 	return s != "" && utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsSpace) < 0 && !strings.Contains(s, "+")
 }
-
-// noteSigner signs checkpoints with an in-memory Ed25519 key; note.NewSigner
-// would need the key re-encoded as a "PRIVATE+KEY+..." string.
-type noteSigner struct {
-	name string
-	hash uint32
-	key  ed25519.PrivateKey
-}
-
-func (s *noteSigner) Name() string                    { return s.name }
-func (s *noteSigner) KeyHash() uint32                 { return s.hash }
-func (s *noteSigner) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(s.key, msg), nil }

@@ -1,0 +1,219 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/tessera/client"
+
+	"github.com/signet-dev/signet/server/servertest"
+)
+
+// hashedRekordRequest is a valid log request for a fresh random digest.
+func hashedRekordRequest(key *ecdsa.PrivateKey) []byte {
+	pubDER, _ := x509.MarshalPKIXPublicKey(key.Public())
+	digest := make([]byte, 32)
+	_, _ = rand.Read(digest)
+	sig, _ := ecdsa.SignASN1(rand.Reader, key, digest)
+	req, _ := json.Marshal(map[string]any{"hashedRekordRequestV002": map[string]any{
+		"digest": digest,
+		"signature": map[string]any{"content": sig, "verifier": map[string]any{
+			"publicKey": map[string]any{"rawBytes": pubDER}, "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+		}},
+	}})
+	return req
+}
+
+// appendEntries logs n entries and fails the test unless each is acknowledged.
+func appendEntries(t *testing.T, p *servertest.Process, n int) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 16)
+	for range n {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			resp, err := http.Post(p.URL+"/api/v2/log/entries", "application/json", bytes.NewReader(hashedRekordRequest(key)))
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("HTTP %d", resp.StatusCode)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("append: %v", err)
+		}
+	}
+}
+
+// loggedDataDir is a data directory whose log holds n entries, the server
+// stopped cleanly.
+func loggedDataDir(t *testing.T, n int) string {
+	t.Helper()
+	data := t.TempDir()
+	p := servertest.Start(t, data, "--dev-oidc")
+	appendEntries(t, p, n)
+	waitPublished(t, p, uint64(n))
+	if err := p.Stop(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// waitPublished waits until the published checkpoint covers size entries and
+// verifies with the log key.
+func waitPublished(t *testing.T, p *servertest.Process, size uint64) {
+	t.Helper()
+	trJSON, err := p.Get("/trust/trusted_root.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := base64.StdEncoding.DecodeString(logKey(t, trJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, origin := k.(ed25519.PublicKey), mustURL(t, p.URL).Hostname()
+	fetcher, err := client.NewHTTPFetcher(mustURL(t, p.URL+"/api/v2/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		cp, _, _, err := client.FetchCheckpoint(context.Background(), fetcher.ReadCheckpoint, noteVerifier(t, origin, pub), origin)
+		if err == nil && cp.Size >= size {
+			return
+		}
+		last = err
+	}
+	t.Fatalf("no valid published checkpoint of %d entries within 10s (last error: %v)", size, last)
+}
+
+func flipByte(t *testing.T, path string, at int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at < 0 {
+		at += len(b)
+	}
+	b[at] ^= 0x01
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRefusesToForkTheLog damages a stopped server's data directory the ways
+// an operator, a restore or a disk can, and requires the real server to
+// refuse to start, naming what is wrong, instead of signing a tree that is
+// not an extension of what it signed before.
+func TestRefusesToForkTheLog(t *testing.T) {
+	bin := servertest.Binary(t)
+	const n = 300 // one full tile of 256 and a partial one
+	state := func(data string) string { return filepath.Join(data, "log", ".state", "treeState") }
+	for _, c := range []struct {
+		name   string
+		damage func(t *testing.T, data string)
+		want   []string
+	}{
+		{"tree state deleted", func(t *testing.T, data string) { os.Remove(state(data)) },
+			[]string{"not an extension", "deleted or the log directory replaced"}},
+		{"tree state rolled back", func(t *testing.T, data string) {
+			// A copy of the state from an earlier, smaller tree.
+			p := servertest.Start(t, data, "--dev-oidc")
+			old, _ := os.ReadFile(state(data))
+			appendEntries(t, p, 40)
+			waitPublished(t, p, n+40)
+			if err := p.Stop(20 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(state(data), old, 0o644)
+		}, []string{"not an extension", "rolled back"}},
+		{"log directory missing", func(t *testing.T, data string) { os.RemoveAll(filepath.Join(data, "log")) },
+			[]string{"not an extension", "tessera has no tree state"}},
+		{"tree state size raised", func(t *testing.T, data string) {
+			var st map[string]any
+			b, _ := os.ReadFile(state(data))
+			json.Unmarshal(b, &st)
+			st["size"] = st["size"].(float64) + 1000
+			b, _ = json.Marshal(st)
+			os.WriteFile(state(data), b, 0o644)
+		}, []string{"not an extension", "its tiles cannot be read"}},
+		{"byte flipped in the right-edge tile", func(t *testing.T, data string) {
+			flipByte(t, filepath.Join(data, "log", "tile", "0", "001.p", fmt.Sprint(n-256)), 5)
+		}, []string{"not an extension", "does not hash to its leaf"}},
+		{"byte flipped in the right-edge entry bundle", func(t *testing.T, data string) {
+			flipByte(t, filepath.Join(data, "log", "tile", "entries", "001.p", fmt.Sprint(n-256)), -3)
+		}, []string{"not an extension", "does not hash to its leaf"}},
+		{"keys deleted", func(t *testing.T, data string) { os.RemoveAll(filepath.Join(data, "keys")) },
+			[]string{"key directory", "is missing, but the data directory already holds", "restore"}},
+		{"log key replaced", func(t *testing.T, data string) {
+			_, k, _ := ed25519.GenerateKey(rand.Reader)
+			der, _ := x509.MarshalPKCS8PrivateKey(k)
+			os.WriteFile(filepath.Join(data, "keys", "log.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+		}, []string{"does not verify it", "the log key was replaced", "it was signed by [127.0.0.1+"}},
+		{"log and its record deleted, keys kept", func(t *testing.T, data string) {
+			os.RemoveAll(filepath.Join(data, "log"))
+			os.Remove(filepath.Join(data, "signed-head"))
+		}, []string{"the log and its record were deleted while the keys were kept"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			data := loggedDataDir(t, n)
+			c.damage(t, data)
+			_, err := servertest.StartErr(bin, data, "--dev-oidc")
+			if err == nil {
+				t.Fatal("the server started on a damaged data directory")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not say %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// A published checkpoint emptied or replaced by garbage is republished: the
+// server starts, serves a checkpoint the log key verifies for the whole
+// tree, and keeps appending.
+func TestRepublishesDamagedCheckpoint(t *testing.T) {
+	for name, content := range map[string][]byte{"emptied": {}, "garbage": []byte("not a checkpoint\n")} {
+		t.Run(name, func(t *testing.T) {
+			data := loggedDataDir(t, 20)
+			if err := os.WriteFile(filepath.Join(data, "log", "checkpoint"), content, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p := servertest.Start(t, data, "--dev-oidc")
+			waitPublished(t, p, 20)
+			appendEntries(t, p, 5)
+			waitPublished(t, p, 25)
+		})
+	}
+}

@@ -1,0 +1,121 @@
+package tlog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	f_log "github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera/api"
+	"github.com/transparency-dev/tessera/api/layout"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// dropBadCheckpoint removes a published checkpoint that the log key does not
+// verify (emptied, garbage, another key's), before tessera starts: tessera
+// will not republish over a checkpoint it cannot parse, and would serve it
+// for ever. With the file gone it publishes a fresh one, through the guard.
+// It returns the size of a valid published checkpoint (0 if none): evidence,
+// read before tessera can overwrite it, of how large the log already was.
+func dropBadCheckpoint(dir string, v note.Verifier, origin string) (size uint64, why string, err error) {
+	p := filepath.Join(dir, layout.CheckpointPath)
+	raw, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, "", nil
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("reading the published checkpoint %s: %w", p, err)
+	}
+	var cp f_log.Checkpoint
+	if n, err := note.Open(raw, note.VerifierList(v)); err != nil {
+		why = fmt.Sprintf("it does not verify with the log key (%v)", err)
+	} else if _, err := cp.Unmarshal([]byte(n.Text)); err != nil || cp.Origin != origin {
+		why = fmt.Sprintf("it is not a checkpoint of origin %q", origin)
+	}
+	if why == "" {
+		return cp.Size, "", nil
+	}
+	if err := os.Remove(p); err != nil {
+		return 0, "", fmt.Errorf("removing the damaged published checkpoint %s: %w", p, err)
+	}
+	return 0, why, nil
+}
+
+// checkAtStart proves the stored log is the one the key signed before the
+// log signs anything new: the tree tessera's state describes must be
+// readable from the tiles, its newest entries must hash to its newest tile,
+// and it must extend both the recorded largest signed tree and the published
+// checkpoint. It returns the integrated size.
+func (l *Log) checkAtStart(ctx context.Context, g *guard, keyInUse bool, published uint64) (uint64, []byte, error) {
+	size, err := l.reader.IntegratedSize(ctx)
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading tessera's tree state in %s: %w", l.dir, err)
+	}
+	damaged := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s; the log directory %s is damaged: restore it from a backup taken after the last acknowledged entry (run `signet server fsck --data DIR` to list every inconsistency); the server will not sign a tree it cannot prove", ErrForked, fmt.Sprintf(format, args...), l.dir)
+	}
+	root := rfc6962.DefaultHasher.EmptyRoot()
+	if size > 0 {
+		if root, err = l.tiles.root(ctx, size); err != nil {
+			return 0, nil, damaged("tessera's tree state (%s) says the tree has %d entries, but its tiles cannot be read: %v", stateFile(l.dir), size, err)
+		}
+		if err := l.checkRightEdge(ctx, size); err != nil {
+			return 0, nil, damaged("%v", err)
+		}
+	}
+	recSize, recRoot, have := g.head()
+	switch {
+	case have && size < recSize:
+		return 0, nil, damaged("the log key signed a tree of %d entries (recorded in %s), but tessera's tree state (%s) holds only %d: the state was deleted or rolled back", recSize, g.path, stateFile(l.dir), size)
+	case have:
+		if err := g.consistent(recSize, size, recRoot, root); err != nil {
+			return 0, nil, damaged("%v", err)
+		}
+	case keyInUse && size == 0:
+		return 0, nil, fmt.Errorf("%w: the log key in this data directory is not new, but there is no record of what it signed (%s) and the log is empty: the log and its record were deleted while the keys were kept. Restore %s and %s from backup; or, if this log never held an entry, remove the keys too to start a new log with a new identity", ErrForked, g.path, l.dir, g.path)
+	}
+	if published > size {
+		return 0, nil, damaged("the published checkpoint (%s) was for %d entries, but tessera's tree state holds only %d: the state was deleted or rolled back", filepath.Join(l.dir, layout.CheckpointPath), published, size)
+	}
+	return size, root, nil
+}
+
+func stateFile(dir string) string { return filepath.Join(dir, ".state", "treeState") }
+
+// checkRightEdge rehashes the newest entry bundle and compares it with the
+// newest level-0 tile: the part of the log written by the last integration,
+// so the part a crash or a bad disk most likely left damaged.
+func (l *Log) checkRightEdge(ctx context.Context, size uint64) error {
+	idx := (size - 1) / layout.EntryBundleWidth
+	p := layout.PartialTileSize(0, idx, size)
+	want := int(p)
+	if p == 0 {
+		want = layout.EntryBundleWidth
+	}
+	raw, err := l.reader.ReadEntryBundle(ctx, idx, p)
+	if err != nil {
+		return fmt.Errorf("entry bundle %s of the tree's %d entries cannot be read: %v", layout.EntriesPath(idx, p), size, err)
+	}
+	var eb api.EntryBundle
+	if err := eb.UnmarshalText(raw); err != nil || len(eb.Entries) != want {
+		return fmt.Errorf("entry bundle %s does not hold the %d entries the tree needs (%v)", layout.EntriesPath(idx, p), want, err)
+	}
+	tile, err := l.reader.ReadTile(ctx, 0, idx, p)
+	if err != nil {
+		return fmt.Errorf("tile %s cannot be read: %v", layout.TilePath(0, idx, p), err)
+	}
+	var ht api.HashTile
+	if err := ht.UnmarshalText(tile); err != nil || len(ht.Nodes) != want {
+		return fmt.Errorf("tile %s does not hold the %d hashes the tree needs (%v)", layout.TilePath(0, idx, p), want, err)
+	}
+	for i, e := range eb.Entries {
+		if !bytes.Equal(rfc6962.DefaultHasher.HashLeaf(e), ht.Nodes[i]) {
+			return fmt.Errorf("entry %d in %s does not hash to its leaf in %s", idx*layout.EntryBundleWidth+uint64(i), layout.EntriesPath(idx, p), layout.TilePath(0, idx, p))
+		}
+	}
+	return nil
+}
