@@ -77,8 +77,8 @@ type Options struct {
 	// generated): an empty log with no HeadFile was then wiped, not created,
 	// and Open refuses it.
 	KeyInUse bool
-	Logger  *slog.Logger
-	Metrics          prometheus.Registerer
+	Logger   *slog.Logger
+	Metrics  prometheus.Registerer
 }
 
 // Log is a running transparency log.
