@@ -11,9 +11,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -196,7 +198,45 @@ func TestRefusesToForkTheLog(t *testing.T) {
 					t.Errorf("error does not say %q:\n%v", w, err)
 				}
 			}
+			// fsck finds it too.
+			if out, code := fsck(t, bin, data); code != 1 || !strings.Contains(out, "problem") && !strings.Contains(out, "Error") {
+				t.Errorf("fsck exit %d on a damaged directory:\n%s", code, out)
+			}
 		})
+	}
+}
+
+func fsck(t *testing.T, bin, data string) (string, int) {
+	t.Helper()
+	out, err := exec.Command(bin, "server", "fsck", "--data", data).CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return string(out), ee.ExitCode()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return string(out), 0
+}
+
+// A flipped byte in a full tile leaves the right edge and the root intact,
+// so the server starts; fsck, which recomputes every tile from the entries,
+// names the tile. A sound directory passes.
+func TestFsckFindsDamageTheStartCheckCannot(t *testing.T) {
+	bin := servertest.Binary(t)
+	data := loggedDataDir(t, 300)
+	if out, code := fsck(t, bin, data); code != 0 || !strings.Contains(out, "ok: ") || !strings.Contains(out, "300 entries") {
+		t.Fatalf("fsck on a sound directory: exit %d\n%s", code, out)
+	}
+	flipByte(t, filepath.Join(data, "log", "tile", "0", "000"), 100)
+	out, code := fsck(t, bin, data)
+	if code != 1 || !strings.Contains(out, "problem: ") || !strings.Contains(out, "tile/0/000 differs from the tile recomputed from the entry bundles") {
+		t.Fatalf("fsck exit %d:\n%s", code, out)
+	}
+	// fsck refuses to run beside a live server.
+	servertest.Start(t, data, "--dev-oidc")
+	if out, code := fsck(t, bin, data); code != 1 || !strings.Contains(out, "in use by another signet server") {
+		t.Fatalf("fsck beside a live server: exit %d\n%s", code, out)
 	}
 }
 

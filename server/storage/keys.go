@@ -371,3 +371,17 @@ func LoadCertificates(path string) ([]*x509.Certificate, error) {
 	}
 	return out, nil
 }
+
+// LogPublicKey reads the log's checkpoint key without generating anything,
+// for tools that inspect a stopped server's data (fsck).
+func (d *Dir) LogPublicKey(supplied KeyFiles) (ed25519.PublicKey, error) {
+	path := filepath.Join(d.KeysDir(), logKeyFile)
+	if supplied.LogKey != "" {
+		path = supplied.LogKey
+	}
+	k, err := loadEd25519(path)
+	if err != nil {
+		return nil, fmt.Errorf("log key: %w", err)
+	}
+	return k.Public().(ed25519.PublicKey), nil
+}

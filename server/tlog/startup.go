@@ -63,7 +63,7 @@ func (l *Log) checkAtStart(ctx context.Context, g *guard, keyInUse bool, publish
 		if root, err = l.tiles.root(ctx, size); err != nil {
 			return 0, nil, damaged("tessera's tree state (%s) says the tree has %d entries, but its tiles cannot be read: %v", stateFile(l.dir), size, err)
 		}
-		if err := l.checkRightEdge(ctx, size); err != nil {
+		if err := checkRightEdge(ctx, l.reader, size); err != nil {
 			return 0, nil, damaged("%v", err)
 		}
 	}
@@ -84,19 +84,26 @@ func (l *Log) checkAtStart(ctx context.Context, g *guard, keyInUse bool, publish
 	return size, root, nil
 }
 
+// bundleReader reads tiles and entry bundles: tessera's LogReader, or the
+// files themselves for fsck.
+type bundleReader interface {
+	ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error)
+	ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error)
+}
+
 func stateFile(dir string) string { return filepath.Join(dir, ".state", "treeState") }
 
 // checkRightEdge rehashes the newest entry bundle and compares it with the
 // newest level-0 tile: the part of the log written by the last integration,
 // so the part a crash or a bad disk most likely left damaged.
-func (l *Log) checkRightEdge(ctx context.Context, size uint64) error {
+func checkRightEdge(ctx context.Context, r bundleReader, size uint64) error {
 	idx := (size - 1) / layout.EntryBundleWidth
 	p := layout.PartialTileSize(0, idx, size)
 	want := int(p)
 	if p == 0 {
 		want = layout.EntryBundleWidth
 	}
-	raw, err := l.reader.ReadEntryBundle(ctx, idx, p)
+	raw, err := r.ReadEntryBundle(ctx, idx, p)
 	if err != nil {
 		return fmt.Errorf("entry bundle %s of the tree's %d entries cannot be read: %v", layout.EntriesPath(idx, p), size, err)
 	}
@@ -104,7 +111,7 @@ func (l *Log) checkRightEdge(ctx context.Context, size uint64) error {
 	if err := eb.UnmarshalText(raw); err != nil || len(eb.Entries) != want {
 		return fmt.Errorf("entry bundle %s does not hold the %d entries the tree needs (%v)", layout.EntriesPath(idx, p), want, err)
 	}
-	tile, err := l.reader.ReadTile(ctx, 0, idx, p)
+	tile, err := r.ReadTile(ctx, 0, idx, p)
 	if err != nil {
 		return fmt.Errorf("tile %s cannot be read: %v", layout.TilePath(0, idx, p), err)
 	}
