@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/transparency-dev/tessera/client"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/signet-dev/signet/server/servertest"
 )
@@ -255,5 +256,36 @@ func TestRepublishesDamagedCheckpoint(t *testing.T) {
 			appendEntries(t, p, 5)
 			waitPublished(t, p, 25)
 		})
+	}
+}
+
+// A published checkpoint damaged while the server runs: GET checkpoint
+// still serves a checkpoint the log key verifies for every acknowledged
+// entry, and tessera republishes the file.
+func TestCheckpointDamagedWhileRunning(t *testing.T) {
+	data := t.TempDir()
+	p := servertest.Start(t, data, "--dev-oidc")
+	appendEntries(t, p, 30)
+	waitPublished(t, p, 30)
+	cpPath := filepath.Join(data, "log", "checkpoint")
+	if err := os.WriteFile(cpPath, []byte("garbage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The very next read serves a checkpoint the key verifies.
+	cp, err := p.Get("/api/v2/checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trJSON, _ := p.Get("/trust/trusted_root.json")
+	der, _ := base64.StdEncoding.DecodeString(logKey(t, trJSON))
+	k, _ := x509.ParsePKIXPublicKey(der)
+	if _, err := note.Open(cp, note.VerifierList(noteVerifier(t, "127.0.0.1", k.(ed25519.PublicKey)))); err != nil {
+		t.Fatalf("served a checkpoint the log key does not verify: %q: %v", cp, err)
+	}
+	appendEntries(t, p, 10)
+	waitPublished(t, p, 40)
+	b, err := os.ReadFile(cpPath)
+	if err != nil || !strings.HasPrefix(string(b), "127.0.0.1\n") {
+		t.Fatalf("checkpoint file not republished: %q %v", b, err)
 	}
 }

@@ -47,7 +47,8 @@ type guard struct {
 	fatal error // set when the start checks failed: sign nothing
 	size  uint64
 	root  []byte
-	have  bool // a record exists (size and root are meaningful)
+	have  bool   // a record exists (size and root are meaningful)
+	note  []byte // the recorded signed checkpoint
 }
 
 func (g *guard) Name() string    { return g.origin }
@@ -71,7 +72,7 @@ func (g *guard) load() error {
 	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil || cp.Origin != g.origin {
 		return fmt.Errorf("%w: %s is not a checkpoint of origin %q (%v)", ErrForked, g.path, g.origin, err)
 	}
-	g.size, g.root, g.have = cp.Size, cp.Hash, true
+	g.size, g.root, g.have, g.note = cp.Size, cp.Hash, true, raw
 	return nil
 }
 
@@ -152,10 +153,11 @@ func (g *guard) Sign(msg []byte) ([]byte, error) {
 		return nil, err
 	}
 	if !g.have || cp.Size > g.size {
-		if err := g.record(msg, sig); err != nil {
+		signed, err := g.record(msg, sig)
+		if err != nil {
 			return nil, fmt.Errorf("recording the signed head durably before releasing it: %w", err)
 		}
-		g.size, g.root, g.have = cp.Size, cp.Hash, true
+		g.size, g.root, g.have, g.note = cp.Size, cp.Hash, true, signed
 	}
 	return sig, nil
 }
@@ -221,8 +223,8 @@ func (g *guard) consistent(size1, size2 uint64, root1, root2 []byte) error {
 	return nil
 }
 
-// record writes the signed checkpoint atomically and durably.
-func (g *guard) record(text, sig []byte) error {
+// record writes the signed checkpoint atomically and durably, and returns it.
+func (g *guard) record(text, sig []byte) ([]byte, error) {
 	var b bytes.Buffer
 	b.Write(text)
 	b.WriteString("\n— ")
@@ -231,7 +233,14 @@ func (g *guard) record(text, sig []byte) error {
 	kh := binary.BigEndian.AppendUint32(nil, g.hash)
 	b.WriteString(base64.StdEncoding.EncodeToString(append(kh, sig...)))
 	b.WriteByte('\n')
-	return storage.WriteFileSync(g.path, b.Bytes(), 0o600)
+	return b.Bytes(), storage.WriteFileSync(g.path, b.Bytes(), 0o600)
+}
+
+// latest is the recorded signed checkpoint: the largest tree signed.
+func (g *guard) latest() []byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.note
 }
 
 // head returns the recorded largest tree.

@@ -1,6 +1,7 @@
 package tlog
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -12,7 +13,9 @@ import (
 	"strings"
 
 	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	f_log "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/tessera/api/layout"
+	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/signet-dev/signet/server/apierror"
@@ -112,6 +115,19 @@ const (
 
 func (l *Log) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 	cp, err := l.reader.ReadCheckpoint(r.Context())
+	if err == nil && !l.validCheckpoint(cp) {
+		// The file was emptied or overwritten under the running server, and
+		// tessera does not republish over a checkpoint it cannot parse.
+		// Serve the newest tree the key signed and remove the file so that
+		// tessera publishes afresh.
+		l.damagedCheckpoint.Do(func() {
+			l.logger.Error("the published checkpoint does not verify with the log key; serving the last signed checkpoint and republishing", "path", filepath.Join(l.dir, layout.CheckpointPath))
+		})
+		_ = os.Remove(filepath.Join(l.dir, layout.CheckpointPath))
+		if cp = l.signer.latest(); cp == nil {
+			err = os.ErrNotExist
+		}
+	}
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			apierror.Write(w, http.StatusNotFound, "no checkpoint has been published yet; retry in a moment")
@@ -125,6 +141,25 @@ func (l *Log) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", cacheCheckpoint)
 	w.Header().Set("Content-Length", strconv.Itoa(len(cp)))
 	_, _ = w.Write(cp)
+}
+
+// validCheckpoint reports whether cp is a checkpoint of this log's origin
+// that the log key verifies. The last good one is remembered, so the common
+// case costs a comparison.
+func (l *Log) validCheckpoint(cp []byte) bool {
+	if last := l.lastGoodCheckpoint.Load(); last != nil && bytes.Equal(*last, cp) {
+		return true
+	}
+	n, err := note.Open(cp, note.VerifierList(l.verifier))
+	if err != nil {
+		return false
+	}
+	var c f_log.Checkpoint
+	if _, err := c.Unmarshal([]byte(n.Text)); err != nil || c.Origin != l.origin {
+		return false
+	}
+	l.lastGoodCheckpoint.Store(&cp)
+	return true
 }
 
 func (l *Log) handleTile(w http.ResponseWriter, r *http.Request) {

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -87,7 +88,7 @@ type Log struct {
 	origin   string
 	pub      ed25519.PublicKey
 	logID    []byte
-	signer   note.Signer
+	signer   *guard
 	verifier note.Verifier
 	maxBody  int64
 	logger   *slog.Logger
@@ -105,6 +106,9 @@ type Log struct {
 
 	stateMu sync.Mutex
 	state   *treeHead // newest signed tree head handed out
+
+	lastGoodCheckpoint atomic.Pointer[[]byte]
+	damagedCheckpoint  sync.Once // log the damage once, not per request
 }
 
 // Open starts (or resumes) the log stored in opts.Dir.
