@@ -289,3 +289,24 @@ func TestCheckpointDamagedWhileRunning(t *testing.T) {
 		t.Fatalf("checkpoint file not republished: %q %v", b, err)
 	}
 }
+
+// kill -9 between tessera's write and rename leaves temporary files; the
+// next start removes them and nothing else.
+func TestSweepsTemporaryFilesAtStart(t *testing.T) {
+	data := loggedDataDir(t, 300)
+	leftovers := []string{"log/checkpoint1804289383", "log/.state/treeState846930886", "log/tile/0/0001681692777", "log/tile/0/001.p/441714636915"}
+	for _, f := range leftovers {
+		if err := os.WriteFile(filepath.Join(data, f), []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := servertest.Start(t, data, "--dev-oidc")
+	for _, f := range leftovers {
+		if _, err := os.Stat(filepath.Join(data, f)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s not swept: %v", f, err)
+		}
+	}
+	waitPublished(t, p, 300)
+	appendEntries(t, p, 5)
+	waitPublished(t, p, 305)
+}

@@ -169,6 +169,11 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if err := signer.load(); err != nil {
 		return nil, fmt.Errorf("tlog: %w", err)
 	}
+	if n, err := sweepTemporaries(opts.Dir); err != nil {
+		return nil, fmt.Errorf("tlog: removing temporary files left in %s: %w", opts.Dir, err)
+	} else if n > 0 {
+		opts.Logger.Info("removed temporary files an interrupted write left", "dir", opts.Dir, "files", n)
+	}
 	published, why, err := dropBadCheckpoint(opts.Dir, verifier, opts.Origin)
 	if err != nil {
 		return nil, fmt.Errorf("tlog: %w", err)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	f_log "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -125,4 +127,49 @@ func checkRightEdge(ctx context.Context, r bundleReader, size uint64) error {
 		}
 	}
 	return nil
+}
+
+// sweepTemporaries removes the temporary files tessera's POSIX driver leaves
+// when killed between writing a file and renaming it into place: it names
+// them after their destination plus a random decimal suffix, and nothing
+// else ever removes them. It runs before tessera starts, under the data
+// directory's lock, so no write is under way.
+func sweepTemporaries(dir string) (int, error) {
+	known := map[string]bool{layout.CheckpointPath: true, "treeState": true, "version": true, "gcState": true}
+	n := 0
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() || !isTemporary(known, filepath.Base(filepath.Dir(p)), d.Name()) {
+			return nil
+		}
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// isTemporary tells tessera's leftovers from its files: a known name with
+// digits appended, or, under tile/, a name the tile layout cannot produce
+// (a full tile is NNN, a partial tile sits in NNN.p/ and is named 1 to 255).
+func isTemporary(known map[string]bool, parent, name string) bool {
+	stem := strings.TrimRight(name, "0123456789")
+	if stem != name && known[stem] {
+		return true
+	}
+	if stem != "" || known[name] || strings.HasSuffix(name, ".lock") {
+		return false // not a tile name, or a real file
+	}
+	if strings.HasSuffix(parent, ".p") {
+		w, err := strconv.Atoi(name)
+		return err != nil || w < 1 || w > 255 || name[0] == '0'
+	}
+	return len(name) != 3
 }
