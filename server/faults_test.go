@@ -24,6 +24,9 @@ import (
 	"github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/signet-dev/signet/core/intoto"
+	"github.com/signet-dev/signet/core/sign"
+	"github.com/signet-dev/signet/core/sign/transport"
 	"github.com/signet-dev/signet/server/servertest"
 )
 
@@ -309,4 +312,38 @@ func TestSweepsTemporaryFilesAtStart(t *testing.T) {
 	waitPublished(t, p, 300)
 	appendEntries(t, p, 5)
 	waitPublished(t, p, 305)
+}
+
+// Answers carry every field whatever its value: the first attestation of a
+// new server is log entry 0, and its answer says so.
+func TestAttestationAnswerCarriesLogIndexZero(t *testing.T) {
+	ctx := context.Background()
+	p := servertest.Start(t, t.TempDir(), "--dev-oidc")
+	tok, err := p.Token(ctx, map[string][]string{"kind": {"github"}, "repository": {"acme/app"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	services, err := sign.FromServer(ctx, p.URL, transport.NewClient(transport.Options{}), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := intoto.NewStatement([]intoto.Subject{{Name: "a", Digest: map[string]string{"sha256": strings.Repeat("ab", 32)}}}, "https://example.com/p/v1", []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := intoto.MarshalStatement(st)
+	res, err := sign.AttestationBundle(ctx, sign.Options{Services: services, IdentityToken: tok, ViaAttestationStore: true}, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Entries[0].GetLogIndex() != 0 {
+		t.Fatalf("first entry has index %d", res.Entries[0].GetLogIndex())
+	}
+	body, err := p.Get("/api/v2/attestations/" + res.AttestationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), `"logIndex":"0"`) {
+		t.Fatalf("answer omits logIndex 0:\n%s", body)
+	}
 }

@@ -117,7 +117,7 @@ func (s *Store) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	s.logger.Info("attestation stored", "attestationId", rec.ID, "predicateType", rec.PredicateType,
 		"identity", rec.Identity, "issuer", rec.Issuer, "logIndex", rec.Entry.GetLogIndex())
 
-	entry, err := protojson.Marshal(rec.Entry)
+	entry, err := answerJSON.Marshal(rec.Entry)
 	if err != nil {
 		// The record is stored; only this answer failed.
 		apierror.Write(w, http.StatusInternalServerError, "attestation %s was stored but its log entry could not be encoded (%v); fetch it with GET /api/v2/attestations/%s", rec.ID, err, rec.ID)

@@ -46,6 +46,10 @@ type recordJSON struct {
 	StoredTime    time.Time       `json:"storedTime"`
 }
 
+// answerJSON writes every field, whatever its value: a client must not
+// have to know that a missing logIndex means entry 0.
+var answerJSON = protojson.MarshalOptions{EmitUnpopulated: true}
+
 // MarshalJSON renders the record as the API returns it.
 func (r *Record) MarshalJSON() ([]byte, error) {
 	w := recordJSON{
@@ -58,13 +62,13 @@ func (r *Record) MarshalJSON() ([]byte, error) {
 		StoredTime:    r.StoredTime.UTC(),
 	}
 	var err error
-	if w.Envelope, err = protojson.Marshal(r.Envelope); err != nil {
+	if w.Envelope, err = answerJSON.Marshal(r.Envelope); err != nil {
 		return nil, fmt.Errorf("envelope: %w", err)
 	}
-	if w.Verifier, err = protojson.Marshal(r.Verifier); err != nil {
+	if w.Verifier, err = answerJSON.Marshal(r.Verifier); err != nil {
 		return nil, fmt.Errorf("verifier: %w", err)
 	}
-	if w.Entry, err = protojson.Marshal(r.Entry); err != nil {
+	if w.Entry, err = answerJSON.Marshal(r.Entry); err != nil {
 		return nil, fmt.Errorf("transparency log entry: %w", err)
 	}
 	return json.Marshal(w)
