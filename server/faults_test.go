@@ -347,3 +347,31 @@ func TestAttestationAnswerCarriesLogIndexZero(t *testing.T) {
 		t.Fatalf("answer omits logIndex 0:\n%s", body)
 	}
 }
+
+// A known path with the wrong method is 405 with Allow, not 404.
+func TestWrongMethodIs405(t *testing.T) {
+	p := servertest.Start(t, t.TempDir(), "--dev-oidc")
+	for _, c := range []struct{ method, path, allow string }{
+		{http.MethodGet, "/api/v2/log/entries", "POST"},
+		{http.MethodPost, "/api/v2/checkpoint", "GET, HEAD"},
+		{http.MethodDelete, "/trust/trusted_root.json", "GET, HEAD"},
+	} {
+		req, _ := http.NewRequest(c.method, p.URL+c.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != c.allow {
+			t.Errorf("%s %s: %d Allow %q, want 405 Allow %q", c.method, c.path, resp.StatusCode, resp.Header.Get("Allow"), c.allow)
+		}
+	}
+	resp, err := http.Get(p.URL + "/no/such/path")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown path: %d, want 404", resp.StatusCode)
+	}
+}

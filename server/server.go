@@ -192,6 +192,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// The catch-all also catches a known path with the wrong method,
+		// which ServeMux would answer 405 without it.
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			apierror.Write(w, http.StatusMethodNotAllowed, "%s does not take %s; use %s", r.URL.Path, r.Method, strings.Join(allow, " or "))
+			return
+		}
 		apierror.Write(w, http.StatusNotFound, "no such endpoint: %s %s; see %s for the trust files and the API list in the README", r.Method, r.URL.Path, s.url+trust.TrustedRootPath)
 	})
 
@@ -212,6 +219,20 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 }
 
 // URL is the server's public base URL.
+// allowedMethods lists the methods mux routes r's path to a handler for,
+// other than the catch-all.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
+}
+
 func (s *Server) URL() string { return s.url }
 
 // DataDir is the absolute data directory.
