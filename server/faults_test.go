@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -374,4 +375,77 @@ func TestWrongMethodIs405(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown path: %d, want 404", resp.StatusCode)
 	}
+}
+
+// A client trickling a body is cut off at http.readTimeout, and no more than
+// http.maxConnections are served at once (the next waits until one closes).
+func TestConnectionBounds(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "server.yaml")
+	if err := os.WriteFile(cfg, []byte("http:\n  readTimeout: 2s\n  maxConnections: 4\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := servertest.Start(t, t.TempDir(), "--dev-oidc", "--config", cfg)
+	addr := mustURL(t, p.URL).Host
+
+	// Trickle: headers promise 1,000 bytes, one arrives per 500 ms.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /api/v2/log/entries HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n", addr)
+	start := time.Now()
+	closed := make(chan time.Duration, 1)
+	go func() {
+		for {
+			if _, err := c.Write([]byte("{")); err != nil {
+				closed <- time.Since(start)
+				return
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}()
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				closed <- time.Since(start)
+				return
+			}
+		}
+	}()
+	select {
+	case d := <-closed:
+		if d < 1500*time.Millisecond {
+			t.Errorf("connection closed after %v, before the 2s read timeout", d)
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatal("a trickled body held its connection past the read timeout")
+	}
+
+	// Four held connections (a header sent slowly keeps each open) fill the limit.
+	var held []net.Conn
+	for range 4 {
+		h, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(h, "GET /healthz HTTP/1.1\r\nHost: %s\r\n", addr) // no blank line: the request is incomplete
+		held = append(held, h)
+	}
+	time.Sleep(200 * time.Millisecond)
+	httpc := &http.Client{Timeout: 700 * time.Millisecond}
+	if resp, err := httpc.Get(p.URL + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Fatal("a fifth connection was served while four were held")
+	}
+	for _, h := range held {
+		h.Close()
+	}
+	httpc.Timeout = 5 * time.Second
+	resp, err := httpc.Get(p.URL + "/healthz")
+	if err != nil {
+		t.Fatalf("after the held connections closed: %v", err)
+	}
+	resp.Body.Close()
 }
