@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -448,4 +449,41 @@ func TestConnectionBounds(t *testing.T) {
 		t.Fatalf("after the held connections closed: %v", err)
 	}
 	resp.Body.Close()
+}
+
+// Bodies must come with the documented content type, and the CA and TSA
+// refuse unknown JSON fields as the log does: nothing is guessed.
+func TestRequestsNeedTheDocumentedShape(t *testing.T) {
+	p := servertest.Start(t, t.TempDir(), "--dev-oidc")
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	post := func(path, ct, body string) (int, string) {
+		resp, err := http.Post(p.URL+path, ct, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, c := range []struct {
+		name, path, ct, body string
+		status               int
+		says                 string
+	}{
+		{"log entry as text/plain", "/api/v2/log/entries", "text/plain", string(hashedRekordRequest(key)), http.StatusUnsupportedMediaType, "application/json"},
+		{"attestation as text/plain", "/api/v2/attestations", "text/plain", `{}`, http.StatusUnsupportedMediaType, "application/json"},
+		{"certificate request as text/plain", "/api/v2/signingCert", "text/plain", `{}`, http.StatusUnsupportedMediaType, "application/json"},
+		{"certificate request with an unknown field", "/api/v2/signingCert", "application/json", `{"credentials":{"oidcIdentityToken":"x"},"publicKeyRequst":{}}`, http.StatusBadRequest, "publicKeyRequst"},
+		{"timestamp request with an unknown field", "/api/v1/timestamp", "application/json", `{"artifactHash":"` + base64.StdEncoding.EncodeToString(make([]byte, 32)) + `","hashAlgorithm":"sha256","nonse":1}`, http.StatusBadRequest, "nonse"},
+		{"timestamp request as text/plain", "/api/v1/timestamp", "text/plain", `x`, http.StatusUnsupportedMediaType, "Content-Type"},
+	} {
+		status, body := post(c.path, c.ct, c.body)
+		if status != c.status || !strings.Contains(body, c.says) {
+			t.Errorf("%s: %d %s, want %d naming %q", c.name, status, body, c.status, c.says)
+		}
+	}
+	// The well-formed request still works.
+	if status, body := post("/api/v2/log/entries", "application/json; charset=utf-8", string(hashedRekordRequest(key))); status != http.StatusCreated && status != http.StatusOK {
+		t.Errorf("well-formed entry: %d %s", status, body)
+	}
 }

@@ -10,6 +10,7 @@ package apierror
 import (
 	"encoding/json"
 	"fmt"
+	"mime"
 	"net/http"
 )
 
@@ -36,6 +37,8 @@ func grpcCode(status int) int {
 		return 6 // ALREADY_EXISTS
 	case http.StatusRequestEntityTooLarge:
 		return 11 // OUT_OF_RANGE
+	case http.StatusUnsupportedMediaType:
+		return 3 // INVALID_ARGUMENT
 	case http.StatusTooManyRequests:
 		return 8 // RESOURCE_EXHAUSTED
 	case http.StatusNotImplemented, http.StatusMethodNotAllowed:
@@ -63,4 +66,19 @@ func Write(w http.ResponseWriter, status int, format string, args ...any) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(Body{Code: grpcCode(status), Message: msg, Details: []any{}})
+}
+
+// JSONBody reports whether r says its body is JSON, as Fulcio, Rekor and
+// signet clients send it; otherwise it answers 415 naming the type to send.
+// A body of another declared type is refused before it is read.
+func JSONBody(w http.ResponseWriter, r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err == nil && mt == "application/json" {
+		return true
+	}
+	if ct == "" {
+		ct = "none"
+	}
+	Write(w, http.StatusUnsupportedMediaType, "Content-Type is %s; send the request body as application/json", ct)
+	return false
 }

@@ -300,6 +300,9 @@ func (e *env) do(method, path string, body io.Reader) response {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := e.srv.Client().Do(req)
 	if err != nil {
 		e.t.Fatal(err)

@@ -58,6 +58,10 @@ func (s *Store) invalid(w http.ResponseWriter, format string, args ...any) {
 
 func (s *Store) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if !apierror.JSONBody(w, r) {
+		s.metrics.submissions.WithLabelValues("invalid").Inc()
+		return
+	}
 	var req submitRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.maxBytes+verifierSlack))
 	dec.DisallowUnknownFields()

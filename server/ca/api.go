@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -131,8 +132,13 @@ func (c *CA) handleSigningCert(w http.ResponseWriter, r *http.Request) {
 // signingCert runs one CreateSigningCertificate request and returns the JSON
 // answer or the refusal.
 func (c *CA) signingCert(r *http.Request) ([]byte, *refusal) {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return nil, refuse(http.StatusUnsupportedMediaType, "content_type", "Content-Type is %q; send the CreateSigningCertificateRequest as application/json", r.Header.Get("Content-Type"))
+	}
 	var req createSigningCertificateRequest
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxRequestBytes))
+	// As grpc-gateway does for Fulcio: a misspelt field must not be dropped.
+	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

@@ -37,6 +37,10 @@ var (
 )
 
 func (l *Log) handleCreateEntry(w http.ResponseWriter, r *http.Request) {
+	if !apierror.JSONBody(w, r) {
+		l.metrics.rejected.WithLabelValues(reasonBadRequest).Inc()
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, l.maxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError

@@ -1,6 +1,7 @@
 package tsa
 
 import (
+	"bytes"
 	"crypto"
 	"encoding/asn1"
 	"encoding/base64"
@@ -157,7 +158,9 @@ type jsonRequest struct {
 
 func parseJSONRequest(body []byte) (*timestamp.Request, *refusal) {
 	var jr jsonRequest
-	if err := json.Unmarshal(body, &jr); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&jr); err != nil {
 		return nil, refuse(http.StatusBadRequest, "malformed",
 			`body is not a JSON timestamp request: %v; send {"artifactHash": "<base64 digest>", "hashAlgorithm": "sha256"}`, err)
 	}
