@@ -45,6 +45,9 @@ type Config struct {
 	CA struct {
 		// Validity of issued certificates.
 		Validity time.Duration `yaml:"validity"`
+		// MaxTokenLifetime is the longest identity token lifetime (exp -
+		// iat) accepted; default identity.DefaultMaxTokenLifetime.
+		MaxTokenLifetime time.Duration `yaml:"maxTokenLifetime"`
 	} `yaml:"ca"`
 
 	Log struct {

@@ -23,12 +23,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/signet-dev/signet/core/fulcio"
 	"github.com/signet-dev/signet/core/intoto"
 	"github.com/signet-dev/signet/core/sign"
 	"github.com/signet-dev/signet/core/sign/transport"
+	coresigner "github.com/signet-dev/signet/core/signer"
 	"github.com/signet-dev/signet/server/servertest"
 )
 
@@ -485,5 +488,61 @@ func TestRequestsNeedTheDocumentedShape(t *testing.T) {
 	// The well-formed request still works.
 	if status, body := post("/api/v2/log/entries", "application/json; charset=utf-8", string(hashedRekordRequest(key))); status != http.StatusCreated && status != http.StatusOK {
 		t.Errorf("well-formed entry: %d %s", status, body)
+	}
+}
+
+// Identity tokens that live too long or were issued in the future are
+// refused by the real server, with ca.maxTokenLifetime honoured; a normal
+// one gets a certificate. The issuer is configured with static keys
+// (jwksFile), as an operator with an unreachable issuer would.
+func TestTokenLifetimeBounds(t *testing.T) {
+	const iss = "https://ci.example.com"
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	dir := t.TempDir()
+	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+	os.WriteFile(filepath.Join(dir, "jwks.json"), jwks, 0o600)
+	cfg := filepath.Join(dir, "server.yaml")
+	os.WriteFile(cfg, fmt.Appendf(nil, "oidcIssuers:\n  - url: %s\n    type: email\n    jwksFile: %s\nca:\n  maxTokenLifetime: 1h\n", iss, filepath.Join(dir, "jwks.json")), 0o600)
+	p := servertest.Start(t, t.TempDir(), "--config", cfg)
+
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "k1").WithType("JWT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	mint := func(iat, exp time.Time) string {
+		claims, _ := json.Marshal(map[string]any{"iss": iss, "aud": "sigstore", "sub": "alice@example.com", "email": "alice@example.com", "email_verified": true, "iat": iat.Unix(), "exp": exp.Unix()})
+		jws, err := signer.Sign(claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := jws.CompactSerialize()
+		return s
+	}
+	ca, err := fulcio.New(p.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := coresigner.Ephemeral()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		token string
+		says  string
+	}{
+		{"valid until 2200", mint(now, time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)), "longer than the 1h0m0s"},
+		{"two hours, over the configured hour", mint(now, now.Add(2*time.Hour)), "ca.maxTokenLifetime"},
+		{"issued an hour in the future", mint(now.Add(time.Hour), now.Add(90*time.Minute)), "in the future"},
+		{"ten minutes", mint(now, now.Add(10*time.Minute)), ""},
+	} {
+		_, err := ca.CreateSigningCertificate(context.Background(), c.token, s)
+		switch {
+		case c.says == "" && err != nil:
+			t.Errorf("%s: refused: %v", c.name, err)
+		case c.says != "" && (err == nil || !strings.Contains(err.Error(), c.says)):
+			t.Errorf("%s: err %v, want one saying %q", c.name, err, c.says)
+		}
 	}
 }

@@ -105,7 +105,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		// The development issuer mints SPIFFE IDs in the example.org trust domain.
 		issuers = append(issuers, identity.IssuerConfig{URL: s.dev.IssuerURL(), Type: identity.TypeAuto, KeySet: s.dev.KeySet(), SPIFFETrustDomain: "example.org"})
 	}
-	verifier, err := identity.NewVerifier(ctx, issuers, identity.WithLogger(logger.With("service", "identity")))
+	verifier, err := identity.NewVerifier(ctx, issuers, identity.WithLogger(logger.With("service", "identity")),
+		identity.WithTokenLimits(cfg.CA.MaxTokenLifetime, 0))
 	if err != nil {
 		return nil, fmt.Errorf("OIDC issuers: %w", err)
 	}

@@ -26,6 +26,13 @@ const (
 	maxTokenBytes = 64 << 10
 	// nbfLeeway matches go-oidc's allowance for clock skew on nbf.
 	nbfLeeway = 5 * time.Minute
+	// DefaultMaxTokenLifetime is the longest exp - iat accepted: a day
+	// covers every CI platform's default (GitHub and Buildkite minutes,
+	// GitLab's job timeout, Kubernetes' hour); a token valid for years is a
+	// credential, not a job's identity.
+	DefaultMaxTokenLifetime = 24 * time.Hour
+	// DefaultMaxClockSkew is how far in the future iat may be.
+	DefaultMaxClockSkew = 2 * time.Minute
 	// discoveryRetry is how long a failed discovery is remembered, so a
 	// flood of tokens for an unreachable issuer does not become a flood of
 	// requests to it.
@@ -59,6 +66,8 @@ type Verifier struct {
 	now     func() time.Time
 	baseCtx context.Context
 
+	maxLifetime, maxSkew time.Duration
+
 	cacheSize int
 	// verified remembers principals of tokens already verified, keyed by the
 	// SHA-256 of the exact token bytes: a CI job presenting the same token
@@ -84,6 +93,19 @@ func WithLogger(l *slog.Logger) Option { return func(v *Verifier) { v.logger = l
 // expire (default DefaultTokenCacheSize); 0 turns the cache off.
 func WithTokenCacheSize(n int) Option { return func(v *Verifier) { v.cacheSize = n } }
 
+// WithTokenLimits bounds token lifetimes (exp - iat, or exp - now without
+// iat) and how far in the future iat may be; zero keeps each default.
+func WithTokenLimits(maxLifetime, maxSkew time.Duration) Option {
+	return func(v *Verifier) {
+		if maxLifetime > 0 {
+			v.maxLifetime = maxLifetime
+		}
+		if maxSkew > 0 {
+			v.maxSkew = maxSkew
+		}
+	}
+}
+
 // WithClock replaces time.Now for expiry checks.
 func WithClock(now func() time.Time) Option { return func(v *Verifier) { v.now = now } }
 
@@ -94,12 +116,14 @@ func WithClock(now func() time.Time) Option { return func(v *Verifier) { v.now =
 // cancellation is ignored, since the fetches outlive this call.
 func NewVerifier(ctx context.Context, configs []IssuerConfig, opts ...Option) (*Verifier, error) {
 	v := &Verifier{
-		exact:     make(map[string]*issuer, len(configs)),
-		client:    &http.Client{Timeout: 10 * time.Second},
-		logger:    slog.New(slog.DiscardHandler),
-		now:       time.Now,
-		baseCtx:   context.WithoutCancel(ctx),
-		cacheSize: DefaultTokenCacheSize,
+		exact:       make(map[string]*issuer, len(configs)),
+		client:      &http.Client{Timeout: 10 * time.Second},
+		logger:      slog.New(slog.DiscardHandler),
+		now:         time.Now,
+		maxLifetime: DefaultMaxTokenLifetime,
+		maxSkew:     DefaultMaxClockSkew,
+		baseCtx:     context.WithoutCancel(ctx),
+		cacheSize:   DefaultTokenCacheSize,
 	}
 	for _, o := range opts {
 		o(v)
@@ -271,6 +295,17 @@ func (v *Verifier) verify(ctx context.Context, rawToken string) (*Principal, tim
 	if exp := pre.Expiry.time(); exp.Before(now) {
 		return nil, time.Time{}, refuse(ReasonExpired, "identity token expired at %s (%s ago); request a fresh token", exp.UTC().Format(time.RFC3339), now.Sub(exp).Round(time.Second))
 	}
+	from := now
+	if pre.IssuedAt != nil {
+		if iat := pre.IssuedAt.time(); iat.After(now.Add(v.maxSkew)) {
+			return nil, time.Time{}, refuse(ReasonNotYetValid, "identity token was issued at %s, %s in the future (more than the %s clock skew allowed); check the clocks of the token issuer and this server", iat.UTC().Format(time.RFC3339), iat.Sub(now).Round(time.Second), v.maxSkew)
+		} else {
+			from = iat
+		}
+	}
+	if life := pre.Expiry.time().Sub(from); life > v.maxLifetime {
+		return nil, time.Time{}, refuse(ReasonClaim, "identity token is valid for %s, longer than the %s this server accepts (ca.maxTokenLifetime); CI identity tokens are short-lived: request one with a shorter lifetime", life.Round(time.Second), v.maxLifetime)
+	}
 	if pre.NotBefore != nil {
 		if nbf := pre.NotBefore.time(); now.Add(nbfLeeway).Before(nbf) {
 			return nil, time.Time{}, refuse(ReasonNotYetValid, "identity token is not valid before %s; check the clocks of the token issuer and this server", nbf.UTC().Format(time.RFC3339))
@@ -311,6 +346,7 @@ type preClaims struct {
 	Audience  audience     `json:"aud"`
 	Expiry    *numericDate `json:"exp"`
 	NotBefore *numericDate `json:"nbf"`
+	IssuedAt  *numericDate `json:"iat"`
 }
 
 // peek decodes a compact JWS's payload without verifying it.
