@@ -546,3 +546,12 @@ func TestTokenLifetimeBounds(t *testing.T) {
 		}
 	}
 }
+
+// The development issuer refuses to mint a token larger than the CA takes.
+func TestDevIssuerRefusesOversizedTokens(t *testing.T) {
+	p := servertest.Start(t, t.TempDir(), "--dev-oidc")
+	_, err := p.Token(context.Background(), map[string][]string{"kind": {"github"}, "repository": {"acme/" + strings.Repeat("a", 70<<10)}})
+	if err == nil || !strings.Contains(err.Error(), "the CA accepts") {
+		t.Fatalf("err %v, want the token size refused", err)
+	}
+}

@@ -41,6 +41,8 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/signet-dev/signet/server/identity"
 )
 
 const (
@@ -213,6 +215,10 @@ func (i *Issuer) Mint(kind string, params url.Values, audience string) (string, 
 	tok, err := jwt.Signed(i.signer).Claims(claims).Serialize()
 	if err != nil {
 		return "", fmt.Errorf("signing token: %w", err)
+	}
+	// A token the CA would refuse is no use to anyone: refuse it here.
+	if len(tok) > identity.MaxTokenBytes {
+		return "", fmt.Errorf("the token would be %d bytes, more than the %d the CA accepts; shorten the identity parameters", len(tok), identity.MaxTokenBytes)
 	}
 	i.metrics.minted.WithLabelValues(kind).Inc()
 	i.log.Info("minted development token", "kind", kind, "sub", claims["sub"], "aud", audience)

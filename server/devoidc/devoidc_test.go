@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/signet-dev/signet/server/identity"
 	"io"
 	"log/slog"
 	"net/http"
@@ -505,5 +506,14 @@ func TestTokenURLWithoutQuestionMark(t *testing.T) {
 	_ = json.Unmarshal(body, &e)
 	if status != http.StatusNotFound || !strings.Contains(e.Message, "/jwks") {
 		t.Errorf("status %d message %q; want 404 listing the endpoints", status, e.Message)
+	}
+}
+
+// The issuer refuses to mint a token the CA would refuse for its size.
+func TestMintRefusesTokensTheCARefuses(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.iss.Mint("github", url.Values{"repository": {"acme/" + strings.Repeat("a", identity.MaxTokenBytes)}}, "")
+	if err == nil || !strings.Contains(err.Error(), "the CA accepts") {
+		t.Fatalf("err %v, want the size refused", err)
 	}
 }

@@ -21,9 +21,9 @@ import (
 )
 
 const (
-	// maxTokenBytes bounds the work spent on a token before its signature is
+	// MaxTokenBytes bounds the work spent on a token before its signature is
 	// checked; real CI tokens are a few kilobytes.
-	maxTokenBytes = 64 << 10
+	MaxTokenBytes = 64 << 10
 	// nbfLeeway matches go-oidc's allowance for clock skew on nbf.
 	nbfLeeway = 5 * time.Minute
 	// DefaultMaxTokenLifetime is the longest exp - iat accepted: a day
@@ -254,7 +254,7 @@ func (v *Verifier) verifier(is *issuer) (*oidc.IDTokenVerifier, error) {
 // token's exp; each call returns its own copy of the Principal.
 func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Principal, error) {
 	var key [sha256.Size]byte
-	if v.verified != nil && len(rawToken) <= maxTokenBytes {
+	if v.verified != nil && len(rawToken) <= MaxTokenBytes {
 		key = sha256.Sum256([]byte(rawToken))
 		if c, ok := v.verified.Get(key); ok {
 			if v.now().Before(c.exp) {
@@ -354,8 +354,8 @@ func peek(raw string) (*preClaims, error) {
 	if raw == "" {
 		return nil, refuse(ReasonMalformed, "identity token is empty")
 	}
-	if len(raw) > maxTokenBytes {
-		return nil, refuse(ReasonMalformed, "identity token is %d bytes, more than the %d this server accepts", len(raw), maxTokenBytes)
+	if len(raw) > MaxTokenBytes {
+		return nil, refuse(ReasonMalformed, "identity token is %d bytes, more than the %d this server accepts", len(raw), MaxTokenBytes)
 	}
 	first := strings.IndexByte(raw, '.')
 	last := strings.LastIndexByte(raw, '.')
