@@ -319,11 +319,10 @@ func TestSweepsTemporaryFilesAtStart(t *testing.T) {
 	waitPublished(t, p, 305)
 }
 
-// Answers carry every field whatever its value: the first attestation of a
-// new server is log entry 0, and its answer says so.
-func TestAttestationAnswerCarriesLogIndexZero(t *testing.T) {
+// storeAttestation stores one attestation through the server's store.
+func storeAttestation(t *testing.T, p *servertest.Process, subject string) *sign.Result {
+	t.Helper()
 	ctx := context.Background()
-	p := servertest.Start(t, t.TempDir(), "--dev-oidc")
 	tok, err := p.Token(ctx, map[string][]string{"kind": {"github"}, "repository": {"acme/app"}})
 	if err != nil {
 		t.Fatal(err)
@@ -332,7 +331,7 @@ func TestAttestationAnswerCarriesLogIndexZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := intoto.NewStatement([]intoto.Subject{{Name: "a", Digest: map[string]string{"sha256": strings.Repeat("ab", 32)}}}, "https://example.com/p/v1", []byte(`{}`))
+	st, err := intoto.NewStatement([]intoto.Subject{{Name: "a", Digest: map[string]string{"sha256": subject}}}, "https://example.com/p/v1", []byte(`{}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,6 +340,48 @@ func TestAttestationAnswerCarriesLogIndexZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return res
+}
+
+// A store that lost what it held is refused at start, never opened empty,
+// and a truncated one is refused instead of crashing bbolt.
+func TestRefusesDamagedAttestationStore(t *testing.T) {
+	bin := servertest.Binary(t)
+	for _, c := range []struct {
+		name   string
+		damage func(path string)
+		says   string
+	}{
+		{"deleted", func(path string) { os.Remove(path) }, "attestations.db is missing, but it held attestations"},
+		{"truncated to zero", func(path string) { os.Truncate(path, 0) }, "attestations.db is empty, but it held attestations"},
+		{"truncated to half", func(path string) {
+			fi, _ := os.Stat(path)
+			os.Truncate(path, fi.Size()/2)
+		}, "attestations.db is truncated"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			data := t.TempDir()
+			p := servertest.Start(t, data, "--dev-oidc")
+			for i := range 8 {
+				storeAttestation(t, p, fmt.Sprintf("%064x", i))
+			}
+			if err := p.Stop(20 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+			c.damage(filepath.Join(data, "attestations.db"))
+			_, err := servertest.StartErr(bin, data, "--dev-oidc")
+			if err == nil || !strings.Contains(err.Error(), c.says) || strings.Contains(err.Error(), "SIGSEGV") || strings.Contains(err.Error(), "signal") {
+				t.Fatalf("err %v, want a refusal saying %q", err, c.says)
+			}
+		})
+	}
+}
+
+// Answers carry every field whatever its value: the first attestation of a
+// new server is log entry 0, and its answer says so.
+func TestAttestationAnswerCarriesLogIndexZero(t *testing.T) {
+	p := servertest.Start(t, t.TempDir(), "--dev-oidc")
+	res := storeAttestation(t, p, strings.Repeat("ab", 32))
 	if res.Entries[0].GetLogIndex() != 0 {
 		t.Fatalf("first entry has index %d", res.Entries[0].GetLogIndex())
 	}

@@ -65,6 +65,7 @@ type Options struct {
 
 // Store keeps attestations and the log entries that make them transparent.
 type Store struct {
+	used       *markUsed
 	db         *bolt.DB
 	log        Appender
 	logRejects func(error) bool
@@ -116,6 +117,9 @@ func New(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("attestations: metrics: %w", err)
 	}
 
+	if err := checkDatabaseFile(opts.Path); err != nil {
+		return nil, fmt.Errorf("attestations: %w", err)
+	}
 	// A second process on the same file would block forever on the lock;
 	// fail fast and say why.
 	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{Timeout: lockTimeout})
@@ -156,7 +160,15 @@ func New(opts Options) (*Store, error) {
 	m.records.Set(float64(records))
 	m.pending.Set(float64(pending))
 
+	used := &markUsed{path: opts.Path}
+	if records > 0 {
+		if err := used.mark(); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("attestations: %w", err)
+		}
+	}
 	return &Store{
+		used:       used,
 		db:         db,
 		log:        opts.Log,
 		logRejects: opts.LogRejects,
@@ -280,6 +292,9 @@ func (s *Store) storageFailure(what string, err error) *apiError {
 // put writes a record, its index entries and clears its pending marker in
 // one transaction, so a record is never visible without its index entries.
 func (s *Store) put(rec *Record) error {
+	if err := s.used.mark(); err != nil {
+		return err
+	}
 	val, err := json.Marshal(rec)
 	if err != nil {
 		return err

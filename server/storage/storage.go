@@ -73,7 +73,7 @@ func (d *Dir) heldData() []string {
 	if entries, err := os.ReadDir(d.LogDir()); err == nil && len(entries) > 0 {
 		held = append(held, d.LogDir())
 	}
-	for _, p := range []string{d.SignedHeadPath(), d.AttestationsPath()} {
+	for _, p := range []string{d.SignedHeadPath(), d.AttestationsPath(), d.AttestationsPath() + ".used"} {
 		if _, err := os.Stat(p); err == nil {
 			held = append(held, p)
 		}
