@@ -354,10 +354,10 @@ func TestRefusesDamagedAttestationStore(t *testing.T) {
 	}{
 		{"deleted", func(path string) { os.Remove(path) }, "attestations.db is missing, but it held attestations"},
 		{"truncated to zero", func(path string) { os.Truncate(path, 0) }, "attestations.db is empty, but it held attestations"},
-		{"truncated to half", func(path string) {
-			fi, _ := os.Stat(path)
-			os.Truncate(path, fi.Size()/2)
-		}, "attestations.db is truncated"},
+		// Three pages: the meta pages and one more, short of the pages
+		// the buckets and records use (bbolt grows the file ahead of use,
+		// so cutting only that slack is harmless and not refused).
+		{"truncated into its data", func(path string) { os.Truncate(path, 3*4096) }, "attestations.db is truncated"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			data := t.TempDir()
