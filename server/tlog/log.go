@@ -40,10 +40,6 @@ const (
 	// awaitPollPeriod is how often the publication awaiter rereads the
 	// published checkpoint when Options.AwaitPublication is set.
 	awaitPollPeriod = 10 * time.Millisecond
-	// dedupEntries is how many recent entries tessera's in-memory antispam
-	// remembers (their 32-byte identity and index, tens of bytes each):
-	// an identical entry within that window is answered with the first.
-	dedupEntries = 64 << 10
 	// maxEntryBytes is the tlog-tiles limit on one entry (uint16 length prefix
 	// in entry bundles).
 	maxEntryBytes = 1<<16 - 1
@@ -193,8 +189,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	appendOpts := tessera.NewAppendOptions().
 		WithCheckpointSigner(signer).
 		WithCheckpointInterval(opts.CheckpointInterval).
-		WithBatching(opts.BatchMaxSize, opts.BatchMaxAge).
-		WithAntispam(dedupEntries, nil)
+		WithBatching(opts.BatchMaxSize, opts.BatchMaxAge)
 	// The appender's goroutines live until Close, not until the caller's ctx ends.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	appender, shutdown, reader, err := tessera.NewAppender(runCtx, driver, appendOpts)

@@ -51,6 +51,5 @@ const (
 	reasonOverloaded  = "overloaded"
 	reasonCanceled    = "canceled"
 	reasonClosed      = "closed"
-	reasonDuplicate   = "duplicate"
 	reasonInternal    = "internal"
 )
