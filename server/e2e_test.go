@@ -171,8 +171,6 @@ func TestAcknowledgedEntriesSurviveKill9(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pubDER, _ := x509.MarshalPKIXPublicKey(key.Public())
-
 	type acked struct {
 		index uint64
 		body  []byte
@@ -194,16 +192,7 @@ func TestAcknowledgedEntriesSurviveKill9(t *testing.T) {
 					return
 				default:
 				}
-				digest := make([]byte, 32)
-				_, _ = rand.Read(digest)
-				sig, _ := ecdsa.SignASN1(rand.Reader, key, digest)
-				req, _ := json.Marshal(map[string]any{"hashedRekordRequestV002": map[string]any{
-					"digest": digest,
-					"signature": map[string]any{"content": sig, "verifier": map[string]any{
-						"publicKey": map[string]any{"rawBytes": pubDER}, "keyDetails": "PKIX_ECDSA_P256_SHA_256",
-					}},
-				}})
-				resp, err := httpc.Post(p.URL+"/api/v2/log/entries", "application/json", bytes.NewReader(req))
+				resp, err := httpc.Post(p.URL+"/api/v2/log/entries", "application/json", bytes.NewReader(hashedRekordRequest(key)))
 				if err != nil {
 					return // the server is gone
 				}
