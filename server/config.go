@@ -62,6 +62,9 @@ type Config struct {
 
 	Attestations struct {
 		MaxEnvelopeBytes int64 `yaml:"maxEnvelopeBytes"`
+		// MaxInflightBytes bounds submission bodies read at once; default
+		// twice MaxEnvelopeBytes.
+		MaxInflightBytes int64 `yaml:"maxInflightBytes"`
 	} `yaml:"attestations"`
 
 	HTTP struct {

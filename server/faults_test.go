@@ -596,3 +596,43 @@ func TestDevIssuerRefusesOversizedTokens(t *testing.T) {
 		t.Fatalf("err %v, want the token size refused", err)
 	}
 }
+
+// Large attestation submissions cannot together exhaust memory: while one
+// body holds attestations.maxInflightBytes, another large one is told to
+// retry (503, Retry-After) instead of being read; small ones still fit, and
+// once the first is gone the large one is read.
+func TestAttestationSubmissionsBoundedInFlight(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "server.yaml")
+	os.WriteFile(cfg, []byte("attestations:\n  maxEnvelopeBytes: 1000000\n  maxInflightBytes: 1300000\n"), 0o600)
+	p := servertest.Start(t, t.TempDir(), "--dev-oidc", "--config", cfg)
+	addr := mustURL(t, p.URL).Host
+
+	// A submission that declares 1,000,000 bytes and sends them slowly.
+	held, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(held, "POST /api/v2/attestations HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{", addr)
+	time.Sleep(300 * time.Millisecond)
+
+	post := func(n int) (int, http.Header) {
+		body := `{"envelope":{"payload":"` + strings.Repeat("A", n) + `"}}`
+		resp, err := http.Post(p.URL+"/api/v2/attestations", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header
+	}
+	if status, h := post(600_000); status != http.StatusServiceUnavailable || h.Get("Retry-After") == "" {
+		t.Fatalf("large submission while the budget is held: %d (Retry-After %q), want 503 with Retry-After", status, h.Get("Retry-After"))
+	}
+	if status, _ := post(1000); status == http.StatusServiceUnavailable {
+		t.Fatal("a small submission was refused while it fits the budget")
+	}
+	held.Close()
+	time.Sleep(300 * time.Millisecond)
+	if status, _ := post(600_000); status == http.StatusServiceUnavailable {
+		t.Fatal("large submission refused after the budget was freed")
+	}
+}

@@ -161,6 +161,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		Intermediates:    inters,
 		Log:              s.log,
 		MaxEnvelopeBytes: cfg.Attestations.MaxEnvelopeBytes,
+		MaxInflightBytes: cfg.Attestations.MaxInflightBytes,
 		Logger:           logger.With("service", "attestations"),
 		Metrics:          reg,
 	})

@@ -2,6 +2,7 @@ package attest
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,10 @@ import (
 // verifierSlack is room in the request body beyond the envelope for the
 // verifier (a certificate is a few KiB) and the JSON around them.
 const verifierSlack = 256 << 10
+
+// inflightWait is how long a submission waits for room among the bodies
+// being read before it is told to retry.
+const inflightWait = 2 * time.Second
 
 const (
 	defaultPageSize = 50
@@ -62,6 +67,23 @@ func (s *Store) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		s.metrics.submissions.WithLabelValues("invalid").Inc()
 		return
 	}
+	// Reserve the body's weight before reading it: the declared length, or
+	// the most a body may be when it declares none (or too much; the limit
+	// below refuses that one).
+	weight := s.maxBytes + verifierSlack
+	if r.ContentLength >= 0 && r.ContentLength < weight {
+		weight = max(r.ContentLength, 1)
+	}
+	wctx, cancel := context.WithTimeout(r.Context(), inflightWait)
+	err := s.inflight.Acquire(wctx, weight)
+	cancel()
+	if err != nil {
+		s.metrics.submissions.WithLabelValues("busy").Inc()
+		w.Header().Set("Retry-After", "2")
+		apierror.Write(w, http.StatusServiceUnavailable, "the attestation store is reading %d bytes of other submissions, its limit (attestations.maxInflightBytes); retry in a moment", s.inflightMax)
+		return
+	}
+	defer s.inflight.Release(weight)
 	var req submitRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.maxBytes+verifierSlack))
 	dec.DisallowUnknownFields()

@@ -18,6 +18,7 @@ import (
 	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/signet-dev/signet/server/tlog"
@@ -53,6 +54,11 @@ type Options struct {
 	LogRejects func(error) bool
 	// MaxEnvelopeBytes bounds the JSON envelope; 0 means DefaultMaxEnvelopeBytes.
 	MaxEnvelopeBytes int64
+	// MaxInflightBytes bounds the request bodies being read and checked at
+	// once, so that large submissions cannot together exhaust memory (each
+	// costs a few times its size while it is decoded and verified); 0 means
+	// twice MaxEnvelopeBytes.
+	MaxInflightBytes int64
 	// Roots, when set, are the CA roots (and Intermediates the intermediate
 	// CAs) signer certificates must chain to, so that identities in the
 	// index are ones this server's CA vouched for.
@@ -74,8 +80,12 @@ type Store struct {
 	logger     *slog.Logger
 	metrics    *metrics
 
-	mu       sync.Mutex
-	inflight map[string]bool
+	// inflight weighs the request bodies being read and checked.
+	inflight    *semaphore.Weighted
+	inflightMax int64
+
+	mu      sync.Mutex
+	logging map[string]bool // attestation IDs being appended
 }
 
 // Buckets. Index keys are lp(value) || seq (8 bytes, big endian) → id, so a
@@ -105,6 +115,15 @@ func New(opts Options) (*Store, error) {
 	}
 	if opts.MaxEnvelopeBytes == 0 {
 		opts.MaxEnvelopeBytes = DefaultMaxEnvelopeBytes
+	}
+	if opts.MaxInflightBytes < 0 {
+		return nil, fmt.Errorf("attestations.maxInflightBytes is %d; set a positive byte count or 0 for twice maxEnvelopeBytes", opts.MaxInflightBytes)
+	}
+	if opts.MaxInflightBytes == 0 {
+		opts.MaxInflightBytes = 2 * opts.MaxEnvelopeBytes
+	}
+	if opts.MaxInflightBytes < opts.MaxEnvelopeBytes+verifierSlack {
+		opts.MaxInflightBytes = opts.MaxEnvelopeBytes + verifierSlack // one largest submission always fits
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -168,15 +187,17 @@ func New(opts Options) (*Store, error) {
 		}
 	}
 	return &Store{
-		used:       used,
-		db:         db,
-		log:        opts.Log,
-		logRejects: opts.LogRejects,
-		maxBytes:   opts.MaxEnvelopeBytes,
-		validator:  validator{roots: opts.Roots, intermediates: opts.Intermediates},
-		logger:     opts.Logger,
-		metrics:    m,
-		inflight:   map[string]bool{},
+		used:        used,
+		db:          db,
+		log:         opts.Log,
+		logRejects:  opts.LogRejects,
+		maxBytes:    opts.MaxEnvelopeBytes,
+		inflight:    semaphore.NewWeighted(opts.MaxInflightBytes),
+		inflightMax: opts.MaxInflightBytes,
+		validator:   validator{roots: opts.Roots, intermediates: opts.Intermediates},
+		logger:      opts.Logger,
+		metrics:     m,
+		logging:     map[string]bool{},
 	}, nil
 }
 
@@ -202,17 +223,17 @@ func fail(status int, reason, format string, args ...any) *apiError {
 // submit validates, logs and stores one attestation.
 func (s *Store) submit(ctx context.Context, sub *submission) (*Record, error) {
 	s.mu.Lock()
-	if s.inflight[sub.id] {
+	if s.logging[sub.id] {
 		s.mu.Unlock()
 		return nil, &apiError{status: http.StatusConflict, reason: "duplicate",
 			msg:      fmt.Sprintf("attestation %s is being logged by another request right now; fetch it with GET /api/v2/attestations/%s in a moment", sub.id, sub.id),
 			location: "/api/v2/attestations/" + sub.id}
 	}
-	s.inflight[sub.id] = true
+	s.logging[sub.id] = true
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		delete(s.inflight, sub.id)
+		delete(s.logging, sub.id)
 		s.mu.Unlock()
 	}()
 
