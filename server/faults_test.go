@@ -322,6 +322,11 @@ func TestSweepsTemporaryFilesAtStart(t *testing.T) {
 // storeAttestation stores one attestation through the server's store.
 func storeAttestation(t *testing.T, p *servertest.Process, subject string) *sign.Result {
 	t.Helper()
+	return storeAttestationOf(t, p, subject, []byte(`{}`))
+}
+
+func storeAttestationOf(t *testing.T, p *servertest.Process, subject string, predicate []byte) *sign.Result {
+	t.Helper()
 	ctx := context.Background()
 	tok, err := p.Token(ctx, map[string][]string{"kind": {"github"}, "repository": {"acme/app"}})
 	if err != nil {
@@ -331,7 +336,7 @@ func storeAttestation(t *testing.T, p *servertest.Process, subject string) *sign
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := intoto.NewStatement([]intoto.Subject{{Name: "a", Digest: map[string]string{"sha256": subject}}}, "https://example.com/p/v1", []byte(`{}`))
+	st, err := intoto.NewStatement([]intoto.Subject{{Name: "a", Digest: map[string]string{"sha256": subject}}}, "https://example.com/p/v1", predicate)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -634,5 +639,59 @@ func TestAttestationSubmissionsBoundedInFlight(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if status, _ := post(600_000); status == http.StatusServiceUnavailable {
 		t.Fatal("large submission refused after the budget was freed")
+	}
+}
+
+// A query answer is paged by bytes as well as by count: three attestations
+// of 7 MB come one per page (each page under 16 MiB), and the pages
+// together hold each exactly once; a filter that matches nothing answers
+// an empty page.
+func TestQueryPagesAreBoundedInBytes(t *testing.T) {
+	p := servertest.Start(t, t.TempDir(), "--dev-oidc")
+	subject := strings.Repeat("cd", 32)
+	big := []byte(`{"blob":"` + strings.Repeat("z", 7<<20) + `"}`)
+	want := map[string]bool{}
+	for range 3 {
+		want[storeAttestationOf(t, p, subject, big).AttestationID] = true
+	}
+	token, pages := "", 0
+	for {
+		path := "/api/v2/attestations?digest=sha256:" + subject
+		if token != "" {
+			path += "&pageToken=" + token
+		}
+		body, err := p.Get(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var page struct {
+			Attestations []struct {
+				ID string `json:"attestationId"`
+			} `json:"attestations"`
+			NextPageToken string `json:"nextPageToken"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil {
+			t.Fatalf("page %d is not JSON: %v", pages, err)
+		}
+		if len(body) > 24<<20 || len(page.Attestations) > 1 {
+			t.Fatalf("page %d: %d attestations in %d bytes", pages, len(page.Attestations), len(body))
+		}
+		for _, a := range page.Attestations {
+			if !want[a.ID] {
+				t.Fatalf("unexpected or repeated attestation %s", a.ID)
+			}
+			delete(want, a.ID)
+		}
+		pages++
+		if token = page.NextPageToken; token == "" {
+			break
+		}
+	}
+	if len(want) != 0 || pages != 3 {
+		t.Fatalf("%d pages; missing %v", pages, want)
+	}
+	body, err := p.Get("/api/v2/attestations?digest=sha256:" + subject + "&predicateType=https://example.com/none/v1")
+	if err != nil || !strings.Contains(string(body), `"attestations":[]`) {
+		t.Fatalf("no match: %s %v", body, err)
 	}
 }

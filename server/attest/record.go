@@ -107,13 +107,3 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 	*r = out
 	return nil
 }
-
-// hasDigest reports whether any subject has the digest "alg:value".
-func (r *Record) hasDigest(alg, value string) bool {
-	for _, s := range r.Subjects {
-		if s.Digest[alg] == value {
-			return true
-		}
-	}
-	return false
-}

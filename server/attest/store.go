@@ -97,6 +97,7 @@ var (
 	bucketSubject   = []byte("bySubject") // lp("alg:value") || seq → id
 	bucketPredicate = []byte("byPredicateType")
 	bucketIdentity  = []byte("byIdentity")
+	bucketIssuer    = []byte("byIssuer")
 	bucketMeta      = []byte("meta")
 	keySchema       = []byte("schema")
 	schemaVersion   = []byte("1")
@@ -153,6 +154,12 @@ func New(opts Options) (*Store, error) {
 		for _, name := range [][]byte{bucketRecords, bucketPending, bucketSubject, bucketPredicate, bucketIdentity, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
+			}
+		}
+		// The issuer index came later: build it once for older stores.
+		if tx.Bucket(bucketIssuer) == nil {
+			if err := backfillIssuers(tx); err != nil {
+				return fmt.Errorf("building the issuer index: %w", err)
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
@@ -351,6 +358,11 @@ func (s *Store) put(rec *Record) error {
 				return err
 			}
 		}
+		if rec.Issuer != "" {
+			if err := tx.Bucket(bucketIssuer).Put(indexKey(rec.Issuer, seq), id); err != nil {
+				return err
+			}
+		}
 		return tx.Bucket(bucketPending).Delete(id)
 	})
 }
@@ -422,53 +434,104 @@ type query struct {
 	pageSize               int
 }
 
-func (q query) matches(r *Record) bool {
-	return (q.digestAlg == "" || r.hasDigest(q.digestAlg, q.digestValue)) &&
-		(q.predicateType == "" || r.PredicateType == q.predicateType) &&
-		(q.identity == "" || r.Identity == q.identity) &&
-		(q.issuer == "" || r.Issuer == q.issuer)
-}
+// maxPageBytes bounds the stored size of one page of results: a page of
+// many large attestations is cut short (the cursor continues it), so one
+// query never builds an answer of hundreds of megabytes.
+const maxPageBytes = 16 << 20
 
-// find walks the most selective index the query names in submission order
-// and filters by the other criteria. It returns the page and the cursor of
-// the next one (0 when there is none).
+// find intersects the indexes of every criterion the query names, in
+// submission order, without reading a record until it matches all of them
+// (a leapfrog join over the sorted index ranges: each step seeks the
+// lagging index to the leader's sequence number). It returns the page and
+// the cursor of the next one (0 when there is none).
 func (s *Store) find(q query) ([]*Record, uint64, error) {
-	var bucket []byte
-	var value string
-	switch {
-	case q.digestAlg != "":
-		bucket, value = bucketSubject, q.digestAlg+":"+q.digestValue
-	case q.identity != "":
-		bucket, value = bucketIdentity, q.identity
-	default:
-		bucket, value = bucketPredicate, q.predicateType
+	type term struct {
+		bucket []byte
+		value  string
 	}
-	prefix := lp(value)
+	var terms []term
+	if q.digestAlg != "" {
+		terms = append(terms, term{bucketSubject, q.digestAlg + ":" + q.digestValue})
+	}
+	if q.identity != "" {
+		terms = append(terms, term{bucketIdentity, q.identity})
+	}
+	if q.predicateType != "" {
+		terms = append(terms, term{bucketPredicate, q.predicateType})
+	}
+	if q.issuer != "" {
+		terms = append(terms, term{bucketIssuer, q.issuer})
+	}
 	var out []*Record
 	var next uint64
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucket).Cursor()
-		var last uint64
-		for k, id := c.Seek(indexKey(value, q.after+1)); k != nil && bytes.HasPrefix(k, prefix); k, id = c.Next() {
-			seq := binary.BigEndian.Uint64(k[len(prefix):])
-			rec, err := loadRecord(tx, id)
-			if err != nil {
-				return err
+		cursors := make([]*bolt.Cursor, len(terms))
+		for i, t := range terms {
+			cursors[i] = tx.Bucket(t.bucket).Cursor()
+		}
+		// seek returns the first sequence number >= seq in term i.
+		seek := func(i int, seq uint64) (uint64, []byte, bool) {
+			prefix := lp(terms[i].value)
+			k, id := cursors[i].Seek(indexKey(terms[i].value, seq))
+			if k == nil || !bytes.HasPrefix(k, prefix) {
+				return 0, nil, false
 			}
-			if rec == nil || !q.matches(rec) {
+			return binary.BigEndian.Uint64(k[len(prefix):]), id, true
+		}
+		var last uint64
+		size := 0
+		for target := q.after + 1; ; target++ {
+			var id []byte
+			for agreed := 0; agreed < len(terms); {
+				for i := range terms {
+					seq, got, ok := seek(i, target)
+					if !ok {
+						return nil
+					}
+					if seq != target {
+						target, agreed = seq, 0
+						break
+					}
+					id = got
+					agreed++
+				}
+			}
+			raw := tx.Bucket(bucketRecords).Get(id)
+			if raw == nil {
 				continue
 			}
-			if len(out) == q.pageSize {
+			if len(out) == q.pageSize || (len(out) > 0 && size+len(raw) > maxPageBytes) {
 				// There is at least one more match: hand out a cursor.
 				next = last
 				return nil
 			}
+			rec, err := loadRecord(tx, id)
+			if err != nil {
+				return err
+			}
 			out = append(out, rec)
-			last = seq
+			size += len(raw)
+			last = target
 		}
-		return nil
 	})
 	return out, next, err
+}
+
+// backfillIssuers creates the issuer index and fills it from the records.
+func backfillIssuers(tx *bolt.Tx) error {
+	idx, err := tx.CreateBucket(bucketIssuer)
+	if err != nil {
+		return err
+	}
+	// Any index holds every record once with its sequence number: the
+	// predicate type index does, since every record has one.
+	return tx.Bucket(bucketPredicate).ForEach(func(k, id []byte) error {
+		rec, err := loadRecord(tx, id)
+		if err != nil || rec == nil || rec.Issuer == "" {
+			return err
+		}
+		return idx.Put(indexKey(rec.Issuer, binary.BigEndian.Uint64(k[len(k)-8:])), id)
+	})
 }
 
 func encodePageToken(seq uint64) string {
