@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -327,25 +328,39 @@ func storeAttestation(t *testing.T, p *servertest.Process, subject string) *sign
 
 func storeAttestationOf(t *testing.T, p *servertest.Process, subject string, predicate []byte) *sign.Result {
 	t.Helper()
-	ctx := context.Background()
-	tok, err := p.Token(ctx, map[string][]string{"kind": {"github"}, "repository": {"acme/app"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	services, err := sign.FromServer(ctx, p.URL, transport.NewClient(transport.Options{}), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := intoto.NewStatement([]intoto.Subject{{Name: "a", Digest: map[string]string{"sha256": subject}}}, "https://example.com/p/v1", predicate)
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, _ := intoto.MarshalStatement(st)
-	res, err := sign.AttestationBundle(ctx, sign.Options{Services: services, IdentityToken: tok, ViaAttestationStore: true}, payload)
+	res, err := attest(p, subject, predicate)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return res
+}
+
+func tryStoreAttestation(p *servertest.Process, subject string) error {
+	_, err := attest(p, subject, []byte(`{}`))
+	return err
+}
+
+// attest signs an in-toto statement about subject and stores it through
+// the server's attestation store, as `signet attest` does.
+func attest(p *servertest.Process, subject string, predicate []byte) (*sign.Result, error) {
+	ctx := context.Background()
+	tok, err := p.Token(ctx, map[string][]string{"kind": {"github"}, "repository": {"acme/app"}})
+	if err != nil {
+		return nil, err
+	}
+	services, err := sign.FromServer(ctx, p.URL, transport.NewClient(transport.Options{}), time.Now())
+	if err != nil {
+		return nil, err
+	}
+	st, err := intoto.NewStatement([]intoto.Subject{{Name: "a", Digest: map[string]string{"sha256": subject}}}, "https://example.com/p/v1", predicate)
+	if err != nil {
+		return nil, err
+	}
+	payload, err := intoto.MarshalStatement(st)
+	if err != nil {
+		return nil, err
+	}
+	return sign.AttestationBundle(ctx, sign.Options{Services: services, IdentityToken: tok, ViaAttestationStore: true}, payload)
 }
 
 // A store that lost what it held is refused at start, never opened empty,
@@ -694,4 +709,106 @@ func TestQueryPagesAreBoundedInBytes(t *testing.T) {
 	if err != nil || !strings.Contains(string(body), `"attestations":[]`) {
 		t.Fatalf("no match: %s %v", body, err)
 	}
+}
+
+// A full disk: appends answer 507 with Retry-After, naming the cause but
+// no server path; the public checkpoint covers every acknowledged entry;
+// the error log stays a line a second; and once there is room again the
+// log goes on. The disk is a 4 MiB tmpfs (the suite runs as root, as CI
+// does).
+func TestDiskFull(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mounting a tmpfs for the test needs root: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	data := filepath.Join(mnt, "data")
+	p := servertest.Start(t, data, "--dev-oidc")
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+
+	var (
+		mu      sync.Mutex
+		maxAck  int64 = -1
+		full    int
+		other   []string
+		started = time.Now()
+	)
+	work := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range work {
+				resp, err := http.Post(p.URL+"/api/v2/log/entries", "application/json", bytes.NewReader(hashedRekordRequest(key)))
+				if err != nil {
+					mu.Lock()
+					other = append(other, err.Error())
+					mu.Unlock()
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				switch {
+				case resp.StatusCode == http.StatusCreated:
+					var tle struct {
+						LogIndex string `json:"logIndex"`
+					}
+					json.Unmarshal(body, &tle)
+					var idx int64
+					fmt.Sscan(tle.LogIndex, &idx)
+					maxAck = max(maxAck, idx)
+				case resp.StatusCode == http.StatusInsufficientStorage && resp.Header.Get("Retry-After") != "" &&
+					strings.Contains(string(body), "storage is full") && !strings.Contains(string(body), mnt):
+					full++
+				default:
+					other = append(other, fmt.Sprintf("%d %s", resp.StatusCode, body))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := 0; i < 20000; i++ {
+		mu.Lock()
+		done := full >= 200
+		mu.Unlock()
+		if done {
+			break
+		}
+		work <- struct{}{}
+	}
+	close(work)
+	wg.Wait()
+	if full < 200 {
+		t.Fatalf("the disk never filled: %d entries acknowledged, %d full answers, other answers %v", maxAck+1, full, other[:min(len(other), 5)])
+	}
+	if len(other) > 0 {
+		t.Errorf("%d answers were neither 201 nor a clean 507, e.g. %v", len(other), other[:min(len(other), 3)])
+	}
+	// The public checkpoint covers every acknowledged entry.
+	cp, err := p.Get("/api/v2/checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var size int64
+	fmt.Sscan(strings.Split(string(cp), "\n")[1], &size)
+	if size <= maxAck {
+		t.Errorf("published checkpoint has %d entries, but entry %d was acknowledged", size, maxAck)
+	}
+	// A line a second at most (plus start-up lines), not one per failure.
+	lines := strings.Count(p.Stderr(), "\n")
+	if limit := 20 + int(time.Since(started).Seconds())*4; lines > limit {
+		t.Errorf("%d log lines in %s for %d failures:\n%s", lines, time.Since(started).Round(time.Second), full, p.Stderr()[max(0, len(p.Stderr())-3000):])
+	}
+	// An attestation meets the same full disk with the same clean answer.
+	if err := tryStoreAttestation(p, strings.Repeat("ef", 32)); err == nil || !strings.Contains(err.Error(), "storage is full") || strings.Contains(err.Error(), mnt) {
+		t.Errorf("attestation on a full disk: %v", err)
+	}
+	// Room again: appends succeed and the checkpoint follows.
+	if out, err := exec.Command("mount", "-o", "remount,size=64m", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v: %s", err, out)
+	}
+	appendEntries(t, p, 20)
+	waitPublished(t, p, uint64(maxAck)+1)
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/signet-dev/signet/server/ca"
 	"github.com/signet-dev/signet/server/devoidc"
 	"github.com/signet-dev/signet/server/identity"
+	"github.com/signet-dev/signet/server/ratelog"
 	"github.com/signet-dev/signet/server/storage"
 	"github.com/signet-dev/signet/server/tlog"
 	"github.com/signet-dev/signet/server/trust"
@@ -310,6 +311,9 @@ func instrument(next http.Handler, reg prometheus.Registerer, logger *slog.Logge
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"route"})
 	reg.MustRegister(requests, latency)
+	// Server errors come in floods when a disk fills or a dependency goes:
+	// the metrics count each one, the log a line a second.
+	var failures ratelog.Limiter
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
@@ -321,13 +325,16 @@ func instrument(next http.Handler, reg prometheus.Registerer, logger *slog.Logge
 		elapsed := time.Since(start)
 		requests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
 		latency.WithLabelValues(route).Observe(elapsed.Seconds())
+		args := []any{"method", r.Method, "path", r.URL.Path, "route", route, "status", rec.status, "duration_ms", float64(elapsed.Microseconds()) / 1000, "remote", r.RemoteAddr}
 		level := slog.LevelDebug
-		if rec.status >= 500 {
-			level = slog.LevelError
-		} else if rec.status >= 400 {
+		switch {
+		case rec.status >= 500:
+			failures.Error(logger, "request", args...)
+			return
+		case rec.status >= 400:
 			level = slog.LevelInfo
 		}
-		logger.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "route", route, "status", rec.status, "duration_ms", float64(elapsed.Microseconds())/1000, "remote", r.RemoteAddr)
+		logger.Log(r.Context(), level, "request", args...)
 	})
 }
 

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/semaphore"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/signet-dev/signet/server/ratelog"
 	"github.com/signet-dev/signet/server/tlog"
 )
 
@@ -86,6 +87,8 @@ type Store struct {
 
 	mu      sync.Mutex
 	logging map[string]bool // attestation IDs being appended
+
+	errLog ratelog.Limiter
 }
 
 // Buckets. Index keys are lp(value) || seq (8 bytes, big endian) → id, so a
@@ -286,8 +289,13 @@ func (s *Store) submit(ctx context.Context, sub *submission) (*Record, error) {
 			}
 			return nil, fail(http.StatusBadRequest, "log_rejected", "the transparency log refused the entry: %v", err)
 		}
-		s.logger.Error("transparency log append failed; the attestation may or may not be in the log", "attestationId", sub.id, "error", err)
-		return nil, fail(http.StatusServiceUnavailable, "log_unavailable", "the transparency log could not append the attestation (%v); retry the same request", err)
+		s.errLog.Error(s.logger, "transparency log append failed; the attestation may or may not be in the log", "attestationId", sub.id, "error", err)
+		if tlog.IsStorageFull(err) {
+			return nil, storageFull()
+		}
+		// The cause goes to the server log; the client learns what to do,
+		// not the server's paths.
+		return nil, fail(http.StatusServiceUnavailable, "log_unavailable", "the transparency log could not append the attestation; retry the same request")
 	}
 
 	rec := &Record{
@@ -312,8 +320,15 @@ func (s *Store) submit(ctx context.Context, sub *submission) (*Record, error) {
 	return rec, nil
 }
 
+func storageFull() *apiError {
+	return fail(http.StatusInsufficientStorage, "storage_full", "the server's storage is full; the attestation was not stored; retry later (the operator must free space)")
+}
+
 func (s *Store) storageFailure(what string, err error) *apiError {
-	s.logger.Error("attestation database failure", "op", what, "error", err)
+	s.errLog.Error(s.logger, "attestation database failure", "op", what, "error", err)
+	if tlog.IsStorageFull(err) {
+		return storageFull()
+	}
 	return fail(http.StatusInternalServerError, "storage_error", "the attestation database could not %s; retry later or ask the operator to check the server log", what)
 }
 

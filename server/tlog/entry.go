@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"syscall"
 	"time"
 
 	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
@@ -29,7 +30,21 @@ var (
 	ErrOverloaded = errors.New("transparency log overloaded")
 	// ErrClosed: the log is shutting down (HTTP 503).
 	ErrClosed = errors.New("transparency log closed")
+	// ErrStorageFull: the log's disk is full; nothing was acknowledged
+	// (HTTP 507). Appends succeed again once there is room.
+	ErrStorageFull = errors.New("transparency log storage is full")
 )
+
+// IsStorageFull reports whether err comes from a full disk or quota.
+// tessera formats some storage errors with %v, which drops the errno from
+// the chain, so its text is read too.
+func IsStorageFull(err error) bool {
+	if err == nil {
+		return false
+	}
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
+		strings.Contains(err.Error(), syscall.ENOSPC.Error()) || strings.Contains(err.Error(), syscall.EDQUOT.Error())
+}
 
 const (
 	kindHashedRekord    = "hashedrekord"
@@ -224,6 +239,9 @@ func (l *Log) appendHashedRekord(ctx context.Context, req *rekorv2.HashedRekordR
 
 func (l *Log) appendError(err error) error {
 	switch {
+	case IsStorageFull(err):
+		l.errLog.Error(l.logger, "appending entry: storage full", "error", err)
+		return fmt.Errorf("%w: %v", ErrStorageFull, err)
 	case errors.Is(err, tessera.ErrPushback):
 		return fmt.Errorf("%w: %v", ErrOverloaded, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -232,7 +250,7 @@ func (l *Log) appendError(err error) error {
 	case l.closed:
 		return fmt.Errorf("%w: %v", ErrClosed, err)
 	}
-	l.logger.Error("appending entry", "error", err)
+	l.errLog.Error(l.logger, "appending entry", "error", err)
 	return fmt.Errorf("appending entry: %w", err)
 }
 

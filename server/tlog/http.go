@@ -97,6 +97,10 @@ func writeAppendError(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrOverloaded):
 		w.Header().Set("Retry-After", "1")
 		apierror.Write(w, http.StatusServiceUnavailable, "%v; retry shortly", err)
+	case errors.Is(err, ErrStorageFull):
+		// Say what is wrong without the server's paths or raw OS errors.
+		w.Header().Set("Retry-After", "30")
+		apierror.Write(w, http.StatusInsufficientStorage, "the transparency log's storage is full; the entry was not logged; retry later (the operator must free space)")
 	case errors.Is(err, ErrClosed):
 		apierror.Write(w, http.StatusServiceUnavailable, "the transparency log is shutting down; retry against a running server")
 	case errors.Is(err, context.DeadlineExceeded):
@@ -119,7 +123,8 @@ const (
 
 func (l *Log) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 	cp, err := l.reader.ReadCheckpoint(r.Context())
-	if err == nil && !l.validCheckpoint(cp) {
+	size, valid := l.validCheckpoint(cp)
+	if err == nil && !valid {
 		// The file was emptied or overwritten under the running server, and
 		// tessera does not republish over a checkpoint it cannot parse.
 		// Serve the newest tree the key signed and remove the file so that
@@ -130,6 +135,14 @@ func (l *Log) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 		_ = os.Remove(filepath.Join(l.dir, layout.CheckpointPath))
 		if cp = l.signer.latest(); cp == nil {
 			err = os.ErrNotExist
+		}
+	}
+	// Every acknowledged entry is covered by a signed head the guard
+	// recorded. When tessera cannot publish (a full disk), serve that head,
+	// so the public checkpoint never lags what clients were told.
+	if headSize, _, ok := l.signer.head(); ok && (err != nil || valid && headSize > size) {
+		if latest := l.signer.latest(); latest != nil {
+			cp, err = latest, nil
 		}
 	}
 	if err != nil {
@@ -150,20 +163,28 @@ func (l *Log) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 // validCheckpoint reports whether cp is a checkpoint of this log's origin
 // that the log key verifies. The last good one is remembered, so the common
 // case costs a comparison.
-func (l *Log) validCheckpoint(cp []byte) bool {
-	if last := l.lastGoodCheckpoint.Load(); last != nil && bytes.Equal(*last, cp) {
-		return true
+func (l *Log) validCheckpoint(cp []byte) (uint64, bool) {
+	if cp == nil {
+		return 0, false
+	}
+	if last := l.lastGoodCheckpoint.Load(); last != nil && bytes.Equal(last.raw, cp) {
+		return last.size, true
 	}
 	n, err := note.Open(cp, note.VerifierList(l.verifier))
 	if err != nil {
-		return false
+		return 0, false
 	}
 	var c f_log.Checkpoint
 	if _, err := c.Unmarshal([]byte(n.Text)); err != nil || c.Origin != l.origin {
-		return false
+		return 0, false
 	}
-	l.lastGoodCheckpoint.Store(&cp)
-	return true
+	l.lastGoodCheckpoint.Store(&goodCheckpoint{raw: cp, size: c.Size})
+	return c.Size, true
+}
+
+type goodCheckpoint struct {
+	raw  []byte
+	size uint64
 }
 
 func (l *Log) handleTile(w http.ResponseWriter, r *http.Request) {

@@ -25,6 +25,8 @@ import (
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/signet-dev/signet/server/ratelog"
 )
 
 // Defaults chosen for short integration latency: tessera's minimum checkpoint
@@ -107,7 +109,9 @@ type Log struct {
 	stateMu sync.Mutex
 	state   *treeHead // newest signed tree head handed out
 
-	lastGoodCheckpoint atomic.Pointer[[]byte]
+	errLog ratelog.Limiter // append failures, which come in floods when the disk fills
+
+	lastGoodCheckpoint atomic.Pointer[goodCheckpoint]
 	damagedCheckpoint  sync.Once // log the damage once, not per request
 }
 
