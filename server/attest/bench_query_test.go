@@ -5,10 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
-	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 )
 
 // queryStore is a store of n attestations about one artifact digest, each
@@ -21,19 +17,8 @@ func queryStore(b *testing.B, n int) *Store {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
-	payload := []byte(strings.Repeat("x", 4096))
 	for i := range n {
-		rec := &Record{
-			ID:            fmt.Sprintf("%064x", i),
-			Envelope:      &dssepb.Envelope{Payload: payload, PayloadType: "application/vnd.in-toto+json"},
-			Entry:         &rekorv1.TransparencyLogEntry{LogIndex: int64(i)},
-			PredicateType: spdx,
-			Subjects:      []Subject{{Name: "app", Digest: map[string]string{"sha256": strings.Repeat("ab", 32)}}},
-			Identity:      "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main",
-			Issuer:        "https://token.actions.githubusercontent.com",
-			StoredTime:    time.Now(),
-		}
-		if err := s.put(rec); err != nil {
+		if err := s.put(testRecord(i, 4096, "https://token.actions.githubusercontent.com")); err != nil {
 			b.Fatal(err)
 		}
 	}
