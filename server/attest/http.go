@@ -45,8 +45,17 @@ func (s *Store) Register(mux *http.ServeMux) {
 // they take exactly the JSON of a Sigstore bundle's dsseEnvelope and of a
 // Rekor v2 Verifier.
 type submitRequest struct {
-	Envelope json.RawMessage `json:"envelope"`
-	Verifier json.RawMessage `json:"verifier"`
+	Envelope, Verifier bodyPart
+}
+
+// bodyPart is a part of the request body, kept as a slice of it rather than
+// copied as json.RawMessage would: the body buffer is ours and never reused,
+// and the envelope may be most of 32 MiB.
+type bodyPart []byte
+
+func (b *bodyPart) UnmarshalJSON(data []byte) error {
+	*b = data
+	return nil
 }
 
 func (s *Store) tooLarge(w http.ResponseWriter) {
@@ -85,17 +94,37 @@ func (s *Store) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.inflight.Release(weight)
-	var req submitRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.maxBytes+verifierSlack))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	// Read into one buffer of the declared size (a growing buffer would
+	// double it), then decode in place.
+	limit := s.maxBytes + verifierSlack
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), limit)+bytes.MinRead))
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			s.tooLarge(w)
 			return
 		}
+		s.invalid(w, "reading the request body: %v", err)
+		return
+	}
+	// json.Unmarshal hands bodyPart slices of buf itself (a Decoder would
+	// copy the body into its own buffer first).
+	var parts map[string]bodyPart
+	if err := json.Unmarshal(buf.Bytes(), &parts); err != nil {
 		s.invalid(w, `request body is not a JSON object {"envelope": ..., "verifier": ...} (%v)`, err)
 		return
+	}
+	var req submitRequest
+	for k, v := range parts {
+		switch k {
+		case "envelope":
+			req.Envelope = v
+		case "verifier":
+			req.Verifier = v
+		default:
+			s.invalid(w, `request body has an unknown field %q; send {"envelope": ..., "verifier": ...}`, k)
+			return
+		}
 	}
 	if len(req.Envelope) > int(s.maxBytes) {
 		s.tooLarge(w)
@@ -117,6 +146,8 @@ func (s *Store) handleSubmit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// The decoded envelope holds what is needed; let the body go.
+	parts, req, buf = nil, submitRequest{}, nil
 	sub, err := s.validator.validate(env, ver)
 	if err != nil {
 		s.invalid(w, "%s", err.Error())

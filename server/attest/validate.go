@@ -17,7 +17,6 @@ import (
 	"time"
 
 	intoto "github.com/in-toto/attestation/go/v1"
-	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
 	commonpb "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
@@ -155,11 +154,6 @@ func (v validator) validate(env *dssepb.Envelope, ver *rekorv2.Verifier) (*submi
 		return nil, errors.New("envelope signature 0 has an empty sig")
 	}
 
-	st, err := parseStatement(env.GetPayload())
-	if err != nil {
-		return nil, err
-	}
-
 	pub, cert, err := verifierKey(ver)
 	if err != nil {
 		return nil, err
@@ -177,15 +171,35 @@ func (v validator) validate(env *dssepb.Envelope, ver *rekorv2.Verifier) (*submi
 	}
 
 	// cosign v3 and sigstore-js log DSSE as hashedrekord over the PAE; the
-	// log verifies the signature over this digest, so we must too.
+	// log verifies the signature over this digest, so we must too. The PAE
+	// is hashed as it is written, not built: the payload may be tens of MB.
 	h := scheme.hash.New()
-	h.Write(ssldsse.PAE(env.GetPayloadType(), env.GetPayload()))
+	fmt.Fprintf(h, "DSSEv1 %d %s %d ", len(env.GetPayloadType()), env.GetPayloadType(), len(env.GetPayload()))
+	h.Write(env.GetPayload())
 	digest := h.Sum(nil)
 	if err := verifySignature(pub, scheme.hash, digest, sig); err != nil {
 		return nil, fmt.Errorf("envelope signature does not verify over the DSSE pre-authentication encoding with the verifier's key (%v); sign PAE(payloadType, payload) with the key of the certificate you send", err)
 	}
+	var identity, issuer string
+	if cert != nil {
+		if err := v.checkChain(cert); err != nil {
+			return nil, err
+		}
+		if identity, issuer, err = signerIdentity(cert); err != nil {
+			return nil, fmt.Errorf("verifier certificate: %v", err)
+		}
+	}
+	// Only a signed envelope from a vouched-for signer is parsed: the
+	// statement's predicate is the large part, and decoding it is the
+	// costly step an anonymous client must not be able to trigger.
+	st, err := parseStatement(env.GetPayload())
+	if err != nil {
+		return nil, err
+	}
 
 	s := &submission{
+		identity:      identity,
+		issuer:        issuer,
 		envelope:      env,
 		verifier:      ver,
 		statementType: st.GetType(),
@@ -195,15 +209,6 @@ func (v validator) validate(env *dssepb.Envelope, ver *rekorv2.Verifier) (*submi
 			Digest:    digest,
 			Signature: &rekorv2.Signature{Content: sig, Verifier: ver},
 		},
-	}
-	if cert != nil {
-		if err := v.checkChain(cert); err != nil {
-			return nil, err
-		}
-		s.identity, s.issuer, err = signerIdentity(cert)
-		if err != nil {
-			return nil, fmt.Errorf("verifier certificate: %v", err)
-		}
 	}
 	s.id = attestationID(details, digest, sig, ver)
 	return s, nil
