@@ -812,3 +812,37 @@ func TestDiskFull(t *testing.T) {
 	appendEntries(t, p, 20)
 	waitPublished(t, p, uint64(maxAck)+1)
 }
+
+// The same hashedrekord twice gets no second index: 409 with the existing
+// index in X-Log-Index, as rekor-tiles answers.
+func TestDuplicateEntryIsNotLoggedTwice(t *testing.T) {
+	p := servertest.Start(t, t.TempDir(), "--dev-oidc")
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	req := hashedRekordRequest(key)
+	post := func() (*http.Response, []byte) {
+		resp, err := http.Post(p.URL+"/api/v2/log/entries", "application/json", bytes.NewReader(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	first, body := post()
+	if first.StatusCode != http.StatusCreated {
+		t.Fatalf("first: %d %s", first.StatusCode, body)
+	}
+	var tle struct {
+		LogIndex string `json:"logIndex"`
+	}
+	json.Unmarshal(body, &tle)
+	second, body := post()
+	if second.StatusCode != http.StatusConflict || second.Header.Get("X-Log-Index") != tle.LogIndex || !strings.Contains(string(body), "already exists") {
+		t.Fatalf("second: %d X-Log-Index %q (first was %s) %s", second.StatusCode, second.Header.Get("X-Log-Index"), tle.LogIndex, body)
+	}
+	waitPublished(t, p, 1)
+	cp, _ := p.Get("/api/v2/checkpoint")
+	if lines := strings.Split(string(cp), "\n"); len(lines) < 2 || lines[1] != "1" {
+		t.Fatalf("tree grew for a duplicate: %q", cp)
+	}
+}

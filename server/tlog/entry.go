@@ -166,30 +166,44 @@ func describeKey(pub crypto.PublicKey) string {
 // covers it. It returns once the entry is durably in the log. Errors wrap
 // ErrInvalidEntry (caller's fault, nothing appended), ErrOverloaded, ErrClosed,
 // the context's error, or are internal.
+//
+// An entry identical to one appended recently (tessera's in-memory antispam)
+// is not appended again: the existing entry is returned, with a proof.
 func (l *Log) AppendHashedRekord(ctx context.Context, req *rekorv2.HashedRekordRequestV002) (*rekorv1.TransparencyLogEntry, error) {
-	tle, err := l.appendHashedRekord(ctx, req)
+	tle, _, err := l.appendHashedRekordDup(ctx, req)
+	return tle, err
+}
+
+// appendHashedRekordDup is AppendHashedRekord that also says whether the
+// entry was already in the log.
+func (l *Log) appendHashedRekordDup(ctx context.Context, req *rekorv2.HashedRekordRequestV002) (*rekorv1.TransparencyLogEntry, bool, error) {
+	tle, dup, err := l.appendHashedRekord(ctx, req)
 	if err != nil {
 		reason := reasonFor(err)
 		l.metrics.rejected.WithLabelValues(reason).Inc()
 		if reason == reasonInvalid {
 			l.logger.Debug("log entry refused", "error", err)
 		}
-		return nil, err
+		return nil, false, err
 	}
-	l.metrics.appended.WithLabelValues(kindHashedRekord).Inc()
-	return tle, nil
+	if dup {
+		l.metrics.rejected.WithLabelValues(reasonDuplicate).Inc()
+	} else {
+		l.metrics.appended.WithLabelValues(kindHashedRekord).Inc()
+	}
+	return tle, dup, nil
 }
 
-func (l *Log) appendHashedRekord(ctx context.Context, req *rekorv2.HashedRekordRequestV002) (*rekorv1.TransparencyLogEntry, error) {
+func (l *Log) appendHashedRekord(ctx context.Context, req *rekorv2.HashedRekordRequestV002) (*rekorv1.TransparencyLogEntry, bool, error) {
 	body, err := canonicalHashedRekord(req)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	// Held for the whole append so Close waits for every append it let in.
 	l.closeMu.RLock()
 	defer l.closeMu.RUnlock()
 	if l.closed {
-		return nil, ErrClosed
+		return nil, false, ErrClosed
 	}
 	start := time.Now()
 	e := tessera.NewEntry(body)
@@ -211,15 +225,15 @@ func (l *Log) appendHashedRekord(ctx context.Context, req *rekorv2.HashedRekordR
 		}
 	}
 	if err != nil {
-		return nil, l.appendError(err)
+		return nil, false, l.appendError(err)
 	}
 	hashes, err := l.tiles.inclusionProof(ctx, th, idx.Index, e.LeafHash())
 	if err != nil {
 		l.logger.Error("building inclusion proof", "index", idx.Index, "tree_size", th.size, "error", err)
-		return nil, fmt.Errorf("building inclusion proof for entry %d: %w", idx.Index, err)
+		return nil, false, fmt.Errorf("building inclusion proof for entry %d: %w", idx.Index, err)
 	}
 	if idx.Index > math.MaxInt64 || th.size > math.MaxInt64 {
-		return nil, fmt.Errorf("log index %d / tree size %d exceed int64", idx.Index, th.size)
+		return nil, false, fmt.Errorf("log index %d / tree size %d exceed int64", idx.Index, th.size)
 	}
 	l.metrics.latency.Observe(time.Since(start).Seconds())
 	return &rekorv1.TransparencyLogEntry{
@@ -234,7 +248,7 @@ func (l *Log) appendHashedRekord(ctx context.Context, req *rekorv2.HashedRekordR
 			Hashes:     hashes,
 			Checkpoint: &rekorv1.Checkpoint{Envelope: string(th.checkpoint)},
 		},
-	}, nil
+	}, idx.IsDup, nil
 }
 
 func (l *Log) appendError(err error) error {

@@ -74,9 +74,15 @@ func (l *Log) handleCreateEntry(w http.ResponseWriter, r *http.Request) {
 		apierror.Write(w, http.StatusBadRequest, "request has no entry; send hashedRekordRequestV002")
 		return
 	}
-	tle, err := l.AppendHashedRekord(r.Context(), hr)
+	tle, dup, err := l.appendHashedRekordDup(r.Context(), hr)
 	if err != nil {
 		writeAppendError(w, err)
+		return
+	}
+	if dup {
+		// As rekor-tiles answers: 409 with the existing index in X-Log-Index.
+		w.Header().Set("X-Log-Index", strconv.FormatInt(tle.GetLogIndex(), 10))
+		apierror.Write(w, http.StatusConflict, "an equivalent entry already exists in the transparency log with index %d", tle.GetLogIndex())
 		return
 	}
 	out, err := responseJSON.Marshal(tle)

@@ -51,5 +51,6 @@ const (
 	reasonOverloaded  = "overloaded"
 	reasonCanceled    = "canceled"
 	reasonClosed      = "closed"
+	reasonDuplicate   = "duplicate"
 	reasonInternal    = "internal"
 )
