@@ -846,3 +846,36 @@ func TestDuplicateEntryIsNotLoggedTwice(t *testing.T) {
 		t.Fatalf("tree grew for a duplicate: %q", cp)
 	}
 }
+
+// An older copy of the store (a backup restored over newer data) is
+// refused: its missing envelopes have log entries that would point nowhere.
+func TestRefusesOlderAttestationStore(t *testing.T) {
+	bin := servertest.Binary(t)
+	data := t.TempDir()
+	db := filepath.Join(data, "attestations.db")
+	p := servertest.Start(t, data, "--dev-oidc")
+	for i := range 3 {
+		storeAttestation(t, p, fmt.Sprintf("%064x", i))
+	}
+	if err := p.Stop(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	backup, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = servertest.Start(t, data, "--dev-oidc")
+	for i := range 2 {
+		storeAttestation(t, p, fmt.Sprintf("%064x", 10+i))
+	}
+	if err := p.Stop(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(db, backup, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = servertest.StartErr(bin, data, "--dev-oidc")
+	if err == nil || !strings.Contains(err.Error(), "holds 3 attestations, but the store has held 5") {
+		t.Fatalf("err %v, want the older copy refused", err)
+	}
+}

@@ -88,19 +88,46 @@ func checkDatabaseFile(path string) error {
 	return nil
 }
 
-// markUsed records, once per process, that the database holds attestations.
-type markUsed struct {
-	once sync.Once
-	path string
-	err  error
+// watermark is the durable count of attestations the store has held, kept
+// in usedMarker beside the database and written after each new record
+// commits: a database holding fewer records than it says is an older copy
+// (or a damaged one), and its missing envelopes have log entries that
+// point nowhere.
+type watermark struct {
+	mu    sync.Mutex
+	path  string
+	count uint64
 }
 
-func (m *markUsed) mark() error {
-	m.once.Do(func() {
-		if _, err := os.Stat(usedMarker(m.path)); err == nil {
-			return
-		}
-		m.err = storage.WriteFileSync(usedMarker(m.path), []byte("this file says attestations.db has held attestations; see docs/operations.md\n"), 0o600)
-	})
-	return m.err
+// readWatermark returns the recorded count; a marker from before counts
+// were recorded says only "at least one".
+func readWatermark(dbPath string) (uint64, bool, error) {
+	b, err := os.ReadFile(usedMarker(dbPath))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	var n uint64
+	if _, err := fmt.Sscanf(string(b), "attestations %d", &n); err != nil {
+		n = 1
+	}
+	return n, true, nil
+}
+
+// advance records that the store holds n attestations, if that is more
+// than recorded.
+func (w *watermark) advance(n uint64) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if n <= w.count {
+		return nil
+	}
+	line := fmt.Sprintf("attestations %d\nThis file records how many attestations attestations.db has held; see docs/operations.md.\n", n)
+	if err := storage.WriteFileSync(usedMarker(w.path), []byte(line), 0o600); err != nil {
+		return err
+	}
+	w.count = n
+	return nil
 }

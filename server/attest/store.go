@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,7 +73,8 @@ type Options struct {
 
 // Store keeps attestations and the log entries that make them transparent.
 type Store struct {
-	used       *markUsed
+	used       *watermark
+	stored     atomic.Uint64 // records held, for the watermark
 	db         *bolt.DB
 	log        Appender
 	logRejects func(error) bool
@@ -189,14 +191,21 @@ func New(opts Options) (*Store, error) {
 	m.records.Set(float64(records))
 	m.pending.Set(float64(pending))
 
-	used := &markUsed{path: opts.Path}
-	if records > 0 {
-		if err := used.mark(); err != nil {
-			_ = db.Close()
-			return nil, fmt.Errorf("attestations: %w", err)
-		}
+	held, _, err := readWatermark(opts.Path)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("attestations: %w", err)
 	}
-	return &Store{
+	if uint64(records) < held {
+		_ = db.Close()
+		return nil, fmt.Errorf("attestations: %s holds %d attestations, but the store has held %d (%s): it is an older or damaged copy, and the envelopes of the missing ones are gone while their log entries remain. Restore the latest backup of %s; to accept the loss, remove %s", opts.Path, records, held, usedMarker(opts.Path), opts.Path, usedMarker(opts.Path))
+	}
+	used := &watermark{path: opts.Path, count: held}
+	if err := used.advance(uint64(records)); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("attestations: %w", err)
+	}
+	st := &Store{
 		used:        used,
 		db:          db,
 		log:         opts.Log,
@@ -208,7 +217,9 @@ func New(opts Options) (*Store, error) {
 		logger:      opts.Logger,
 		metrics:     m,
 		logging:     map[string]bool{},
-	}, nil
+	}
+	st.stored.Store(uint64(records))
+	return st, nil
 }
 
 // Close closes the database.
@@ -335,14 +346,11 @@ func (s *Store) storageFailure(what string, err error) *apiError {
 // put writes a record, its index entries and clears its pending marker in
 // one transaction, so a record is never visible without its index entries.
 func (s *Store) put(rec *Record) error {
-	if err := s.used.mark(); err != nil {
-		return err
-	}
 	val, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		records := tx.Bucket(bucketRecords)
 		seq, err := records.NextSequence()
 		if err != nil {
@@ -380,6 +388,11 @@ func (s *Store) put(rec *Record) error {
 		}
 		return tx.Bucket(bucketPending).Delete(id)
 	})
+	if err != nil {
+		return err
+	}
+	// After the commit, so the count never exceeds what the database holds.
+	return s.used.advance(s.stored.Add(1))
 }
 
 // checkEntry makes sure the log returned the entry for this request, with a
