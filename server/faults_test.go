@@ -879,3 +879,26 @@ func TestRefusesOlderAttestationStore(t *testing.T) {
 		t.Fatalf("err %v, want the older copy refused", err)
 	}
 }
+
+// A data directory from before signed-head existed, whose log key was then
+// replaced, is still refused: the published checkpoint names the old key.
+func TestRefusesReplacedKeyWithoutSignedHead(t *testing.T) {
+	bin := servertest.Binary(t)
+	data := loggedDataDir(t, 10)
+	os.Remove(filepath.Join(data, "signed-head"))
+	_, k, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(k)
+	os.WriteFile(filepath.Join(data, "keys", "log.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	_, err := servertest.StartErr(bin, data, "--dev-oidc")
+	if err == nil || !strings.Contains(err.Error(), "signed under origin \"127.0.0.1\" by another key") {
+		t.Fatalf("err %v, want the replaced key refused", err)
+	}
+	// Without the replacement, the same directory starts (and records its head).
+	data = loggedDataDir(t, 10)
+	os.Remove(filepath.Join(data, "signed-head"))
+	p := servertest.Start(t, data, "--dev-oidc")
+	waitPublished(t, p, 10)
+	if _, err := os.Stat(filepath.Join(data, "signed-head")); err != nil {
+		t.Fatalf("signed-head not recorded for a directory from before it: %v", err)
+	}
+}

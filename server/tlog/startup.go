@@ -34,6 +34,12 @@ func dropBadCheckpoint(dir string, v note.Verifier, origin string) (size uint64,
 	}
 	var cp f_log.Checkpoint
 	if n, err := note.Open(raw, note.VerifierList(v)); err != nil {
+		// A well-formed checkpoint signed under this origin by another key
+		// is not damage: the key changed. Removing it would hide that.
+		var unverified *note.UnverifiedNoteError
+		if errors.As(err, &unverified) && len(unverified.Note.UnverifiedSigs) > 0 && unverified.Note.UnverifiedSigs[0].Name == origin {
+			return 0, "", fmt.Errorf("%w: the published checkpoint %s is signed under origin %q by another key (%s), not by the configured log key (%s+%08x): the log key was replaced. Restore the original log.key", ErrForked, p, origin, describeSigners(raw), origin, v.KeyHash())
+		}
 		why = fmt.Sprintf("it does not verify with the log key (%v)", err)
 	} else if _, err := cp.Unmarshal([]byte(n.Text)); err != nil || cp.Origin != origin {
 		why = fmt.Sprintf("it is not a checkpoint of origin %q", origin)
