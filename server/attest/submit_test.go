@@ -112,9 +112,16 @@ func TestConcurrentDuplicate(t *testing.T) {
 	e.log.entered, e.log.release = make(chan struct{}), make(chan struct{})
 	s := e.ca.issue(t, "alice@example.com", "https://accounts.example.com")
 	req := map[string]any{"envelope": s.sign(t, InTotoPayloadType, statement(slsa, hexDigest("a"))), "verifier": s.verifierJSON(t, "PKIX_ECDSA_P256_SHA_256")}
-	first := make(chan response)
+	first := make(chan response, 1)
 	go func() { first <- e.post(req) }()
-	<-e.log.entered
+	// Fail, not hang, if the first request never reaches the log.
+	select {
+	case <-e.log.entered:
+	case r := <-first:
+		t.Fatalf("first request ended before reaching the log: %d %s", r.status, r.body)
+	case <-time.After(10 * time.Second):
+		t.Fatal("first request did not reach the log within 10s")
+	}
 	second := e.post(req)
 	close(e.log.release)
 	if r := <-first; r.status != http.StatusCreated {
