@@ -199,9 +199,14 @@ func (g *guard) checkRoot(size uint64, root []byte) error {
 	return nil
 }
 
-// consistent proves from the stored tiles of tree size2 that tree size1 is a
-// prefix of it with the given roots.
 func (g *guard) consistent(size1, size2 uint64, root1, root2 []byte) error {
+	return consistent(g.tiles, size1, size2, root1, root2)
+}
+
+// consistent proves from the stored tiles of tree size2 that tree size1 is a
+// prefix of it with the given roots. It takes the tiles rather than reading
+// the guard's, because the start checks run before the guard is started.
+func consistent(tiles *tileCache, size1, size2 uint64, root1, root2 []byte) error {
 	if size1 == 0 {
 		return nil
 	}
@@ -209,7 +214,7 @@ func (g *guard) consistent(size1, size2 uint64, root1, root2 []byte) error {
 	if err != nil {
 		return err
 	}
-	hashes, err := g.tiles.nodes(context.Background(), nodes.IDs, size2)
+	hashes, err := tiles.nodes(context.Background(), nodes.IDs, size2)
 	if err != nil {
 		return fmt.Errorf("%w: cannot read the tiles that prove tree %d extends tree %d: %v", ErrForked, size2, size1, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -366,4 +367,61 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// kill -9 after tessera integrated a batch but before the guard signed it
+// leaves the tree state ahead of the signed-head record. The start checks
+// must prove the stored tree extends the record (and not crash doing it).
+func TestRestartWithStateAheadOfSignedHead(t *testing.T) {
+	dir := t.TempDir()
+	tl := openTestLog(t, dir, nil, nil)
+	s := newECDSASigner(t)
+	for i := range 3 {
+		if _, err := tl.AppendHashedRekord(context.Background(), s.request(t, []byte{byte(i)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tl.close(t)
+	head := filepath.Clean(dir) + ".signed-head"
+	small, err := os.ReadFile(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl = openTestLog(t, dir, tl.key, nil)
+	for i := range 70 { // crosses into a second tile row's worth of nodes
+		if _, err := tl.AppendHashedRekord(context.Background(), s.request(t, []byte{byte(i), 'b'})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tl.close(t)
+	if err := os.WriteFile(head, small, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	tl = openTestLog(t, dir, tl.key, nil)
+	tle, err := tl.AppendHashedRekord(context.Background(), s.request(t, []byte("after")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tle.GetLogIndex() != 73 {
+		t.Fatalf("after restart the next entry is %d, want 73", tle.GetLogIndex())
+	}
+	tl.close(t)
+
+	// The same record over a tree that does not extend it is refused.
+	other := t.TempDir()
+	tl = openTestLog(t, other, tl.key, nil)
+	for i := range 5 {
+		if _, err := tl.AppendHashedRekord(context.Background(), s.request(t, []byte{byte(i), 'o'})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tl.close(t)
+	if err := os.WriteFile(filepath.Clean(other)+".signed-head", small, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(context.Background(), Options{Dir: other, Signer: tl.key, Origin: testOrigin, Metrics: prometheus.NewRegistry()})
+	if !errors.Is(err, ErrForked) {
+		t.Fatalf("Open over a tree that does not extend the signed head: %v, want ErrForked", err)
+	}
 }

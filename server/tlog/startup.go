@@ -80,7 +80,7 @@ func (l *Log) checkAtStart(ctx context.Context, g *guard, keyInUse bool, publish
 	case have && size < recSize:
 		return 0, nil, damaged("the log key signed a tree of %d entries (recorded in %s), but tessera's tree state (%s) holds only %d: the state was deleted or rolled back", recSize, g.path, stateFile(l.dir), size)
 	case have:
-		if err := g.consistent(recSize, size, recRoot, root); err != nil {
+		if err := consistent(l.tiles, recSize, size, recRoot, root); err != nil {
 			return 0, nil, damaged("%v", err)
 		}
 	case keyInUse && size == 0:
