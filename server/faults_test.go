@@ -293,9 +293,18 @@ func TestCheckpointDamagedWhileRunning(t *testing.T) {
 	}
 	appendEntries(t, p, 10)
 	waitPublished(t, p, 40)
-	b, err := os.ReadFile(cpPath)
-	if err != nil || !strings.HasPrefix(string(b), "127.0.0.1\n") {
-		t.Fatalf("checkpoint file not republished: %q %v", b, err)
+	// GET checkpoint answers from the signed-head record; the file follows
+	// at tessera's next publication.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(cpPath)
+		if err == nil && strings.HasPrefix(string(b), "127.0.0.1\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("checkpoint file not republished within 10 s: %q %v", b, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

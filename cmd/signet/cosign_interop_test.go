@@ -20,16 +20,13 @@ import (
 // of the public good instance, no ambient token.
 func cosignRun(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
-	bin, err := toolcache.Cosign.Binary()
-	if err != nil {
-		t.Fatalf("building cosign %s: %v", toolcache.Cosign.Version, err)
-	}
+	bin := cosignBinary(t)
 	cmd := exec.Command(bin, args...)
 	home := t.TempDir()
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TUF_ROOT=" + filepath.Join(home, "tuf")}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
+	err := cmd.Run()
 	return out.String(), errb.String(), err
 }
 
@@ -40,6 +37,17 @@ func mustCosign(t *testing.T, args ...string) string {
 		t.Fatalf("cosign %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out, stderr)
 	}
 	return out
+}
+
+// cosignBinary builds cosign (minutes on a cold cache). Tests call it before
+// minting identity tokens, which would otherwise expire during the build.
+func cosignBinary(t *testing.T) string {
+	t.Helper()
+	bin, err := toolcache.Cosign.Binary()
+	if err != nil {
+		t.Fatalf("building cosign %s: %v", toolcache.Cosign.Version, err)
+	}
+	return bin
 }
 
 // trustFiles are the server's trust files as cosign takes them.
@@ -54,6 +62,7 @@ func (e *cliEnv) cosignVerifyFlags() []string {
 }
 
 func TestCosignImageInterop(t *testing.T) {
+	cosignBinary(t)
 	e := newImageEnv(t)
 	reg := ocitest.Start(t)
 	root, sc := e.trustFiles()
@@ -98,6 +107,7 @@ func TestCosignImageInterop(t *testing.T) {
 }
 
 func TestCosignBlobInterop(t *testing.T) {
+	cosignBinary(t)
 	e := newImageEnv(t)
 	root, sc := e.trustFiles()
 	art := e.file(t, "app.tar.gz", "release 1.2.3\n")
