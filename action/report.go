@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/signet-dev/signet/core/certext"
+	"github.com/signet-dev/signet/core/intoto"
 	"github.com/signet-dev/signet/core/sign"
 )
 
@@ -198,10 +199,7 @@ func verifyCommands(rep *report) []string {
 }
 
 func typeArg(e Entry) string {
-	if s := shortType(e.PredicateType); s != "attestation" {
-		return s
-	}
-	return e.PredicateType
+	return intoto.ShortName(e.PredicateType)
 }
 
 func subjectList(subs []Subject) string {

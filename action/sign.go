@@ -2,21 +2,16 @@ package action
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/signet-dev/signet/core/intoto"
-	"github.com/signet-dev/signet/core/oci"
+	"github.com/signet-dev/signet/core/pipeline"
 	"github.com/signet-dev/signet/core/sbom"
 	"github.com/signet-dev/signet/core/sign"
 	"github.com/signet-dev/signet/core/token"
@@ -24,21 +19,11 @@ import (
 
 // Kinds of bundle the action writes.
 const (
-	KindSignature   = "signature"
-	KindProvenance  = "provenance"
-	KindSBOM        = "sbom"
-	KindAttestation = "attestation"
+	KindSignature   = string(intoto.KindSignature)
+	KindProvenance  = string(intoto.KindProvenance)
+	KindSBOM        = string(intoto.KindSBOM)
+	KindAttestation = string(intoto.KindAttestation)
 )
-
-// attestPlan is one attestation to make over all subjects.
-type attestPlan struct {
-	kind          string
-	predicateType string
-	predicate     []byte
-	// short names the type in bundle file names, as verify-blob-attestation
-	// --type expects them.
-	short string
-}
 
 // signingConcurrency bounds parallel signatures: each one is a few round
 // trips to the server, and the server batches log entries.
@@ -51,7 +36,7 @@ func (r *runner) sign(ctx context.Context) (*report, error) {
 		return nil, err
 	}
 	// Everything that can be wrong locally is checked before the network.
-	plans, err := r.localPlans()
+	atts, err := r.localPlans()
 	if err != nil {
 		return nil, err
 	}
@@ -68,10 +53,10 @@ func (r *runner) sign(ctx context.Context) (*report, error) {
 		case err != nil:
 			return nil, err
 		default:
-			plans = append([]attestPlan{p}, plans...)
+			atts = append([]pipeline.Attestation{p}, atts...)
 		}
 	}
-	if in.Mode == ModeAttest && len(plans) == 0 {
+	if in.Mode == ModeAttest && len(atts) == 0 {
 		return nil, badInput("provenance", "nothing to attest: provenance is off (or not possible for this event) and neither sbom-path nor predicate-type is given")
 	}
 
@@ -79,31 +64,91 @@ func (r *runner) sign(ctx context.Context) (*report, error) {
 	if err != nil {
 		return nil, err // names the server already
 	}
-	opts := sign.Options{Services: services, IdentityToken: tok.Raw, ViaAttestationStore: services.Attestations != nil}
+	tmp := r.o.Getenv("RUNNER_TEMP")
+	if tmp == "" {
+		tmp = os.TempDir()
+	}
+	files := &pipeline.Files{Dir: in.BundleDir, FallbackDir: filepath.Join(tmp, "signet-bundles")}
+	plan := pipeline.Plan{
+		Subjects:     subjects,
+		Sign:         in.Mode == ModeSign,
+		Attestations: atts,
+		Destinations: []pipeline.Destination{files},
+		Concurrency:  signingConcurrency,
+		Progress:     r.progress,
+	}
+	if in.PushToRegistry && len(subjects) == 1 && subjects[0].Image != nil {
+		plan.Destinations = append(plan.Destinations, &pipeline.Referrers{Client: r.o.Registry})
+	}
+	rep, err := pipeline.Run(ctx, sign.Options{Services: services, IdentityToken: tok.Raw}, plan)
+	out := &report{Mode: in.Mode, Server: in.Server}
+	if rep != nil {
+		for _, b := range rep.Bundles {
+			out.Entries = append(out.Entries, r.entryOf(b))
+		}
+	}
+	if err != nil {
+		return out, r.explain(err, files)
+	}
+	return out, nil
+}
 
-	rep := &report{Mode: in.Mode, Server: in.Server}
-	if in.Mode == ModeSign {
-		if err := r.signSubjects(ctx, opts, subjects, rep); err != nil {
-			return rep, err
+// progress logs each finished bundle and where it went.
+func (r *runner) progress(e pipeline.Event) {
+	if e.Step != sign.StepBundle {
+		return
+	}
+	r.logf("%s: bundle made", e.Item.Describe())
+}
+
+// entryOf reports one bundle, and logs where it went.
+func (r *runner) entryOf(b pipeline.Bundle) Entry {
+	e := Entry{Kind: string(b.Kind), PredicateType: b.PredicateType, Subjects: b.Subjects, Identity: b.Identity, Issuer: b.Issuer, AttestationID: b.AttestationID}
+	if b.Kind == intoto.KindSignature && b.Subjects[0].Image == nil {
+		e.PredicateType = "" // a message signature
+	}
+	if len(b.LogEntries) > 0 {
+		e.LogIndex, e.LogOrigin = b.LogEntries[0].LogIndex, b.LogEntries[0].Origin
+	}
+	if e.AttestationID != "" {
+		e.AttestationURL = r.in.Server + "/api/v2/attestations/" + e.AttestationID
+	}
+	for _, p := range b.Placements {
+		switch p.Destination {
+		case "file":
+			e.BundlePath = p.Location
+			r.logf("%s → %s", b.Item.Describe(), p.Location)
+		case "oci":
+			e.Referrer = p.Location
+			r.logf("attached to %s as %s (%s)", p.Subject, p.Location, p.Via)
 		}
 	}
-	for _, p := range plans {
-		e, err := r.attest(ctx, opts, subjects, p)
-		if e != nil { // written, even if attaching it failed
-			rep.Entries = append(rep.Entries, *e)
-		}
-		if err != nil {
-			return rep, fmt.Errorf("%s attestation: %w", p.kind, err)
-		}
+	return e
+}
+
+// explain adds the remedy, in the action's input terms, to a failure.
+func (r *runner) explain(err error, files *pipeline.Files) error {
+	var (
+		pe  *pipeline.PathError
+		ie  *pipeline.ItemError
+		put *pipeline.PutError
+	)
+	switch {
+	case errors.As(err, &pe) && r.in.BundleDir != "":
+		return badInput("bundle-dir", "%v", err)
+	case errors.As(err, &pe):
+		return fmt.Errorf("%w; set bundle-dir to a writable directory", err)
+	case errors.As(err, &ie) && errors.As(err, &put) && put.Destination == "oci":
+		return fmt.Errorf("%w; the bundle is at %s (check the job can push: docker/login-action, permissions: packages: write)", err, files.PathOf(ie.Item))
 	}
-	return rep, nil
+	return err
 }
 
 // localPlans reads the SBOM and custom predicate, so a wrong path fails
 // before a certificate is requested.
-func (r *runner) localPlans() ([]attestPlan, error) {
+func (r *runner) localPlans() ([]pipeline.Attestation, error) {
 	in := r.in
-	var plans []attestPlan
+	var atts []pipeline.Attestation
 	if in.SBOMPath != "" {
 		info, err := sbom.RecognizeFile(in.SBOMPath)
 		if err != nil {
@@ -113,11 +158,7 @@ func (r *runner) localPlans() ([]attestPlan, error) {
 		if err != nil {
 			return nil, badInput("sbom-path", "%v", err)
 		}
-		short := "spdxjson"
-		if info.Format == sbom.CycloneDXJSON {
-			short = "cyclonedx"
-		}
-		plans = append(plans, attestPlan{kind: KindSBOM, predicateType: info.PredicateType, predicate: doc, short: short})
+		atts = append(atts, pipeline.Attestation{Type: info.PredicateType, Predicate: doc, Kind: intoto.KindSBOM})
 	}
 	if in.PredicateType != "" {
 		pred := []byte(in.Predicate)
@@ -128,44 +169,32 @@ func (r *runner) localPlans() ([]attestPlan, error) {
 			}
 		}
 		// Validate now; the subjects are filled in when signing.
-		if _, err := intoto.NewStatement([]intoto.Subject{{Name: "_", Digest: map[string]string{"sha256": strings.Repeat("0", 64)}}}, in.PredicateType, pred); err != nil {
+		if err := pipeline.CheckPredicate(in.PredicateType, pred); err != nil {
 			return nil, badInput("predicate", "%v", err)
 		}
-		plans = append(plans, attestPlan{kind: KindAttestation, predicateType: in.PredicateType, predicate: pred, short: shortType(in.PredicateType)})
+		atts = append(atts, pipeline.Attestation{Type: in.PredicateType, Predicate: pred, Kind: intoto.KindAttestation})
 	}
-	return plans, nil
+	return atts, nil
 }
 
-func shortType(pt string) string {
-	switch pt {
-	case intoto.PredicateSLSAProvenanceV1:
-		return "slsaprovenance1"
-	case intoto.PredicateSPDX:
-		return "spdxjson"
-	case intoto.PredicateCycloneDX:
-		return "cyclonedx"
-	}
-	return "attestation"
-}
-
-func (r *runner) provenancePlan(rawToken string) (attestPlan, error) {
+func (r *runner) provenancePlan(rawToken string) (pipeline.Attestation, error) {
 	claims, err := tokenClaims(rawToken)
 	if err != nil {
-		return attestPlan{}, err
+		return pipeline.Attestation{}, err
 	}
 	ghc, err := r.a.Context()
 	if err != nil {
-		return attestPlan{}, fmt.Errorf("reading the workflow run's event (GITHUB_EVENT_PATH): %w", err)
+		return pipeline.Attestation{}, fmt.Errorf("reading the workflow run's event (GITHUB_EVENT_PATH): %w", err)
 	}
 	info, err := ReadRunInfo(r.o.Getenv, ghc.Event, claims)
 	if err != nil {
-		return attestPlan{}, err
+		return pipeline.Attestation{}, err
 	}
 	pred, err := Provenance(info, r.started)
 	if err != nil {
-		return attestPlan{}, err
+		return pipeline.Attestation{}, err
 	}
-	return attestPlan{kind: KindProvenance, predicateType: intoto.PredicateSLSAProvenanceV1, predicate: pred, short: "slsaprovenance1"}, nil
+	return pipeline.Attestation{Type: intoto.PredicateSLSAProvenanceV1, Predicate: pred, Kind: intoto.KindProvenance}, nil
 }
 
 // tokenClaims reads all claims of the identity token without verifying it:
@@ -181,136 +210,4 @@ func tokenClaims(raw string) (map[string]any, error) {
 		return nil, fmt.Errorf("identity token claims: %w", err)
 	}
 	return m, nil
-}
-
-// signSubjects makes message signatures over files, or the cosign v3 image
-// signature (a DSSE statement) for an image.
-func (r *runner) signSubjects(ctx context.Context, opts sign.Options, subjects []Subject, rep *report) error {
-	if len(subjects) == 1 && subjects[0].Image != nil {
-		e, err := r.attest(ctx, opts, subjects, attestPlan{kind: KindSignature, predicateType: oci.CosignSignPredicateType, predicate: []byte("{}"), short: "sig"})
-		if e != nil {
-			rep.Entries = append(rep.Entries, *e)
-		}
-		if err != nil {
-			return fmt.Errorf("image signature: %w", err)
-		}
-		return nil
-	}
-	// Message signatures go to the transparency log; the attestation
-	// store keeps DSSE envelopes only.
-	opts.ViaAttestationStore = false
-	entries := make([]Entry, len(subjects))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(signingConcurrency)
-	var mu sync.Mutex
-	for i, s := range subjects {
-		g.Go(func() error {
-			path := s.Path + ".sigstore.json"
-			if r.in.BundleDir != "" {
-				path = filepath.Join(r.in.BundleDir, s.Name+".sigstore.json")
-			}
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-				return fmt.Errorf("bundle-dir: %w", err)
-			}
-			res, err := sign.Artifact(gctx, opts, s.Path, path)
-			if err != nil {
-				return fmt.Errorf("signing %s: %w", s.Path, err)
-			}
-			entries[i] = newEntry(KindSignature, "", []Subject{s}, path, res, r.in.Server)
-			mu.Lock()
-			r.logf("signed %s → %s", s.Path, path)
-			mu.Unlock()
-			return nil
-		})
-	}
-	err := g.Wait()
-	for _, e := range entries {
-		if e.BundlePath != "" {
-			rep.Entries = append(rep.Entries, e)
-		}
-	}
-	return err
-}
-
-// attest signs one statement about all subjects and, for an image with
-// push-to-registry, attaches the bundle to it.
-func (r *runner) attest(ctx context.Context, opts sign.Options, subjects []Subject, p attestPlan) (*Entry, error) {
-	st := make([]intoto.Subject, len(subjects))
-	for i, s := range subjects {
-		st[i] = s.intoto()
-	}
-	statement, err := intoto.NewStatement(st, p.predicateType, p.predicate)
-	if err != nil {
-		return nil, err
-	}
-	payload, err := intoto.MarshalStatement(statement)
-	if err != nil {
-		return nil, err
-	}
-	path, err := r.attestationPath(subjects, p, payload)
-	if err != nil {
-		return nil, err
-	}
-	res, err := sign.Attestation(ctx, opts, payload, path)
-	if err != nil {
-		return nil, err
-	}
-	e := newEntry(p.kind, p.predicateType, subjects, path, res, r.in.Server)
-	r.logf("%s → %s", p.kind, path)
-	if r.in.PushToRegistry && len(subjects) == 1 && subjects[0].Image != nil {
-		kind := oci.KindAttestation
-		if p.kind == KindSignature {
-			kind = oci.KindSignature
-		}
-		ar, err := r.o.Registry.Attach(ctx, subjects[0].Image, oci.Attachment{Kind: kind, Bundle: res.JSON, PredicateType: p.predicateType})
-		if err != nil {
-			return &e, fmt.Errorf("attaching the %s to %s: %w; the bundle is at %s (check the job can push: docker/login-action, permissions: packages: write)", p.kind, subjects[0].Image, err, path)
-		}
-		e.Referrer = ar.Referrer.String()
-		r.logf("attached to %s as %s (%s)", subjects[0].Image, ar.Referrer, ar.Path)
-	}
-	return &e, nil
-}
-
-// attestationPath is where an attestation bundle goes: next to a single file
-// subject as <file>.<type>.sigstore.json (where verify-blob-attestation looks),
-// else in bundle-dir or $RUNNER_TEMP/signet-bundles, named after the subject
-// (or, for several, the statement's digest, so runs never overwrite each other).
-func (r *runner) attestationPath(subjects []Subject, p attestPlan, payload []byte) (string, error) {
-	if r.in.BundleDir == "" && len(subjects) == 1 && subjects[0].Path != "" {
-		return subjects[0].Path + "." + p.short + ".sigstore.json", nil
-	}
-	dir := r.in.BundleDir
-	if dir == "" {
-		tmp := r.o.Getenv("RUNNER_TEMP")
-		if tmp == "" {
-			tmp = os.TempDir()
-		}
-		dir = filepath.Join(tmp, "signet-bundles")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("bundle directory: %w", err)
-	}
-	var name string
-	if len(subjects) == 1 {
-		name = safeName(subjects[0].Name)
-		if subjects[0].Image != nil {
-			name += "@sha256-" + subjects[0].SHA256[:12]
-		}
-	} else {
-		sum := sha256.Sum256(payload)
-		name = "subjects-" + hex.EncodeToString(sum[:6])
-	}
-	return filepath.Join(dir, name+"."+p.short+".sigstore.json"), nil
-}
-
-// safeName makes a subject name usable as a file name.
-func safeName(s string) string {
-	return strings.Map(func(c rune) rune {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '-', c == '_':
-			return c
-		}
-		return '_'
-	}, s)
 }

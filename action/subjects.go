@@ -16,26 +16,12 @@ import (
 
 	"github.com/bmatcuk/doublestar/v4"
 
-	"github.com/signet-dev/signet/core/intoto"
 	"github.com/signet-dev/signet/core/oci"
+	"github.com/signet-dev/signet/core/pipeline"
 )
 
-// Subject is one artifact the action signs, attests or verifies.
-type Subject struct {
-	// Name is the in-toto subject name: a file's base name, the
-	// subject-name input, a checksums file entry, or an image repository.
-	Name string
-	// SHA256 is the lower-case hex digest.
-	SHA256 string
-	// Path is the file, for subject-path subjects.
-	Path string
-	// Image is the resolved image, for the image input.
-	Image *oci.Subject
-}
-
-func (s Subject) intoto() intoto.Subject {
-	return intoto.Subject{Name: s.Name, Digest: map[string]string{"sha256": s.SHA256}}
-}
+// Subject is a file, digest or image the action signs or attests to.
+type Subject = pipeline.Subject
 
 // bundleSuffix ends every bundle file name the action writes.
 const bundleSuffix = ".sigstore.json"

@@ -13,6 +13,7 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 
 	"github.com/signet-dev/signet/core/bundle"
+	"github.com/signet-dev/signet/core/intoto"
 	"github.com/signet-dev/signet/core/sign"
 	"github.com/signet-dev/signet/core/trust"
 	"github.com/signet-dev/signet/core/verify"
@@ -248,14 +249,5 @@ func (r *runner) verifyOne(ctx context.Context, v *verify.Verifier, c candidate,
 }
 
 func shortKind(pt string) string {
-	switch shortType(pt) {
-	case "slsaprovenance1":
-		return KindProvenance
-	case "spdxjson", "cyclonedx":
-		return KindSBOM
-	}
-	if pt == "https://sigstore.dev/cosign/sign/v1" {
-		return KindSignature
-	}
-	return KindAttestation
+	return string(intoto.KindOf(pt))
 }

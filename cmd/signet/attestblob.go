@@ -1,18 +1,14 @@
 package main
 
 import (
-	"context"
 	"crypto"
-	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/signet-dev/signet/core/intoto"
-	"github.com/signet-dev/signet/core/sign"
+	"github.com/signet-dev/signet/core/pipeline"
 	"github.com/signet-dev/signet/core/verify"
 )
 
@@ -27,13 +23,11 @@ func predicateTypeArg(name string) (string, error) {
 
 // defaultAttestationBundle is where attest-blob writes and
 // verify-blob-attestation looks when --bundle is not given:
-// <FILE>.<type>.sigstore.json, so attestations of several types sit side by side.
-func defaultAttestationBundle(file, typeName string) string {
-	short := typeName
-	if strings.Contains(typeName, "/") {
-		short = "attestation"
-	}
-	return file + "." + short + ".sigstore.json"
+// <FILE>.<tag>.sigstore.json (intoto.FileTag: the short name of a known
+// type, else a tag derived from the URI), so attestations of several types
+// sit side by side whichever way --type spells them.
+func defaultAttestationBundle(file, predicateType string) string {
+	return file + "." + intoto.FileTag(predicateType) + ".sigstore.json"
 }
 
 // fileDigest is the SHA-256 of a file, the digest in-toto subjects name.
@@ -44,45 +38,6 @@ func fileDigest(path string) (verify.Digest, error) {
 	}
 	defer f.Close()
 	return verify.DigestOf(crypto.SHA256, f)
-}
-
-// statement is an in-toto statement about one file, ready to sign.
-type statement struct {
-	file          string
-	digest        verify.Digest
-	predicateType string
-	payload       []byte
-}
-
-// newStatement makes the statement whose subject is file (by base name and
-// SHA-256); a predicate that does not fit its type is a usage error.
-func newStatement(file string, predicate []byte, predicateType string) (*statement, error) {
-	d, err := fileDigest(file)
-	if err != nil {
-		return nil, fmt.Errorf("artifact: %w", err)
-	}
-	st, err := intoto.NewStatement([]intoto.Subject{{Name: filepath.Base(file), Digest: map[string]string{"sha256": hex.EncodeToString(d.Value)}}}, predicateType, predicate)
-	if err != nil {
-		return nil, usageError{fmt.Errorf("--predicate: %w", err)}
-	}
-	payload, err := intoto.MarshalStatement(st)
-	if err != nil {
-		return nil, err
-	}
-	return &statement{file: file, digest: d, predicateType: predicateType, payload: payload}, nil
-}
-
-// attestBlob signs the statement into bundlePath. With a signet server the
-// envelope goes to its attestation store, which logs it like any other entry.
-func attestBlob(ctx context.Context, o sign.Options, st *statement, bundlePath string) (*signResult, error) {
-	o.ViaAttestationStore = o.Services.Attestations != nil
-	res, err := sign.Attestation(ctx, o, st.payload, bundlePath)
-	if err != nil {
-		return nil, err
-	}
-	r := newSignResult(st.file, bundlePath, o, res)
-	r.Digest, r.PredicateType = st.digest.String(), st.predicateType
-	return r, nil
 }
 
 func newAttestBlobCmd() *cobra.Command {
@@ -137,13 +92,8 @@ predicate that is not what --type says).
 			if err != nil {
 				return usageError{fmt.Errorf("--predicate: %v", err)}
 			}
-			st, err := newStatement(file, pred, pt)
-			if err != nil {
-				return err
-			}
-			bundlePath := s.bundle
-			if bundlePath == "" {
-				bundlePath = defaultAttestationBundle(file, typeName)
+			if err := pipeline.CheckPredicate(pt, pred); err != nil {
+				return usageError{fmt.Errorf("--predicate: %w", err)}
 			}
 			ctx := cmd.Context()
 			o, who, err := s.options(ctx, cmd.ErrOrStderr())
@@ -151,7 +101,7 @@ predicate that is not what --type says).
 				return err
 			}
 			who.announce(cmd.ErrOrStderr(), "an attestation ("+pt+") about "+file)
-			r, err := attestBlob(ctx, o, st, bundlePath)
+			r, err := signBlob(ctx, o, file, s.bundle, &pipeline.Attestation{Type: pt, Predicate: pred})
 			if err != nil {
 				return err
 			}

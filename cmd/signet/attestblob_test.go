@@ -43,7 +43,7 @@ func TestAttestBlobEachPredicateType(t *testing.T) {
 			if s.PredicateType != c.uri || s.Digest != digest || s.AttestationID == "" || len(s.LogEntries) != 1 {
 				t.Fatalf("attest-blob cliRun %+v", s)
 			}
-			if want := defaultAttestationBundle(art, c.typeName); s.Bundle != want {
+			if want := defaultAttestationBundle(art, c.uri); s.Bundle != want {
 				t.Errorf("bundle %s, want %s", s.Bundle, want)
 			}
 

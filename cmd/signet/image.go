@@ -87,13 +87,3 @@ func recursiveNote(ctx context.Context, w io.Writer, c *oci.Client, s *oci.Subje
 		fmt.Fprintf(w, "note: %s is a multi-platform index of %d platform manifests; only the index was %s — pass -r to %s each platform too\n", s.Reference, len(ps), done, verb)
 	}
 }
-
-// fallbackInfo says, as information and not as an error, that the registry
-// has no referrers API and what signet did instead.
-func fallbackInfo(w io.Writer, s *oci.Subject, res *oci.AttachResult) {
-	if res.Path != oci.PathReferrersTag {
-		return
-	}
-	fmt.Fprintf(w, "info: registry %s has no OCI referrers API; listed %s under the referrers tag %s (OCI 1.1 fallback, read by cosign v3 and signet)\n",
-		s.Digest.RegistryStr(), res.Referrer.DigestStr(), res.FallbackTag)
-}

@@ -1,18 +1,18 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
-	"github.com/sigstore/sigstore/pkg/signature/payload"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 
 	"github.com/signet-dev/signet/core/intoto"
 	"github.com/signet-dev/signet/core/oci"
+	"github.com/signet-dev/signet/core/pipeline"
 	"github.com/signet-dev/signet/core/sbom"
 	"github.com/signet-dev/signet/core/sign"
 	"github.com/signet-dev/signet/core/signer"
@@ -96,17 +96,16 @@ func (r *imageSignResult) print(w io.Writer) {
 // before it is attached: the window in which a tag can move.
 var beforeAttach func(*oci.Subject)
 
-// imageJob is what gets signed for one subject.
+// imageJob is what gets made for each subject: its signature, or an
+// attestation of one predicate.
 type imageJob struct {
-	kind          oci.Kind
-	predicateType string
-	// statement makes the in-toto statement about the subject.
-	statement func(*oci.Subject) ([]byte, error)
+	kind        oci.Kind
+	attestation pipeline.Attestation
 }
 
-// signImage signs and attaches one bundle per subject, in order, stopping
-// at the first failure (what was attached before it stays attached and is
-// reported on stderr).
+// run signs (or attests) every subject through the pipeline and attaches
+// each bundle; what was attached before a failure stays attached and is
+// reported on stderr.
 func (f *imageSignFlags) run(cmd *cobra.Command, image string, job imageJob) error {
 	if err := f.s.out.check(); err != nil {
 		return err
@@ -126,28 +125,47 @@ func (f *imageSignFlags) run(cmd *cobra.Command, image string, job imageJob) err
 	if err != nil {
 		return err
 	}
-	subjects, err := resolveImage(ctx, c, image, f.recursive)
+	resolved, err := resolveImage(ctx, c, image, f.recursive)
 	if err != nil {
 		return err
 	}
 	if !f.recursive {
-		recursiveNote(ctx, stderr, c, subjects[0], "sign", "signed")
+		recursiveNote(ctx, stderr, c, resolved[0], "sign", "signed")
 	}
-	res := &imageSignResult{Image: image}
-	for _, s := range subjects {
-		what := "image " + describe(s)
-		if job.kind == oci.KindAttestation {
-			what = "an attestation (" + job.predicateType + ") about image " + describe(s)
-		}
-		who.announce(stderr, what)
-		signed, err := f.signOne(ctx, stderr, c, o, s, job)
+	plan := pipeline.Plan{
+		Sign:         job.kind == oci.KindSignature,
+		PerSubject:   true,
+		Destinations: []pipeline.Destination{&pipeline.Referrers{Client: c, LegacyTags: f.legacyTags, BeforeAttach: beforeAttach}},
+		// One manifest at a time, in order, as the user reads the output.
+		Concurrency: 1,
+		Progress:    imageProgress(stderr, who, o.Progress),
+	}
+	if job.kind == oci.KindAttestation {
+		plan.Attestations = []pipeline.Attestation{job.attestation}
+	}
+	for _, s := range resolved {
+		sub, err := pipeline.ImageSubject(s)
 		if err != nil {
-			if len(res.Signed) > 0 {
-				fmt.Fprintf(stderr, "note: %d earlier manifest(s) were signed and stay attached\n", len(res.Signed))
-			}
 			return err
 		}
-		res.Signed = append(res.Signed, *signed)
+		plan.Subjects = append(plan.Subjects, sub)
+	}
+	rep, err := pipeline.Run(ctx, o, plan)
+	res := &imageSignResult{Image: image}
+	if rep != nil {
+		for _, b := range rep.Bundles {
+			res.Signed = append(res.Signed, imageSignedOf(stderr, b))
+		}
+	}
+	if err != nil {
+		if n := len(res.Signed); n > 0 {
+			fmt.Fprintf(stderr, "note: %d earlier manifest(s) were signed and stay attached\n", n)
+		}
+		var pe *pipeline.PredicateError
+		if errors.As(err, &pe) {
+			return usageError{fmt.Errorf("--predicate: %w", err)}
+		}
+		return err
 	}
 	if f.s.out.json() {
 		return writeJSON(cmd.OutOrStdout(), res)
@@ -156,87 +174,52 @@ func (f *imageSignFlags) run(cmd *cobra.Command, image string, job imageJob) err
 	return nil
 }
 
-func (f *imageSignFlags) signOne(ctx context.Context, stderr io.Writer, c *oci.Client, o sign.Options, s *oci.Subject, job imageJob) (*imageSigned, error) {
-	st, err := job.statement(s)
-	if err != nil {
-		return nil, err
+// imageProgress announces each bundle as it starts and prints its steps.
+func imageProgress(stderr io.Writer, who signerInfo, steps func(sign.Event)) func(pipeline.Event) {
+	return func(e pipeline.Event) {
+		if e.Step == "" {
+			s := e.Item.Subjects[0].Image
+			what := "image " + describe(s)
+			if e.Item.Kind != intoto.KindSignature {
+				what = "an attestation (" + e.Item.PredicateType + ") about image " + describe(s)
+			}
+			who.announce(stderr, what)
+			return
+		}
+		if steps != nil {
+			steps(sign.Event{Step: e.Step, Detail: e.Detail, Elapsed: e.Elapsed})
+		}
 	}
-	// Attestations go to a signet server's attestation store, which logs
-	// them and keeps the envelope; signatures to the log, as cosign's do.
-	o.ViaAttestationStore = job.kind == oci.KindAttestation && o.Services.Attestations != nil
-	res, err := sign.AttestationBundle(ctx, o, st)
-	if err != nil {
-		return nil, err
+}
+
+// imageSignedOf reports one bundle attached to one manifest.
+func imageSignedOf(stderr io.Writer, b pipeline.Bundle) imageSigned {
+	s := b.Subjects[0].Image
+	kind := oci.KindAttestation
+	if b.Kind == intoto.KindSignature {
+		kind = oci.KindSignature
 	}
-	if beforeAttach != nil {
-		beforeAttach(s)
-	}
-	ar, err := c.Attach(ctx, s, oci.Attachment{Kind: job.kind, Bundle: res.JSON, PredicateType: job.predicateType})
-	if err != nil {
-		return nil, err
-	}
-	fallbackInfo(stderr, s, ar)
-	out := &imageSigned{
+	out := imageSigned{
 		Digest: s.Digest.String(), Platform: platformString(s.Platform),
-		Kind: job.kind.String(), PredicateType: job.predicateType,
-		Referrer: ar.Referrer.String(), Path: string(ar.Path),
-		AttestationID: res.AttestationID, LogEntries: signedEntries(res.Entries),
+		Kind: kind.String(), PredicateType: b.PredicateType,
+		Identity: b.Identity, Issuer: b.Issuer, KeyHint: b.KeyHint,
+		AttestationID: b.AttestationID, LogEntries: b.LogEntries,
 	}
-	if ar.FallbackTag != "" {
-		out.FallbackTag = s.Digest.Context().Tag(ar.FallbackTag).String()
-	}
-	if res.Certificate != nil {
-		out.Identity, out.Issuer = certIdentity(res.Certificate), certIssuer(res.Certificate)
-	} else if pk := res.Bundle.Proto().GetVerificationMaterial().GetPublicKey(); pk != nil {
-		out.KeyHint = pk.GetHint()
-	}
-	if f.legacyTags {
-		tags, err := f.legacy(ctx, stderr, c, o, s, job, res.JSON)
-		if err != nil {
-			return nil, fmt.Errorf("the bundle is attached as %s, but writing the legacy tag failed: %w", ar.Referrer, err)
+	for _, p := range b.Placements {
+		switch {
+		case p.Destination != "oci":
+		case p.Via == "legacy tag":
+			out.LegacyTags = append(out.LegacyTags, p.Tag)
+		default:
+			out.Referrer, out.Path, out.FallbackTag = p.Location, p.Via, p.Tag
+			if p.Via == string(oci.PathReferrersTag) {
+				ref, _ := name.NewDigest(p.Location)
+				fmt.Fprintf(stderr, "info: registry %s has no OCI referrers API; listed %s under the referrers tag %s (OCI 1.1 fallback, read by cosign v3 and signet)\n",
+					s.Digest.RegistryStr(), ref.DigestStr(), strings.TrimPrefix(p.Tag, s.Digest.Context().String()+":"))
+			}
 		}
-		out.LegacyTags = tags
 	}
-	return out, nil
-}
-
-// legacy writes cosign's legacy tags. An attestation's DSSE bundle goes to
-// .att as is; a legacy .sig holds a simple-signing payload, which is signed
-// separately (cosign v3 signs images as DSSE, which .sig cannot carry).
-func (f *imageSignFlags) legacy(ctx context.Context, stderr io.Writer, c *oci.Client, o sign.Options, s *oci.Subject, job imageJob, bundleJSON []byte) ([]string, error) {
-	if job.kind == oci.KindAttestation {
-		tag, err := c.AttachLegacyAttestation(ctx, s, bundleJSON)
-		if err != nil {
-			return nil, err
-		}
-		return []string{tag.String()}, nil
-	}
-	pl, err := payload.Cosign{Image: s.Digest}.MarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	o.ViaAttestationStore = false
-	fmt.Fprintf(stderr, "signing the simple-signing payload for the legacy .sig tag…\n")
-	res, err := sign.ArtifactReader(ctx, o, strings.NewReader(string(pl)))
-	if err != nil {
-		return nil, fmt.Errorf("signing the simple-signing payload: %w", err)
-	}
-	tag, err := c.AttachLegacySignature(ctx, s, pl, res.JSON)
-	if err != nil {
-		return nil, err
-	}
-	return []string{tag.String()}, nil
-}
-
-// signatureStatement is what cosign v3 signs for an image: an in-toto
-// statement of predicate type https://sigstore.dev/cosign/sign/v1 with an
-// empty predicate, whose only subject is the manifest digest (no name).
-func signatureStatement(s *oci.Subject) ([]byte, error) {
-	st, err := intoto.NewStatement([]intoto.Subject{{Digest: map[string]string{s.Descriptor.Digest.Algorithm: s.Descriptor.Digest.Hex}}}, oci.CosignSignPredicateType, []byte("{}"))
-	if err != nil {
-		return nil, err
-	}
-	return intoto.MarshalStatement(st)
+	return out
 }
 
 const imageExitHelp = `
@@ -273,7 +256,7 @@ signed simple-signing payload) for policy engines that read only that.
   signet sign registry.example.com/app:1.2.3 --legacy-tags --signing-config signing_config.json`,
 		Args: exactArgs(1, "IMAGE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return f.run(cmd, args[0], imageJob{kind: oci.KindSignature, predicateType: oci.CosignSignPredicateType, statement: signatureStatement})
+			return f.run(cmd, args[0], imageJob{kind: oci.KindSignature})
 		},
 	}
 	f.add(cmd)
@@ -367,22 +350,12 @@ attestation store, whose size limit then applies.
 			if err != nil {
 				return err
 			}
-			statement := func(s *oci.Subject) ([]byte, error) {
-				st, err := intoto.NewStatement([]intoto.Subject{{
-					Name:   s.Digest.Context().String(),
-					Digest: map[string]string{s.Descriptor.Digest.Algorithm: s.Descriptor.Digest.Hex},
-				}}, pt, pred)
-				if err != nil {
-					return nil, usageError{fmt.Errorf("--predicate: %w", err)}
-				}
-				return intoto.MarshalStatement(st)
-			}
 			// A predicate that does not fit its type is a usage error, found
 			// before anything is resolved or signed.
-			if _, err := intoto.NewStatement([]intoto.Subject{{Name: "check", Digest: map[string]string{"sha256": strings.Repeat("0", 64)}}}, pt, pred); err != nil {
+			if err := pipeline.CheckPredicate(pt, pred); err != nil {
 				return usageError{fmt.Errorf("--predicate: %w", err)}
 			}
-			return f.run(cmd, args[0], imageJob{kind: oci.KindAttestation, predicateType: pt, statement: statement})
+			return f.run(cmd, args[0], imageJob{kind: oci.KindAttestation, attestation: pipeline.Attestation{Type: pt, Predicate: pred}})
 		},
 	}
 	f.add(cmd)

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/signet-dev/signet/core/certext"
+	"github.com/signet-dev/signet/core/pipeline"
 	"github.com/signet-dev/signet/core/sign"
 	"github.com/signet-dev/signet/core/verify"
 )
@@ -43,28 +44,10 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // logEntryJSON is one transparency log entry in --output json.
-type logEntryJSON struct {
-	LogIndex int64  `json:"logIndex"`
-	LogID    string `json:"logId"` // hex
-	// LogURL is the log's base URL from the trusted root (verification only).
-	LogURL string `json:"logUrl,omitempty"`
-	// Origin is the checkpoint origin the entry's proof is signed under.
-	Origin   string `json:"origin,omitempty"`
-	TreeSize uint64 `json:"treeSize,omitempty"`
-}
+type logEntryJSON = pipeline.LogEntry
 
 func signedEntries(entries []*protorekor.TransparencyLogEntry) []logEntryJSON {
-	out := make([]logEntryJSON, 0, len(entries))
-	for _, e := range entries {
-		origin, _, _ := strings.Cut(e.GetInclusionProof().GetCheckpoint().GetEnvelope(), "\n")
-		out = append(out, logEntryJSON{
-			LogIndex: e.GetLogIndex(),
-			LogID:    hex.EncodeToString(e.GetLogId().GetKeyId()),
-			Origin:   origin,
-			TreeSize: uint64(e.GetInclusionProof().GetTreeSize()),
-		})
-	}
-	return out
+	return pipeline.SignedEntries(entries)
 }
 
 func verifiedEntries(entries []verify.LogEntry) []logEntryJSON {

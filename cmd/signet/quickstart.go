@@ -28,6 +28,7 @@ import (
 	"github.com/signet-dev/signet/core/bundle"
 	"github.com/signet-dev/signet/core/certext"
 	"github.com/signet-dev/signet/core/intoto"
+	"github.com/signet-dev/signet/core/pipeline"
 	"github.com/signet-dev/signet/core/rekor"
 	"github.com/signet-dev/signet/core/sign"
 	"github.com/signet-dev/signet/core/trust"
@@ -240,7 +241,7 @@ func (q *quickstart) run(ctx context.Context, dir, addr string) (err error) {
 	sum := sha256.Sum256([]byte(content))
 	r.Digest = "sha256:" + hex.EncodeToString(sum[:])
 
-	sig, err := signBlob(ctx, o, r.Artifact, r.Artifact+".sigstore.json")
+	sig, err := signBlob(ctx, o, r.Artifact, "", nil)
 	detail := ""
 	if err == nil {
 		r.Signed = append(r.Signed, sig)
@@ -321,11 +322,7 @@ func (q *quickstart) attest(ctx context.Context, o sign.Options, predPath string
 	if err != nil {
 		return "", err
 	}
-	st, err := newStatement(r.Artifact, pred, pt)
-	if err != nil {
-		return "", err
-	}
-	res, err := attestBlob(ctx, o, st, defaultAttestationBundle(r.Artifact, typeName))
+	res, err := signBlob(ctx, o, r.Artifact, "", &pipeline.Attestation{Type: pt, Predicate: pred})
 	if err != nil {
 		return "", err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/signet-dev/signet/core/verify"
 	"io"
 	"os"
 	"time"
@@ -12,9 +11,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/signet-dev/signet/core/pipeline"
 	"github.com/signet-dev/signet/core/sign"
 	"github.com/signet-dev/signet/core/signer"
 	"github.com/signet-dev/signet/core/token"
+	"github.com/signet-dev/signet/core/verify"
 )
 
 // signFlags are the flags sign-blob and attest-blob share.
@@ -111,15 +112,23 @@ type signResult struct {
 	LogEntries    []logEntryJSON `json:"logEntries"`
 }
 
-func newSignResult(file, bundlePath string, o sign.Options, res *sign.Result) *signResult {
-	r := &signResult{Artifact: file, Bundle: bundlePath, AttestationID: res.AttestationID, LogEntries: signedEntries(res.Entries)}
-	if res.Certificate != nil {
-		r.Identity, r.Issuer = certIdentity(res.Certificate), certIssuer(res.Certificate)
-	} else if pk := res.Bundle.Proto().GetVerificationMaterial().GetPublicKey(); pk != nil {
-		r.KeyHint = pk.GetHint()
-		if o.Key != nil {
-			r.Key, _ = verify.KeyFingerprint(o.Key.Public())
+// newSignResult reports the one bundle a blob command made.
+func newSignResult(o sign.Options, b pipeline.Bundle) *signResult {
+	res := b.Result
+	r := &signResult{Artifact: b.Subjects[0].Path, AttestationID: b.AttestationID, LogEntries: b.LogEntries,
+		Identity: b.Identity, Issuer: b.Issuer, KeyHint: b.KeyHint, Digest: "sha256:" + b.Subjects[0].SHA256}
+	if b.Item.Statement == nil {
+		r.Digest = hashName(res.DigestAlgorithm) + ":" + fmt.Sprintf("%x", res.Digest)
+	} else {
+		r.PredicateType = b.PredicateType
+	}
+	for _, p := range b.Placements {
+		if p.Destination == "file" {
+			r.Bundle = p.Location
 		}
+	}
+	if res.Certificate == nil && o.Key != nil {
+		r.Key, _ = verify.KeyFingerprint(o.Key.Public())
 	}
 	return r
 }
@@ -155,15 +164,39 @@ func checkFile(flag, path string) error {
 	return nil
 }
 
-// signBlob signs file into bundlePath.
-func signBlob(ctx context.Context, o sign.Options, file, bundlePath string) (*signResult, error) {
-	res, err := sign.Artifact(ctx, o, file, bundlePath)
+// signBlob signs file into bundlePath ("" for <file>.sigstore.json), or
+// makes the attestation att about it; the bundle path is checked writable
+// before anything is signed.
+func signBlob(ctx context.Context, o sign.Options, file, bundlePath string, att *pipeline.Attestation) (*signResult, error) {
+	sub, err := pipeline.FileSubject(file)
 	if err != nil {
+		return nil, usageError{fmt.Errorf("FILE: %w", err)}
+	}
+	plan := pipeline.Plan{Subjects: []pipeline.Subject{sub}, Sign: att == nil, Destinations: []pipeline.Destination{&pipeline.Files{Path: bundlePath}}}
+	if att != nil {
+		plan.Attestations = []pipeline.Attestation{*att}
+	}
+	steps := o.Progress
+	plan.Progress = func(e pipeline.Event) {
+		if e.Step != "" && steps != nil {
+			steps(sign.Event{Step: e.Step, Detail: e.Detail, Elapsed: e.Elapsed})
+		}
+	}
+	rep, err := pipeline.Run(ctx, o, plan)
+	if err != nil {
+		var pe *pipeline.PathError
+		var pre *pipeline.PredicateError
+		switch {
+		case errors.As(err, &pe) && bundlePath != "":
+			return nil, usageError{fmt.Errorf("--bundle: %w", err)}
+		case errors.As(err, &pe):
+			return nil, usageError{fmt.Errorf("%w; pass --bundle to write it elsewhere", err)}
+		case errors.As(err, &pre):
+			return nil, usageError{fmt.Errorf("--predicate: %w", err)}
+		}
 		return nil, err
 	}
-	r := newSignResult(file, bundlePath, o, res)
-	r.Digest = hashName(res.DigestAlgorithm) + ":" + fmt.Sprintf("%x", res.Digest)
-	return r, nil
+	return newSignResult(o, rep.Bundles[0]), nil
 }
 
 func newSignBlobCmd() *cobra.Command {
@@ -195,17 +228,13 @@ Progress goes to stderr, the result to stdout. Exit status: 0 signed,
 			if err := checkFile("FILE", file); err != nil {
 				return err
 			}
-			bundlePath := s.bundle
-			if bundlePath == "" {
-				bundlePath = file + ".sigstore.json"
-			}
 			ctx := cmd.Context()
 			o, who, err := s.options(ctx, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
 			who.announce(cmd.ErrOrStderr(), file)
-			r, err := signBlob(ctx, o, file, bundlePath)
+			r, err := signBlob(ctx, o, file, s.bundle, nil)
 			if err != nil {
 				return err
 			}

@@ -390,7 +390,12 @@ any type, which is then reported).
 				if typeName == "" {
 					return usageError{errors.New("--bundle is required without --type")}
 				}
-				v.bundle = defaultAttestationBundle(file, typeName)
+				v.bundle = defaultAttestationBundle(file, pt)
+				// Before v0.4, bundles of every custom type were named
+				// <FILE>.attestation.sigstore.json.
+				if old := file + ".attestation.sigstore.json"; !exists(v.bundle) && exists(old) {
+					v.bundle = old
+				}
 			}
 			ver, b, pol, err := v.prepare(cmd, file)
 			var res *verify.Result
@@ -406,4 +411,9 @@ any type, which is then reported).
 	cmd.Flags().StringVar(&v.bundle, "bundle", "", "the attestation bundle (default <FILE>.<type>.sigstore.json, as attest-blob writes it)")
 	cmd.Flags().StringVar(&typeName, "type", "", "required predicate type: slsaprovenance1, spdxjson, cyclonedx or a URI")
 	return cmd
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -82,3 +82,15 @@ func usernameSANs(cert *x509.Certificate) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Identity is who a signing certificate names, for reports: its subject
+// alternative name and the OIDC issuer extension. Either is empty when the
+// certificate does not say (reports show what there is; the verifier, not
+// this, decides whether a certificate is acceptable).
+func Identity(cert *x509.Certificate) (san, issuer string) {
+	san, _ = SubjectAltName(cert)
+	if ext, err := FromCertificate(cert); err == nil {
+		issuer = ext.Issuer
+	}
+	return san, issuer
+}

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 
 	slsa "github.com/in-toto/attestation/go/predicates/provenance/v1"
@@ -26,34 +25,6 @@ import (
 
 // PayloadType is the DSSE payload type of in-toto statements.
 const PayloadType = "application/vnd.in-toto+json"
-
-// Predicate type URIs signet knows by name.
-const (
-	PredicateSLSAProvenanceV1 = "https://slsa.dev/provenance/v1"
-	PredicateSPDX             = "https://spdx.dev/Document"
-	PredicateCycloneDX        = "https://cyclonedx.org/bom"
-)
-
-// shortNames are the --type names cosign uses.
-var shortNames = map[string]string{
-	"slsaprovenance1": PredicateSLSAProvenanceV1,
-	"spdx":            PredicateSPDX,
-	"spdxjson":        PredicateSPDX,
-	"cyclonedx":       PredicateCycloneDX,
-}
-
-// PredicateType resolves a short name (slsaprovenance1, spdxjson, spdx,
-// cyclonedx) or an absolute URI to a predicate type URI.
-func PredicateType(nameOrURI string) (string, error) {
-	if uri, ok := shortNames[strings.ToLower(nameOrURI)]; ok {
-		return uri, nil
-	}
-	u, err := url.Parse(nameOrURI)
-	if err != nil || u.Scheme == "" || (u.Host == "" && u.Opaque == "") {
-		return "", fmt.Errorf("predicate type %q is neither a known name (slsaprovenance1, spdxjson, cyclonedx) nor an absolute URI such as https://example.com/my-predicate/v1", nameOrURI)
-	}
-	return nameOrURI, nil
-}
 
 // Subject names an artifact and its digests (algorithm → lower-case hex).
 type Subject struct {

@@ -138,7 +138,7 @@ func TestAgainstSignetServer(t *testing.T) {
 			if res.AttestationID == "" {
 				t.Fatal("no attestation ID")
 			}
-			found, _, err := services.Attestations.Search(ctx, rekor.Query{Digest: "sha256:" + hex.EncodeToString(digest[:]), PredicateType: intoto.PredicateSLSAProvenanceV1})
+			found, _, err := services.Attestations.(*rekor.AttestationStore).Search(ctx, rekor.Query{Digest: "sha256:" + hex.EncodeToString(digest[:]), PredicateType: intoto.PredicateSLSAProvenanceV1})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,9 +7,14 @@ import (
 	"strings"
 	"time"
 
+	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+
 	"github.com/signet-dev/signet/core/fulcio"
 	"github.com/signet-dev/signet/core/rekor"
 	"github.com/signet-dev/signet/core/sign/transport"
+	"github.com/signet-dev/signet/core/signer"
 	"github.com/signet-dev/signet/core/trust"
 	"github.com/signet-dev/signet/core/tsa"
 )
@@ -21,20 +26,48 @@ const (
 	tsaAPIVersion   = 1
 )
 
-// Services are the endpoints a signature is made with.
+// CertificateAuthority issues a short-lived certificate for an identity
+// token and a key (Fulcio v2: core/fulcio).
+type CertificateAuthority interface {
+	URL() string
+	CreateSigningCertificate(ctx context.Context, idToken string, key *signer.Signer) (*fulcio.Certificate, error)
+}
+
+// Log appends a hashedrekord entry and returns it with its inclusion proof
+// (Rekor v2: core/rekor).
+type Log interface {
+	URL() string
+	CreateHashedRekord(ctx context.Context, digest, signature []byte, verifier *rekorv2.Verifier) (*protorekor.TransparencyLogEntry, error)
+}
+
+// TimestampAuthority countersigns a signature (RFC 3161: core/tsa).
+type TimestampAuthority interface {
+	URL() string
+	Timestamp(ctx context.Context, signature []byte) (*tsa.Timestamp, error)
+}
+
+// AttestationStore keeps a DSSE envelope and logs it, returning the
+// attestation's ID and log entry (a signet server: core/rekor).
+type AttestationStore interface {
+	URL() string
+	Submit(ctx context.Context, env *protodsse.Envelope, verifier *rekorv2.Verifier) (string, *protorekor.TransparencyLogEntry, error)
+}
+
+// Services are the endpoints a signature is made with. Each is a small
+// interface, so a plugin can bring its own and tests can use fakes.
 type Services struct {
 	// CA issues certificates; nil when signing with a self-managed key only.
-	CA *fulcio.Client
+	CA CertificateAuthority
 	// Logs are candidate transparency logs in order of preference, and
 	// LogsNeeded how many of them must log the signature (the selector).
-	Logs       []*rekor.Client
+	Logs       []Log
 	LogsNeeded int
 	// TSAs and TSAsNeeded likewise for timestamp authorities.
-	TSAs       []*tsa.Client
+	TSAs       []TimestampAuthority
 	TSAsNeeded int
 	// Attestations is a signet server's attestation store, set by
 	// FromServer; attestations can be logged through it instead of Logs.
-	Attestations *rekor.AttestationStore
+	Attestations AttestationStore
 }
 
 // FromSigningConfig picks the services of a signing_config.json valid at
@@ -51,9 +84,11 @@ func FromSigningConfig(sc *trust.SigningConfig, hc *http.Client, now time.Time) 
 		if err != nil {
 			return nil, fmt.Errorf("signing config: certificate authority: %w (signet speaks the Fulcio v2 API, majorApiVersion 1)", err)
 		}
-		if s.CA, err = fulcio.New(cas[0].URL, hc); err != nil {
+		ca, err := fulcio.New(cas[0].URL, hc)
+		if err != nil {
 			return nil, fmt.Errorf("signing config: %w", err)
 		}
+		s.CA = ca
 	}
 	if len(sc.RekorLogs) > 0 {
 		logs, err := trust.Select(sc.RekorLogs, now, rekorAPIVersion)

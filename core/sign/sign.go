@@ -162,6 +162,19 @@ func (r *run) keyAndCertificate(ctx context.Context) (*signer.Signer, func() (*x
 // Artifact signs the file at path (streamed, never loaded whole) and writes
 // the bundle to bundlePath.
 func Artifact(ctx context.Context, o Options, path, bundlePath string) (*Result, error) {
+	res, err := ArtifactFile(ctx, o, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := WriteBundle(bundlePath, res.JSON); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// ArtifactFile signs the file at path and returns the bundle without
+// writing it.
+func ArtifactFile(ctx context.Context, o Options, path string) (*Result, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("artifact: %w", err)
@@ -170,14 +183,7 @@ func Artifact(ctx context.Context, o Options, path, bundlePath string) (*Result,
 	if st, err := f.Stat(); err == nil && st.IsDir() {
 		return nil, fmt.Errorf("artifact %s is a directory; sign a file (e.g. an archive of the directory)", path)
 	}
-	res, err := ArtifactReader(ctx, o, f)
-	if err != nil {
-		return nil, err
-	}
-	if err := WriteBundle(bundlePath, res.JSON); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return ArtifactReader(ctx, o, f)
 }
 
 // ArtifactReader signs the content read from r and returns the bundle

@@ -147,7 +147,7 @@ func (f *fakeSigstore) services(t *testing.T, need int, logs ...string) *Service
 	hc := f.Client()
 	ca, _ := fulcio.New(f.URL, hc)
 	ts, _ := tsa.New(f.URL+"/api/v1/timestamp", hc)
-	s := &Services{CA: ca, TSAs: []*tsa.Client{ts}, TSAsNeeded: 1, LogsNeeded: need}
+	s := &Services{CA: ca, TSAs: []TimestampAuthority{ts}, TSAsNeeded: 1, LogsNeeded: need}
 	for _, l := range logs {
 		c, _ := rekor.New(f.URL+"/"+l, hc)
 		s.Logs = append(s.Logs, c)

@@ -95,7 +95,7 @@ func newAttackEnv(t *testing.T) *attackEnv {
 	if e.services, err = sign.FromServer(ctx, p.URL, transport.NewClient(transport.Options{}), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	e.logs, e.tsa = e.services.Logs[0], e.services.TSAs[0]
+	e.logs, e.tsa = e.services.Logs[0].(*rekor.Client), e.services.TSAs[0].(*tsa.Client)
 	e.san = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"
 	e.issuer = p.URL + "/dev/oidc"
 	if e.token, err = p.Token(ctx, url.Values{"kind": {"github"}, "repository": {"acme/app"}, "workflow": {".github/workflows/release.yml"}, "ref": {"refs/heads/main"}}); err != nil {

@@ -1,0 +1,399 @@
+// Package pipeline is the one signing pipeline every signet plugin calls:
+// subjects (files, digests, images) and a plan of what to make for them
+// (signatures, provenance, SBOMs, any in-toto predicate) go in; bundles come
+// out, logged, and put where they belong (bundle files, OCI referrers, or a
+// plugin's own destination); a report says what went where.
+//
+// Routing is decided here, once: message signatures and image signatures go
+// to the transparency log; attestations go through a signet server's
+// attestation store when there is one (it logs them and keeps the
+// envelope), else to the log. Every destination checks what it will be given
+// before anything is signed, so nothing is logged for a bundle that cannot
+// be stored.
+package pipeline
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/signet-dev/signet/core/certext"
+	"github.com/signet-dev/signet/core/intoto"
+	"github.com/signet-dev/signet/core/sign"
+)
+
+// Attestation is one predicate to attest to.
+type Attestation struct {
+	// Type is the predicate type URI (intoto.PredicateType resolves short names).
+	Type string
+	// Predicate is the predicate, a JSON object.
+	Predicate []byte
+	// Kind overrides intoto.KindOf(Type) in the report, e.g. provenance
+	// under a plugin's own predicate type.
+	Kind intoto.Kind
+}
+
+// Plan says what to make for which subjects.
+type Plan struct {
+	Subjects []Subject
+	// Sign makes one signature per subject: a message signature over a
+	// file's content, cosign v3's image signature for an image.
+	Sign bool
+	// Attestations are made about the subjects: each as one statement
+	// naming all subjects (as actions/attest and Tekton Chains do), or, with
+	// PerSubject, one statement per subject (one per platform manifest).
+	Attestations []Attestation
+	PerSubject   bool
+	// Destinations receive every bundle; each takes what it stores.
+	Destinations []Destination
+	// Concurrency bounds the signatures made at once (default 4: each is a
+	// few round trips, and the log batches entries anyway).
+	Concurrency int
+	// Progress, if set, is called as each bundle starts and after each
+	// step, from one goroutine at a time.
+	Progress func(Event)
+}
+
+// Event reports progress on one item.
+type Event struct {
+	Item *Item
+	// Step is "" when the item starts, else the step completed.
+	Step    sign.Step
+	Detail  string
+	Elapsed time.Duration
+}
+
+// Item is one bundle to make.
+type Item struct {
+	Kind intoto.Kind
+	// PredicateType is the statement's; empty for a message signature.
+	PredicateType string
+	Subjects      []Subject
+	// Statement is the in-toto statement signed as a DSSE envelope; nil for
+	// a message signature over Subjects[0]'s file.
+	Statement []byte
+	// ViaAttestationStore says the envelope goes through the attestation
+	// store, which logs it and keeps it, instead of straight to the log.
+	ViaAttestationStore bool
+}
+
+// Describe names the item for progress output.
+func (it *Item) Describe() string {
+	what := string(it.Kind)
+	if it.Kind != intoto.KindSignature {
+		what += " (" + it.PredicateType + ")"
+	}
+	names := make([]string, len(it.Subjects))
+	for i, s := range it.Subjects {
+		names[i] = s.Name
+		if s.Image != nil {
+			names[i] = s.Image.Digest.String()
+		}
+	}
+	if len(names) > 3 {
+		names = append(names[:3], fmt.Sprintf("and %d more", len(names)-3))
+	}
+	return what + " of " + strings.Join(names, ", ")
+}
+
+// Destination stores finished bundles: bundle files, OCI referrers, or
+// whatever a plugin adds (a Kubernetes annotation, an upload).
+type Destination interface {
+	// Name names the destination in placements and errors: "file", "oci".
+	Name() string
+	// Check is called with every item before anything is signed, and
+	// refuses what the destination could not store.
+	Check(ctx context.Context, items []*Item) error
+	// Put stores one finished bundle and says where it went; no placement
+	// means the destination does not take this kind of item.
+	Put(ctx context.Context, it *Item, b *Signed) ([]Placement, error)
+}
+
+// Signed is a finished bundle handed to destinations.
+type Signed struct {
+	*sign.Result
+	o sign.Options
+}
+
+// SignArtifact signs more content with the same services and identity
+// (cosign's legacy .sig tag needs a simple-signing payload signed apart).
+func (s *Signed) SignArtifact(ctx context.Context, content []byte) (*sign.Result, error) {
+	o := s.o
+	o.ViaAttestationStore = false
+	return sign.ArtifactReader(ctx, o, strings.NewReader(string(content)))
+}
+
+// Placement is where a destination put a bundle.
+type Placement struct {
+	// Destination is "file", "oci" or a plugin's name.
+	Destination string `json:"destination"`
+	// Location is the file path, or the referrer manifest
+	// (repository@sha256:…), or what the destination names.
+	Location string `json:"location"`
+	// Subject is the image the bundle was attached to (oci).
+	Subject string `json:"subject,omitempty"`
+	// Via says how: "referrers API", "referrers tag", "legacy tag".
+	Via string `json:"via,omitempty"`
+	// Tag is the tag written, for the referrers tag and legacy tags.
+	Tag string `json:"tag,omitempty"`
+}
+
+// LogEntry is a transparency log entry a bundle carries, as reports show it.
+type LogEntry struct {
+	LogIndex int64  `json:"logIndex"`
+	LogID    string `json:"logId"` // hex
+	// LogURL is the log's base URL from the trusted root (verification only).
+	LogURL string `json:"logUrl,omitempty"`
+	// Origin is the checkpoint origin the entry's proof is signed under.
+	Origin   string `json:"origin,omitempty"`
+	TreeSize uint64 `json:"treeSize,omitempty"`
+}
+
+// SignedEntries describes the entries a signing service returned.
+func SignedEntries(entries []*protorekor.TransparencyLogEntry) []LogEntry {
+	out := make([]LogEntry, 0, len(entries))
+	for _, e := range entries {
+		origin, _, _ := strings.Cut(e.GetInclusionProof().GetCheckpoint().GetEnvelope(), "\n")
+		out = append(out, LogEntry{
+			LogIndex: e.GetLogIndex(),
+			LogID:    hex.EncodeToString(e.GetLogId().GetKeyId()),
+			Origin:   origin,
+			TreeSize: uint64(e.GetInclusionProof().GetTreeSize()),
+		})
+	}
+	return out
+}
+
+// Bundle is one bundle made, and where it went.
+type Bundle struct {
+	Kind          intoto.Kind `json:"kind"`
+	PredicateType string      `json:"predicateType,omitempty"`
+	Subjects      []Subject   `json:"-"`
+	// Identity and Issuer are the certificate's; KeyHint the public key's
+	// hint when a self-managed key signed.
+	Identity      string      `json:"identity,omitempty"`
+	Issuer        string      `json:"issuer,omitempty"`
+	KeyHint       string      `json:"keyHint,omitempty"`
+	LogEntries    []LogEntry  `json:"logEntries"`
+	AttestationID string      `json:"attestationId,omitempty"`
+	Placements    []Placement `json:"placements"`
+	// Item and Result are the item made and everything about it.
+	Item   *Item        `json:"-"`
+	Result *sign.Result `json:"-"`
+}
+
+// Report is what a run made, in plan order: signatures in subject order,
+// then attestations in the order planned.
+type Report struct {
+	Bundles []Bundle
+}
+
+// Items expands a plan into the bundles it makes, with their statements
+// built and checked and their routes decided, without signing anything.
+func Items(o sign.Options, p Plan) ([]*Item, error) {
+	if len(p.Subjects) == 0 {
+		return nil, errors.New("the plan has no subjects")
+	}
+	for _, s := range p.Subjects {
+		if err := s.check(); err != nil {
+			return nil, err
+		}
+	}
+	store := o.Services != nil && o.Services.Attestations != nil
+	var items []*Item
+	if p.Sign {
+		for _, s := range p.Subjects {
+			it := &Item{Kind: intoto.KindSignature, Subjects: []Subject{s}}
+			switch {
+			case s.Image != nil:
+				// cosign v3's image signature names the digest only.
+				st, err := intoto.NewStatement([]intoto.Subject{{Digest: map[string]string{"sha256": s.SHA256}}}, intoto.PredicateCosignSign, []byte("{}"))
+				if err != nil {
+					return nil, err
+				}
+				if it.Statement, err = intoto.MarshalStatement(st); err != nil {
+					return nil, err
+				}
+				it.PredicateType = intoto.PredicateCosignSign
+			case s.Path == "":
+				return nil, fmt.Errorf("subject %s: %w", s.Name, ErrNothingToSign)
+			}
+			items = append(items, it)
+		}
+	}
+	groups := [][]Subject{p.Subjects}
+	if p.PerSubject {
+		groups = nil
+		for _, s := range p.Subjects {
+			groups = append(groups, []Subject{s})
+		}
+	}
+	for _, a := range p.Attestations {
+		kind := a.Kind
+		if kind == "" {
+			kind = intoto.KindOf(a.Type)
+		}
+		for _, g := range groups {
+			subs := make([]intoto.Subject, len(g))
+			for i, s := range g {
+				subs[i] = s.intoto()
+			}
+			st, err := intoto.NewStatement(subs, a.Type, a.Predicate)
+			if err != nil {
+				return nil, &PredicateError{Type: a.Type, Err: err}
+			}
+			raw, err := intoto.MarshalStatement(st)
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, &Item{Kind: kind, PredicateType: a.Type, Subjects: g, Statement: raw, ViaAttestationStore: store})
+		}
+	}
+	if len(items) == 0 {
+		return nil, errors.New("the plan makes nothing: no signature and no attestation")
+	}
+	return items, nil
+}
+
+// PredicateError is a predicate that does not fit its type.
+type PredicateError struct {
+	Type string
+	Err  error
+}
+
+func (e *PredicateError) Error() string { return e.Err.Error() }
+func (e *PredicateError) Unwrap() error { return e.Err }
+
+// Run makes every bundle of the plan and hands each to the destinations.
+// Everything local is checked first (statements, destinations), then the
+// bundles are made in parallel. On failure the report holds the bundles
+// that were made and stored before it, and the error names what failed.
+func Run(ctx context.Context, o sign.Options, p Plan) (*Report, error) {
+	items, err := Items(o, p)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range p.Destinations {
+		if err := d.Check(ctx, items); err != nil {
+			return nil, err
+		}
+	}
+	start := time.Now()
+	var mu sync.Mutex
+	progress := func(e Event) {
+		if p.Progress == nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		e.Elapsed = time.Since(start)
+		p.Progress(e)
+	}
+	n := p.Concurrency
+	if n <= 0 {
+		n = 4
+	}
+	done := make([]*Bundle, len(items))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(n)
+	for i, it := range items {
+		g.Go(func() error {
+			if gctx.Err() != nil {
+				return nil // an earlier item failed
+			}
+			b, err := make1(gctx, o, it, p.Destinations, progress)
+			if b != nil {
+				done[i] = b
+			}
+			if err != nil {
+				return &ItemError{Item: it, Err: err}
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	rep := &Report{}
+	for _, b := range done {
+		if b != nil {
+			rep.Bundles = append(rep.Bundles, *b)
+		}
+	}
+	return rep, err
+}
+
+// ItemError is the failure of one bundle of a plan.
+type ItemError struct {
+	Item *Item
+	Err  error
+}
+
+func (e *ItemError) Error() string { return e.Item.Describe() + ": " + e.Err.Error() }
+func (e *ItemError) Unwrap() error { return e.Err }
+
+// PutError is a bundle that was made (and logged) but that a destination
+// failed to store.
+type PutError struct {
+	Destination string
+	Err         error
+}
+
+func (e *PutError) Error() string { return e.Err.Error() }
+func (e *PutError) Unwrap() error { return e.Err }
+
+// make1 signs one item and stores it. A bundle that was made but not stored
+// everywhere is returned with the error, so the report says where it went.
+func make1(ctx context.Context, o sign.Options, it *Item, dests []Destination, progress func(Event)) (*Bundle, error) {
+	progress(Event{Item: it, Detail: "signing " + it.Describe()})
+	o.ViaAttestationStore = it.ViaAttestationStore
+	o.Progress = func(e sign.Event) { progress(Event{Item: it, Step: e.Step, Detail: e.Detail}) }
+	var (
+		res *sign.Result
+		err error
+	)
+	if it.Statement == nil {
+		res, err = sign.ArtifactFile(ctx, o, it.Subjects[0].Path)
+	} else {
+		res, err = sign.AttestationBundle(ctx, o, it.Statement)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b := newBundle(it, res)
+	s := &Signed{Result: res, o: o}
+	for _, d := range dests {
+		ps, err := d.Put(ctx, it, s)
+		b.Placements = append(b.Placements, ps...)
+		if err != nil {
+			return b, &PutError{Destination: d.Name(), Err: err}
+		}
+	}
+	return b, nil
+}
+
+func newBundle(it *Item, res *sign.Result) *Bundle {
+	b := &Bundle{Kind: it.Kind, PredicateType: it.PredicateType, Subjects: it.Subjects, AttestationID: res.AttestationID,
+		Item: it, Result: res, Placements: []Placement{}}
+	if res.Certificate != nil {
+		b.Identity, b.Issuer = certext.Identity(res.Certificate)
+	} else if pk := res.Bundle.Proto().GetVerificationMaterial().GetPublicKey(); pk != nil {
+		b.KeyHint = pk.GetHint()
+	}
+	b.LogEntries = SignedEntries(res.Entries)
+	return b
+}
+
+// CheckPredicate checks a predicate against its type before any subject is
+// known, so a wrong predicate is refused before anything is resolved.
+func CheckPredicate(predicateType string, predicate []byte) error {
+	if _, err := intoto.NewStatement([]intoto.Subject{{Name: "check", Digest: map[string]string{"sha256": strings.Repeat("0", 64)}}}, predicateType, predicate); err != nil {
+		return &PredicateError{Type: predicateType, Err: err}
+	}
+	return nil
+}
