@@ -396,6 +396,9 @@ any type, which is then reported).
 				if old := file + ".attestation.sigstore.json"; !exists(v.bundle) && exists(old) {
 					v.bundle = old
 				}
+				if !exists(v.bundle) {
+					return usageError{fmt.Errorf("no attestation of type %s for %s: %s does not exist (attest-blob writes it there); pass --bundle if it is elsewhere", pt, file, v.bundle)}
+				}
 			}
 			ver, b, pol, err := v.prepare(cmd, file)
 			var res *verify.Result
