@@ -182,9 +182,23 @@ func TestAction(t *testing.T) {
 			}
 		})
 		t.Run("identity regexp and predicate type", func(t *testing.T) {
-			r := base(t).with("certificate-identity-regexp", `https://github\.com/acme/widget/\.github/workflows/.*`, "bundle-path", signed[2].BundlePath, "predicate-type", "slsaprovenance1")
+			r := base(t).with("certificate-identity-regexp", `^https://github\.com/acme/widget/\.github/workflows/`, "bundle-path", signed[2].BundlePath, "predicate-type", "slsaprovenance1")
 			if err := r.run(); err != nil {
 				t.Fatalf("%v\n%s", err, r.Stdout.String())
+			}
+			if strings.Contains(r.Stdout.String(), "::warning") {
+				t.Errorf("an anchored pattern warned:\n%s", r.Stdout.String())
+			}
+		})
+		// As in cosign, a pattern is searched for anywhere in the value:
+		// without a leading ^ a substring matches, and a warning says so.
+		t.Run("unanchored identity regexp", func(t *testing.T) {
+			r := base(t).with("certificate-identity-regexp", `acme/widget/`, "bundle-path", signed[2].BundlePath)
+			if err := r.run(); err != nil {
+				t.Fatalf("%v\n%s", err, r.Stdout.String())
+			}
+			if want := `::warning::certificate-identity-regexp "acme/widget/" has no leading ^, so it matches anywhere in the identity`; !strings.Contains(r.Stdout.String(), want) {
+				t.Errorf("no annotation %q:\n%s", want, r.Stdout.String())
 			}
 		})
 		t.Run("server trusted root", func(t *testing.T) {

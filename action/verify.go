@@ -104,15 +104,28 @@ func (r *runner) policy() (verify.Policy, error) {
 	var err error
 	if in.CertIdentity != "" {
 		p.Identity = verify.Exact(in.CertIdentity)
-	} else if p.Identity, err = verify.Regexp(in.CertIdentityRegexp); err != nil {
-		return p, badInput("certificate-identity-regexp", "%v", err)
+	} else if p.Identity, err = r.regexpInput("certificate-identity-regexp", "identity", in.CertIdentityRegexp); err != nil {
+		return p, err
 	}
 	if in.CertIssuer != "" {
 		p.Issuer = verify.Exact(in.CertIssuer)
-	} else if p.Issuer, err = verify.Regexp(in.CertIssuerRegexp); err != nil {
-		return p, badInput("certificate-oidc-issuer-regexp", "%v", err)
+	} else if p.Issuer, err = r.regexpInput("certificate-oidc-issuer-regexp", "OIDC issuer", in.CertIssuerRegexp); err != nil {
+		return p, err
 	}
 	return p, nil
+}
+
+// regexpInput compiles a -regexp input, searched for anywhere in the value
+// as cosign does, and warns in an annotation when it has no leading ^.
+func (r *runner) regexpInput(name, what, expr string) (verify.Matcher, error) {
+	m, err := verify.Regexp(expr)
+	if err != nil {
+		return m, badInput(name, "%v", err)
+	}
+	if w := verify.UnanchoredWarning(name, what, expr); w != "" {
+		r.a.Warningf("%s", w)
+	}
+	return m, nil
 }
 
 // trustedRoot loads trusted-root, or fetches the server's (trust on first

@@ -72,8 +72,29 @@ func TestSignBlobVerifyBlob(t *testing.T) {
 		if v.Extensions["githubWorkflowRepository"] != "acme/app" || v.CA != e.p.URL {
 			t.Errorf("extensions %v, CA %s", v.Extensions, v.CA)
 		}
+	})
+
+	// Regexps match as in cosign and sigstore-go: searched for anywhere in
+	// the value, so a cosign policy anchored with ^ means the same here,
+	// and an unanchored one matches a substring, with a warning saying so.
+	t.Run("regexp", func(t *testing.T) {
+		r := runSignet(t, nil, "verify-blob", art, "--trusted-root", e.root,
+			"--certificate-identity-regexp", `^https://github\.com/acme/app/`, "--certificate-oidc-issuer-regexp", `^http://127\.0\.0\.1:\d+/dev/oidc$`).want(t, 0)
+		if strings.Contains(r.stderr, "warning") {
+			t.Errorf("anchored patterns warned:\n%s", r.stderr)
+		}
+		r = runSignet(t, nil, "verify-blob", art, "--trusted-root", e.root,
+			"--certificate-identity-regexp", `acme/app/\.github`, "--certificate-oidc-issuer-regexp", `/dev/oidc`).want(t, 0)
+		for _, want := range []string{
+			`warning: --certificate-identity-regexp "acme/app/\\.github" has no leading ^, so it matches anywhere in the identity`,
+			`warning: --certificate-oidc-issuer-regexp "/dev/oidc" has no leading ^, so it matches anywhere in the OIDC issuer`,
+		} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+			}
+		}
 		runSignet(t, nil, "verify-blob", art, "--trusted-root", e.root,
-			"--certificate-identity-regexp", `https://github\.com/acme/app/.*`, "--certificate-oidc-issuer-regexp", `http://127\.0\.0\.1:\d+/dev/oidc`).want(t, 0)
+			"--certificate-identity-regexp", `^acme/app/`, "--certificate-oidc-issuer", e.issuer).want(t, 1)
 	})
 
 	t.Run("rejects", func(t *testing.T) {
@@ -84,7 +105,7 @@ func TestSignBlobVerifyBlob(t *testing.T) {
 		}{
 			"other identity":   {[]string{"verify-blob", art, "--trusted-root", e.root, "--certificate-identity", "https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main", "--certificate-oidc-issuer", e.issuer}, "identity"},
 			"other issuer":     {[]string{"verify-blob", art, "--trusted-root", e.root, "--certificate-identity", e.identity, "--certificate-oidc-issuer", "https://token.actions.githubusercontent.com"}, "identity"},
-			"identity regexp":  {[]string{"verify-blob", art, "--trusted-root", e.root, "--certificate-identity-regexp", "https://github.com/acme/app", "--certificate-oidc-issuer", e.issuer}, "identity"},
+			"identity regexp":  {[]string{"verify-blob", art, "--trusted-root", e.root, "--certificate-identity-regexp", "^https://github.com/acme/app$", "--certificate-oidc-issuer", e.issuer}, "identity"},
 			"other repository": {append([]string{"verify-blob", art}, e.policy("--certificate-github-workflow-repository", "acme/fork")...), "identity"},
 			"other ref":        {append([]string{"verify-blob", art}, e.policy("--certificate-source-repository-ref", "refs/tags/v1")...), "identity"},
 			"tampered file":    {append([]string{"verify-blob", tampered, "--bundle", signed.Bundle}, e.policy()...), "artifact"},

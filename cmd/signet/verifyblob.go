@@ -49,9 +49,9 @@ type policyFlags struct {
 
 func (p *policyFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&p.identity, "certificate-identity", "", "signer identity the certificate must name exactly (email or URI, e.g. a workflow URI)")
-	f.StringVar(&p.identityRegexp, "certificate-identity-regexp", "", "regular expression the signer identity must match, anchored at both ends")
+	f.StringVar(&p.identityRegexp, "certificate-identity-regexp", "", "regular expression the signer identity must match, searched for anywhere in it as cosign does: anchor it with ^ (and $) to match from the start")
 	f.StringVar(&p.issuer, "certificate-oidc-issuer", "", "OIDC issuer the certificate must name exactly, e.g. https://token.actions.githubusercontent.com")
-	f.StringVar(&p.issuerRegexp, "certificate-oidc-issuer-regexp", "", "regular expression the OIDC issuer must match, anchored at both ends")
+	f.StringVar(&p.issuerRegexp, "certificate-oidc-issuer-regexp", "", "regular expression the OIDC issuer must match, searched for anywhere in it as cosign does: anchor it with ^ (and $) to match from the start")
 	for _, x := range extensionFlags {
 		f.StringVar(x.field(&p.ext), x.flag, "", x.help)
 	}
@@ -60,10 +60,10 @@ func (p *policyFlags) add(f *pflag.FlagSet) {
 func (p *policyFlags) policy() (verify.Policy, error) {
 	var pol verify.Policy
 	var err error
-	if pol.Identity, err = matcher("--certificate-identity", p.identity, p.identityRegexp); err != nil {
+	if pol.Identity, err = matcher("--certificate-identity", "identity", p.identity, p.identityRegexp); err != nil {
 		return pol, err
 	}
-	if pol.Issuer, err = matcher("--certificate-oidc-issuer", p.issuer, p.issuerRegexp); err != nil {
+	if pol.Issuer, err = matcher("--certificate-oidc-issuer", "OIDC issuer", p.issuer, p.issuerRegexp); err != nil {
 		return pol, err
 	}
 	pol.Extensions = p.ext
@@ -71,8 +71,10 @@ func (p *policyFlags) policy() (verify.Policy, error) {
 }
 
 // matcher turns an exact/-regexp flag pair into a matcher: exactly one is
-// required, since verifying "any signer" proves nothing.
-func matcher(flag, exact, expr string) (verify.Matcher, error) {
+// required, since verifying "any signer" proves nothing. A regexp without a
+// leading ^ gets a warning on stderr: it matches anywhere in the value (what
+// names it), as in cosign.
+func matcher(flag, what, exact, expr string) (verify.Matcher, error) {
 	switch {
 	case exact != "" && expr != "":
 		return verify.Matcher{}, usageError{fmt.Errorf("%s and %s-regexp exclude each other; give one", flag, flag)}
@@ -82,6 +84,9 @@ func matcher(flag, exact, expr string) (verify.Matcher, error) {
 		m, err := verify.Regexp(expr)
 		if err != nil {
 			return m, usageError{fmt.Errorf("%s-regexp: %v", flag, err)}
+		}
+		if w := verify.UnanchoredWarning(flag+"-regexp", what, expr); w != "" {
+			fmt.Fprintln(os.Stderr, "warning:", w)
 		}
 		return m, nil
 	}
@@ -331,7 +336,7 @@ verify-blob-attestation also checks the predicate type.
 
   # Any tag of the release workflow, from the main repository only:
   signet verify-blob app.tar.gz --trusted-root trusted_root.json \
-    --certificate-identity-regexp 'https://github.com/acme/app/\.github/workflows/release\.yml@refs/tags/v.*' \
+    --certificate-identity-regexp '^https://github\.com/acme/app/\.github/workflows/release\.yml@refs/tags/v' \
     --certificate-oidc-issuer https://token.actions.githubusercontent.com \
     --certificate-github-workflow-repository acme/app -o json
 

@@ -159,7 +159,9 @@ func TestInteropBundlesVerify(t *testing.T) {
 	}
 }
 
-// Regular expressions work for identity and issuer, and are anchored.
+// Regular expressions work for identity and issuer, searched for anywhere
+// in the value as cosign and sigstore-go do: an unanchored substring
+// matches, a pattern anchored elsewhere does not.
 func TestInteropRegexpPolicy(t *testing.T) {
 	f := loadFixture(t)
 	c := interopCases[3]
@@ -167,14 +169,18 @@ func TestInteropRegexpPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, _ := verify.Regexp(`https://github\.com/acme/.*`)
-	iss, _ := verify.Regexp(`http://127\.0\.0\.1:80[0-9]+`)
+	id, _ := verify.Regexp(`^https://github\.com/acme/.*`)
+	iss, _ := verify.Regexp(`^http://127\.0\.0\.1:80[0-9]+`)
 	if _, err := f.run(b, c, verify.Policy{Identity: id, Issuer: iss}, f.artifact); err != nil {
 		t.Fatalf("regexp policy: %v", err)
 	}
 	partial, _ := verify.Regexp(`acme/widget`)
-	_, err = f.run(b, c, verify.Policy{Identity: partial, Issuer: iss}, f.artifact)
+	if _, err := f.run(b, c, verify.Policy{Identity: partial, Issuer: iss}, f.artifact); err != nil {
+		t.Fatalf("an unanchored substring did not match, as it does in cosign: %v", err)
+	}
+	anchored, _ := verify.Regexp(`^acme/widget`)
+	_, err = f.run(b, c, verify.Policy{Identity: anchored, Issuer: iss}, f.artifact)
 	if verify.CheckOf(err) != verify.CheckIdentity {
-		t.Fatalf("unanchored substring matched: %v", err)
+		t.Fatalf("a pattern anchored at the start matched in the middle: %v", err)
 	}
 }

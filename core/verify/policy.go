@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/signet-dev/signet/core/certext"
 )
@@ -17,15 +18,33 @@ type Matcher struct {
 // Exact matches s exactly.
 func Exact(s string) Matcher { return Matcher{exact: s} }
 
-// Regexp matches strings against expr. The expression is anchored at both
-// ends so that "https://github.com/acme/.*" cannot match a longer string
-// that merely contains it.
+// Regexp matches strings against expr as cosign and sigstore-go do: a Go
+// regular expression searched for anywhere in the value
+// (regexp.MatchString), not anchored. "https://github.com/acme/" thus also
+// matches "https://evil.example/?https://github.com/acme/"; anchor it
+// ("^https://github\.com/acme/") to match from the start, and end it with
+// "$" to match the whole value. Unanchored says when to warn about this.
 func Regexp(expr string) (Matcher, error) {
-	re, err := regexp.Compile(`^(?:` + expr + `)$`)
+	re, err := regexp.Compile(expr)
 	if err != nil {
 		return Matcher{}, fmt.Errorf("regular expression %q: %v", expr, err)
 	}
 	return Matcher{re: re}, nil
+}
+
+// Unanchored reports whether a Regexp expression has no leading '^', so that
+// it matches anywhere in the value.
+func Unanchored(expr string) bool { return !strings.HasPrefix(expr, "^") }
+
+// UnanchoredWarning is the warning for a Regexp expression given as name
+// (a flag or an input) to match the value called what ("identity",
+// "OIDC issuer"), or "" when the expression is anchored.
+func UnanchoredWarning(name, what, expr string) string {
+	if !Unanchored(expr) {
+		return ""
+	}
+	return fmt.Sprintf("%s %q has no leading ^, so it matches anywhere in the %s, as in cosign: any %s containing a match is accepted; write ^%s to match from the start (and end it with $ to match the whole %s)",
+		name, expr, what, what, expr, what)
 }
 
 // IsZero reports whether the matcher was never set.
