@@ -3,33 +3,22 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"github.com/spf13/cobra"
-	flog "github.com/transparency-dev/formats/log"
-	"github.com/transparency-dev/merkle/compact"
-	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
-	"github.com/transparency-dev/tessera/client"
-	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/signet-dev/signet/core/certext"
 	"github.com/signet-dev/signet/core/rekor"
-	"github.com/signet-dev/signet/core/trust"
-	"github.com/signet-dev/signet/core/verify"
+	"github.com/signet-dev/signet/core/tlog"
 )
 
 // logFlags are the flags every `signet log` subcommand shares.
@@ -47,17 +36,8 @@ func (l *logFlags) add(cmd *cobra.Command) {
 	l.out.add(f)
 }
 
-// openLog is a log of the trusted root, reachable through C2SP tlog-tiles,
-// with its latest checkpoint verified against the root's log key.
-type openLog struct {
-	log        *trust.Log
-	fetcher    *client.HTTPFetcher
-	checkpoint *flog.Checkpoint
-	note       []byte
-}
-
 // open picks the log, fetches its checkpoint and verifies it.
-func (l *logFlags) open(cmd *cobra.Command) (*openLog, error) {
+func (l *logFlags) open(cmd *cobra.Command) (*tlog.Log, error) {
 	if err := l.out.check(); err != nil {
 		return nil, err
 	}
@@ -66,45 +46,22 @@ func (l *logFlags) open(cmd *cobra.Command) (*openLog, error) {
 	if err != nil {
 		return nil, err
 	}
-	want, from := strings.TrimRight(l.logURL, "/"), "--log"
+	want, from := l.logURL, "--log"
 	if want == "" {
 		if want, err = l.trust.serverURL(); err != nil {
 			return nil, err
 		}
 		from = "--server"
 	}
-	var known []string
-	var lg *trust.Log
-	for _, x := range root.Root.Logs {
-		known = append(known, x.BaseURL)
-		if want == "" || strings.TrimRight(x.BaseURL, "/") == want {
-			lg = x
-		}
-	}
-	sort.Strings(known)
+	o, err := tlog.Open(cmd.Context(), root.Root, want, hc)
+	var choice *tlog.LogChoiceError
 	switch {
-	case want == "" && len(root.Root.Logs) != 1:
-		return nil, usageError{fmt.Errorf("the trusted root lists %d logs (%s); pick one with --log URL", len(known), strings.Join(known, ", "))}
-	case lg == nil:
-		return nil, usageError{fmt.Errorf("%s %s is not a log in the trusted root %s (it lists %s); pass --log with one of those", from, want, root.Source, strings.Join(known, ", "))}
+	case errors.As(err, &choice) && choice.Want == "":
+		return nil, usageError{fmt.Errorf("the trusted root lists %d logs (%s); pick one with --log URL", len(choice.Known), strings.Join(choice.Known, ", "))}
+	case errors.As(err, &choice):
+		return nil, usageError{fmt.Errorf("%s %s is not a log in the trusted root %s (it lists %s); pass --log with one of those", from, choice.Want, root.Source, strings.Join(choice.Known, ", "))}
 	}
-	base, err := url.Parse(strings.TrimRight(lg.BaseURL, "/") + "/api/v2/")
-	if err != nil {
-		return nil, fmt.Errorf("log URL %q: %v", lg.BaseURL, err)
-	}
-	f, err := client.NewHTTPFetcher(base, hc)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := f.ReadCheckpoint(cmd.Context())
-	if err != nil {
-		return nil, fmt.Errorf("log %s: reading the checkpoint: %w", lg.BaseURL, err)
-	}
-	cp, err := verify.OpenCheckpoint(lg, raw)
-	if err != nil {
-		return nil, fmt.Errorf("log %s serves a checkpoint that does not verify against the trusted root: %w", lg.BaseURL, err)
-	}
-	return &openLog{log: lg, fetcher: f, checkpoint: cp, note: raw}, nil
+	return o, err
 }
 
 // checkpointJSON is a verified checkpoint in --output json.
@@ -118,9 +75,10 @@ type checkpointJSON struct {
 	Verified bool   `json:"verified"`
 }
 
-func (o *openLog) checkpointJSON() checkpointJSON {
-	return checkpointJSON{LogURL: o.log.BaseURL, Origin: o.checkpoint.Origin, TreeSize: o.checkpoint.Size,
-		RootHash: base64.StdEncoding.EncodeToString(o.checkpoint.Hash), Note: string(o.note), Verified: true}
+func checkpointOf(o *tlog.Log) checkpointJSON {
+	cp := o.Checkpoint()
+	return checkpointJSON{LogURL: o.Trusted().BaseURL, Origin: cp.Origin, TreeSize: cp.Size,
+		RootHash: base64.StdEncoding.EncodeToString(cp.Hash), Note: string(cp.Note), Verified: true}
 }
 
 func newLogCmd() *cobra.Command {
@@ -166,16 +124,16 @@ Exit status: 0 verified; 1 fetch failed or the signature does not verify;
 				return err
 			}
 			if save != "" {
-				if err := os.WriteFile(save, o.note, 0o644); err != nil {
+				if err := os.WriteFile(save, o.Checkpoint().Note, 0o644); err != nil {
 					return usageError{fmt.Errorf("--save: %v", err)}
 				}
 			}
-			c := o.checkpointJSON()
+			c := checkpointOf(o)
 			if l.out.json() {
 				return writeJSON(cmd.OutOrStdout(), c)
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "checkpoint of %s, signature verified (key ID %08x)\n", c.LogURL, o.log.CheckpointKeyID)
+			fmt.Fprintf(w, "checkpoint of %s, signature verified (key ID %08x)\n", c.LogURL, o.Trusted().CheckpointKeyID)
 			fmt.Fprintf(w, "  origin     %s\n  tree size  %d\n  root hash  %s\n", c.Origin, c.TreeSize, c.RootHash)
 			if save != "" {
 				fmt.Fprintf(w, "  saved to   %s\n", save)
@@ -217,22 +175,6 @@ func parseIndex(what, s string) (uint64, error) {
 	return n, nil
 }
 
-// inclusion proves that leaf is at index in the verified checkpoint.
-func (o *openLog) inclusion(ctx context.Context, index uint64, leaf []byte) ([][]byte, error) {
-	pb, err := client.NewProofBuilder(ctx, o.checkpoint.Size, o.fetcher.ReadTile)
-	if err != nil {
-		return nil, fmt.Errorf("log %s: reading tiles: %w", o.log.BaseURL, err)
-	}
-	hashes, err := pb.InclusionProof(ctx, index)
-	if err != nil {
-		return nil, fmt.Errorf("log %s: building the inclusion proof of entry %d: %w", o.log.BaseURL, index, err)
-	}
-	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, o.checkpoint.Size, leaf, hashes, o.checkpoint.Hash); err != nil {
-		return hashes, fmt.Errorf("log %s: entry %d is not included in the verified checkpoint (tree size %d): %w", o.log.BaseURL, index, o.checkpoint.Size, err)
-	}
-	return hashes, nil
-}
-
 func hexAll(hs [][]byte) []string {
 	out := make([]string, len(hs))
 	for i, h := range hs {
@@ -241,37 +183,13 @@ func hexAll(hs [][]byte) []string {
 	return out
 }
 
-// describeEntry fills in what a Rekor v2 entry body says.
-func describeEntry(e *entryJSON, body []byte) error {
-	var ent rekorv2.Entry
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, &ent); err != nil {
-		return fmt.Errorf("entry %d is not a Rekor v2 entry: %v", e.LogIndex, err)
+// beyondLog is the usage error for an index the verified checkpoint does
+// not cover yet.
+func beyondLog(what string, index, size uint64, err error) error {
+	if errors.Is(err, tlog.ErrBeyondTree) {
+		return usageError{fmt.Errorf("%s %d is beyond the log: its latest verified checkpoint covers %d entries (a just-logged entry appears in the next checkpoint, within about a second)", what, index, size)}
 	}
-	e.Kind, e.APIVersion = ent.GetKind(), ent.GetApiVersion()
-	var sig *rekorv2.Signature
-	if hr := ent.GetSpec().GetHashedRekordV002(); hr != nil {
-		e.Digest = hashName(hr.GetData().GetAlgorithm()) + ":" + hex.EncodeToString(hr.GetData().GetDigest())
-		sig = hr.GetSignature()
-	} else if ds := ent.GetSpec().GetDsseV002(); ds != nil {
-		e.Digest = hashName(ds.GetPayloadHash().GetAlgorithm()) + ":" + hex.EncodeToString(ds.GetPayloadHash().GetDigest())
-		if len(ds.GetSignatures()) > 0 {
-			sig = ds.GetSignatures()[0]
-		}
-	}
-	v := sig.GetVerifier()
-	e.KeyDetails = v.GetKeyDetails().String()
-	if der := v.GetX509Certificate().GetRawBytes(); der != nil {
-		if c, err := x509.ParseCertificate(der); err == nil {
-			e.Identity = certIdentity(c)
-			if ext, err := certext.FromCertificate(c); err == nil {
-				e.Issuer = ext.Issuer
-			}
-		}
-	} else if der := v.GetPublicKey().GetRawBytes(); der != nil {
-		s := sha256.Sum256(der)
-		e.PublicKeySHA256 = hex.EncodeToString(s[:])
-	}
-	return nil
+	return err
 }
 
 func newLogEntryCmd() *cobra.Command {
@@ -299,41 +217,31 @@ Exit status: 0 shown and proven; 1 fetch failed or a proof does not verify;
 			if err != nil {
 				return err
 			}
-			size := o.checkpoint.Size
-			if index >= size {
-				return usageError{fmt.Errorf("INDEX %d is beyond the log: its latest verified checkpoint covers %d entries (a just-logged entry appears in the next checkpoint, within about a second)", index, size)}
-			}
-			ctx := cmd.Context()
-			eb, err := client.GetEntryBundle(ctx, o.fetcher.ReadEntryBundle, index/256, size)
+			size := o.Checkpoint().Size
+			// Entry proves inclusion before the body is interpreted: an entry
+			// that is not in the checkpoint is not worth describing.
+			ent, err := o.Entry(cmd.Context(), index)
 			if err != nil {
-				return fmt.Errorf("log %s: %w", o.log.BaseURL, err)
+				return beyondLog("INDEX", index, size, err)
 			}
-			if int(index%256) >= len(eb.Entries) {
-				return fmt.Errorf("log %s: entry bundle %d holds %d entries, not entry %d", o.log.BaseURL, index/256, len(eb.Entries), index)
+			d, err := ent.Describe()
+			if err != nil {
+				return err
 			}
-			body := eb.Entries[index%256]
-			leaf := rfc6962.DefaultHasher.HashLeaf(body)
-			e := &entryJSON{LogURL: o.log.BaseURL, LogIndex: index, TreeSize: size, LeafHash: hex.EncodeToString(leaf)}
-			if json.Valid(body) {
-				e.Body = body
+			e := &entryJSON{LogURL: o.Trusted().BaseURL, LogIndex: index, TreeSize: size, LeafHash: hex.EncodeToString(ent.LeafHash),
+				Kind: d.Kind, APIVersion: d.APIVersion, Digest: d.Digest, KeyDetails: d.KeyDetails,
+				Identity: d.Identity, Issuer: d.Issuer, PublicKeySHA256: d.PublicKeySHA256,
+				InclusionVerified: true, InclusionProof: hexAll(ent.Proof)}
+			if json.Valid(ent.Body) {
+				e.Body = ent.Body
 			} else {
-				e.Body, _ = json.Marshal(base64.StdEncoding.EncodeToString(body))
-			}
-			// Prove inclusion before interpreting the body: an entry that is
-			// not in the checkpoint is not worth describing.
-			hashes, err := o.inclusion(ctx, index, leaf)
-			if err != nil {
-				return err
-			}
-			e.InclusionVerified, e.InclusionProof = true, hexAll(hashes)
-			if err := describeEntry(e, body); err != nil {
-				return err
+				e.Body, _ = json.Marshal(base64.StdEncoding.EncodeToString(ent.Body))
 			}
 			if l.out.json() {
 				return writeJSON(cmd.OutOrStdout(), e)
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "entry %d of %s: included in the verified checkpoint (tree size %d, %d proof hashes)\n", index, e.LogURL, size, len(hashes))
+			fmt.Fprintf(w, "entry %d of %s: included in the verified checkpoint (tree size %d, %d proof hashes)\n", index, e.LogURL, size, len(ent.Proof))
 			fmt.Fprintf(w, "  kind       %s %s\n  digest     %s\n  key        %s\n", e.Kind, e.APIVersion, e.Digest, e.KeyDetails)
 			if e.Identity != "" {
 				fmt.Fprintf(w, "  signer     %s\n  issuer     %s\n", e.Identity, e.Issuer)
@@ -417,76 +325,39 @@ Exit status: 0 proof verified; 1 fetch failed or a proof does not verify;
 			if err != nil {
 				return err
 			}
-			ctx, size := cmd.Context(), o.checkpoint.Size
-			p := &proofJSON{LogURL: o.log.BaseURL, TreeSize: size, RootHash: base64.StdEncoding.EncodeToString(o.checkpoint.Hash)}
+			ctx, cp := cmd.Context(), o.Checkpoint()
+			p := &proofJSON{LogURL: o.Trusted().BaseURL, TreeSize: cp.Size, RootHash: base64.StdEncoding.EncodeToString(cp.Hash)}
 			switch {
 			case index != "":
 				n, err := parseIndex("--index", index)
 				if err != nil {
 					return err
 				}
-				if n >= size {
-					return usageError{fmt.Errorf("--index %d is beyond the log: its latest verified checkpoint covers %d entries (a just-logged entry appears in the next checkpoint, within about a second)", n, size)}
-				}
-				eb, err := client.GetEntryBundle(ctx, o.fetcher.ReadEntryBundle, n/256, size)
+				ent, err := o.Entry(ctx, n)
 				if err != nil {
-					return fmt.Errorf("log %s: %w", o.log.BaseURL, err)
+					return beyondLog("--index", n, cp.Size, err)
 				}
-				if int(n%256) >= len(eb.Entries) {
-					return fmt.Errorf("log %s: entry bundle %d holds %d entries, not entry %d", o.log.BaseURL, n/256, len(eb.Entries), n)
+				p.Type, p.LogIndex, p.LeafHash, p.Hashes = "inclusion", &n, hex.EncodeToString(ent.LeafHash), hexAll(ent.Proof)
+			default:
+				var c *tlog.Consistency
+				if oldNote != nil {
+					// The only checkpoint left to verify is the saved one.
+					var ce *tlog.CheckpointError
+					if c, err = o.ConsistencyFrom(ctx, oldNote); errors.As(err, &ce) {
+						return fmt.Errorf("--from-checkpoint %s: %w", fromCP, ce.Err)
+					}
+				} else {
+					oldSize, perr := parseIndex("--from-size", fromSize)
+					if perr != nil {
+						return perr
+					}
+					c, err = o.ConsistencyProof(ctx, oldSize, nil)
 				}
-				leaf := rfc6962.DefaultHasher.HashLeaf(eb.Entries[n%256])
-				hashes, err := o.inclusion(ctx, n, leaf)
 				if err != nil {
 					return err
 				}
-				p.Type, p.LogIndex, p.LeafHash, p.Hashes = "inclusion", &n, hex.EncodeToString(leaf), hexAll(hashes)
-			default:
-				var oldSize uint64
-				var oldRoot []byte
-				if oldNote != nil {
-					old, err := verify.OpenCheckpoint(o.log, oldNote)
-					if err != nil {
-						return fmt.Errorf("--from-checkpoint %s: %w", fromCP, err)
-					}
-					oldSize, oldRoot, p.OldCheckpointVerified = old.Size, old.Hash, true
-				} else {
-					if oldSize, err = parseIndex("--from-size", fromSize); err != nil {
-						return err
-					}
-				}
-				if oldSize > size {
-					return fmt.Errorf("the old tree (size %d) is larger than the log's verified checkpoint (size %d): the log has been truncated or forked, or serves a stale checkpoint", oldSize, size)
-				}
-				if oldRoot == nil {
-					nodes, err := client.FetchRangeNodes(ctx, oldSize, o.fetcher.ReadTile)
-					if err != nil {
-						return fmt.Errorf("log %s: reading tiles for size %d: %w", o.log.BaseURL, oldSize, err)
-					}
-					rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
-					r, err := rf.NewRange(0, oldSize, nodes)
-					if err != nil {
-						return fmt.Errorf("log %s: tiles for size %d: %w", o.log.BaseURL, oldSize, err)
-					}
-					if oldRoot, err = r.GetRootHash(nil); err != nil {
-						return err
-					}
-					if oldSize == 0 {
-						oldRoot = rfc6962.DefaultHasher.EmptyRoot()
-					}
-				}
-				pb, err := client.NewProofBuilder(ctx, size, o.fetcher.ReadTile)
-				if err != nil {
-					return fmt.Errorf("log %s: reading tiles: %w", o.log.BaseURL, err)
-				}
-				hashes, err := pb.ConsistencyProof(ctx, oldSize, size)
-				if err != nil {
-					return fmt.Errorf("log %s: building the consistency proof %d→%d: %w", o.log.BaseURL, oldSize, size, err)
-				}
-				if err := proof.VerifyConsistency(rfc6962.DefaultHasher, oldSize, size, hashes, oldRoot, o.checkpoint.Hash); err != nil {
-					return fmt.Errorf("log %s is NOT consistent with the old tree (size %d, root %s): %w", o.log.BaseURL, oldSize, base64.StdEncoding.EncodeToString(oldRoot), err)
-				}
-				p.Type, p.OldTreeSize, p.OldRootHash, p.Hashes = "consistency", oldSize, base64.StdEncoding.EncodeToString(oldRoot), hexAll(hashes)
+				p.Type, p.OldTreeSize, p.OldRootHash, p.Hashes = "consistency", c.OldSize, base64.StdEncoding.EncodeToString(c.OldRoot), hexAll(c.Hashes)
+				p.OldCheckpointVerified = c.OldSigned
 			}
 			p.Verified = true
 			if l.out.json() {
