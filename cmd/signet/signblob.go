@@ -76,13 +76,22 @@ func (s *signFlags) options(ctx context.Context, stderr io.Writer) (sign.Options
 	}
 	tok, err := token.Detect(ctx, token.Options{Explicit: s.identityToken})
 	if err != nil {
-		if errors.Is(err, token.ErrNoToken) {
+		switch {
+		case errors.Is(err, token.ErrNoToken):
 			return o, signerInfo{}, usageError{fmt.Errorf("%w; pass --identity-token, run in a CI job with OIDC enabled, or sign with --key", err)}
+		case errors.Is(err, token.ErrBadExplicitToken):
+			return o, signerInfo{}, usageError{fmt.Errorf("--identity-token: %w", err)}
+		case s.identityToken != "":
+			return o, signerInfo{}, fmt.Errorf("--identity-token: %w", err)
 		}
 		return o, signerInfo{}, err
 	}
 	o.IdentityToken = tok.Raw
-	return o, signerInfo{Identity: tok.Claims.Identity(), Source: string(tok.Source)}, nil
+	src := string(tok.Source)
+	if tok.Source == token.SourceExplicit {
+		src = "--identity-token"
+	}
+	return o, signerInfo{Identity: tok.Claims.Identity(), Source: src}, nil
 }
 
 // announce says who is about to sign what, before the network is used.

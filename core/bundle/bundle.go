@@ -205,10 +205,14 @@ func (b *Bundle) CertificateDER() []byte {
 }
 
 // Certificate parses the signing (leaf) certificate.
+// ErrPublicKeyBundle is Certificate's error for a bundle signed with a
+// self-managed key.
+var ErrPublicKeyBundle = errors.New("bundle: verificationMaterial holds a public key, not a certificate; verify it with the signer's public key")
+
 func (b *Bundle) Certificate() (*x509.Certificate, error) {
 	der := b.CertificateDER()
 	if der == nil {
-		return nil, errors.New("bundle: verificationMaterial holds a public key, not a certificate; verify it with the signer's public key (--key)")
+		return nil, ErrPublicKeyBundle
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {

@@ -76,7 +76,7 @@ type InsecureRegistryError struct {
 }
 
 func (e *InsecureRegistryError) Error() string {
-	return fmt.Sprintf("refusing plain HTTP to registry %s: it is not on loopback; use HTTPS, or allow it explicitly with --allow-insecure-registry", e.Registry)
+	return fmt.Sprintf("refusing plain HTTP to registry %s: it is not on loopback; use HTTPS, or allow plain HTTP to it explicitly", e.Registry)
 }
 
 // ReferrersFallbackError: the registry has no referrers API and updating

@@ -155,7 +155,7 @@ func FetchTrustFile(ctx context.Context, serverURL, path string, hc *http.Client
 	service := "signet server (" + serverURL + ")"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, fmt.Errorf("--server %q: %v", serverURL, err)
+		return nil, fmt.Errorf("signet server URL %q: %v", serverURL, err)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -176,7 +176,7 @@ func FromServer(ctx context.Context, serverURL string, hc *http.Client, now time
 	}
 	store, err := rekor.NewAttestationStore(serverURL, hc)
 	if err != nil {
-		return nil, fmt.Errorf("--server: %w", err)
+		return nil, fmt.Errorf("signet server: %w", err)
 	}
 	raw, err := FetchTrustFile(ctx, serverURL, SigningConfigPath, hc)
 	if err != nil {

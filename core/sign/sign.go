@@ -99,33 +99,45 @@ func (r *run) progress(step Step, format string, args ...any) {
 	r.o.Progress(Event{Step: step, Detail: fmt.Sprintf(format, args...), Elapsed: time.Since(r.start)})
 }
 
+// Why Options cannot sign; callers add the remedy in their own terms (a
+// flag, an action input).
+var (
+	ErrNoServices         = errors.New("sign: no signing services were given")
+	ErrNoCA               = errors.New("sign: keyless signing needs a certificate authority, and the signing config lists none (caUrls)")
+	ErrNoIdentityToken    = errors.New("sign: keyless signing needs an identity token")
+	ErrNoTSA              = errors.New("sign: keyless signing needs a timestamp authority (Rekor v2 logs do not record the signing time), and the signing config lists none (tsaUrls)")
+	ErrNotDSSE            = errors.New("sign: the attestation store keeps DSSE attestations only; sign artifacts to a transparency log")
+	ErrNoAttestationStore = errors.New("sign: the attestation store is only available from a signet server")
+	ErrNoTransparencyLog  = errors.New("sign: the signing config lists no Rekor v2 transparency log (rekorTlogUrls)")
+)
+
 func (o *Options) check(dsse bool) error {
 	s := o.Services
 	if s == nil {
-		return errors.New("sign: no services; give a signing config (--signing-config) or a signet server (--server)")
+		return ErrNoServices
 	}
 	if o.Key == nil {
 		if s.CA == nil {
-			return errors.New("sign: keyless signing needs a certificate authority, and the signing config lists none; add caUrls or sign with --key")
+			return ErrNoCA
 		}
 		if o.IdentityToken == "" {
-			return errors.New("sign: keyless signing needs an identity token; pass --identity-token, or run where signet finds one (see `signet sign-blob --help`)")
+			return ErrNoIdentityToken
 		}
 		// Rekor v2 entries carry no integrated time: the timestamp is the
 		// only proof the signature was made while the certificate was valid.
 		if len(s.TSAs) == 0 || s.TSAsNeeded == 0 {
-			return errors.New("sign: keyless signing needs a timestamp authority (Rekor v2 logs do not record the signing time), and the signing config lists none; add tsaUrls")
+			return ErrNoTSA
 		}
 	}
 	if o.ViaAttestationStore {
 		if !dsse {
-			return errors.New("sign: the attestation store keeps DSSE attestations only; sign artifacts to a transparency log")
+			return ErrNotDSSE
 		}
 		if s.Attestations == nil {
-			return errors.New("sign: the attestation store is only available with --server (a signet server)")
+			return ErrNoAttestationStore
 		}
 	} else if len(s.Logs) == 0 || s.LogsNeeded == 0 {
-		return errors.New("sign: the signing config lists no Rekor v2 transparency log; add rekorTlogUrls")
+		return ErrNoTransparencyLog
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/asn1"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -334,18 +335,28 @@ func TestOptionErrorsChangeNothing(t *testing.T) {
 	noLog := f.services(t, 0)
 	cases := map[string]struct {
 		o    Options
-		want string
+		want error
 	}{
-		"no services": {Options{IdentityToken: "x"}, "no services"},
-		"no token":    {Options{Services: f.services(t, 1, "log1")}, "identity token"},
-		"no TSA":      {Options{Services: noTSA, IdentityToken: "x"}, "timestamp authority"},
-		"no CA":       {Options{Services: noCA, IdentityToken: "x"}, "certificate authority"},
-		"no log":      {Options{Services: noLog, IdentityToken: "x"}, "no Rekor v2"},
-		"store, blob": {Options{Services: f.services(t, 1, "log1"), IdentityToken: "x", ViaAttestationStore: true}, "DSSE attestations only"},
+		"no services": {Options{IdentityToken: "x"}, ErrNoServices},
+		"no token":    {Options{Services: f.services(t, 1, "log1")}, ErrNoIdentityToken},
+		"no TSA":      {Options{Services: noTSA, IdentityToken: "x"}, ErrNoTSA},
+		"no CA":       {Options{Services: noCA, IdentityToken: "x"}, ErrNoCA},
+		"no log":      {Options{Services: noLog, IdentityToken: "x"}, ErrNoTransparencyLog},
+		"store, blob": {Options{Services: f.services(t, 1, "log1"), IdentityToken: "x", ViaAttestationStore: true}, ErrNotDSSE},
+		"no store":    {Options{Services: f.services(t, 1, "log1"), IdentityToken: "x", ViaAttestationStore: true}, ErrNoAttestationStore},
 	}
 	for name, c := range cases {
-		if _, err := ArtifactReader(context.Background(), c.o, strings.NewReader("x")); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: err = %v, want %q", name, err, c.want)
+		var err error
+		if c.want == ErrNoAttestationStore {
+			_, err = AttestationBundle(context.Background(), c.o, []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"a","digest":{"sha256":"`+strings.Repeat("0", 64)+`"}}],"predicateType":"https://example.com/x","predicate":{}}`))
+		} else {
+			_, err = ArtifactReader(context.Background(), c.o, strings.NewReader("x"))
+		}
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s: err = %v, want %v", name, err, c.want)
+		}
+		if strings.Contains(fmt.Sprint(err), "--") {
+			t.Errorf("%s: core names a CLI flag: %v", name, err)
 		}
 	}
 	if f.logHits.Load() != 0 {

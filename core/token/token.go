@@ -34,7 +34,7 @@ type Source string
 
 // The sources, in detection order.
 const (
-	SourceExplicit      Source = "explicit (--identity-token)"
+	SourceExplicit      Source = "given explicitly"
 	SourceEnv           Source = "SIGSTORE_ID_TOKEN"
 	SourceGitHubActions Source = "GitHub Actions"
 	SourceBuildkite     Source = "Buildkite"
@@ -125,6 +125,10 @@ func (o *Options) defaults() {
 // ErrNoToken is returned (wrapped) when no source applies.
 var ErrNoToken = errors.New("no identity token found")
 
+// ErrBadExplicitToken is returned (wrapped) when Options.Explicit is neither
+// a JWT nor a readable file holding one.
+var ErrBadExplicitToken = errors.New("the identity token given is not usable")
+
 // Detect finds an identity token, trying in order:
 //
 //  1. Options.Explicit (--identity-token): a JWT or a file holding one;
@@ -143,13 +147,21 @@ func Detect(ctx context.Context, o Options) (*Token, error) {
 	}
 	claims, err := ParseClaims(raw)
 	if err != nil {
-		return nil, fmt.Errorf("identity token from %s: %w", src, err)
+		return nil, fmt.Errorf("%s: %w", src.token(), err)
 	}
 	if now := o.Now(); !claims.Expiry.IsZero() && !now.Before(claims.Expiry) {
-		return nil, fmt.Errorf("identity token from %s expired at %s (%s ago); obtain a fresh one: CI tokens live minutes, so request it right before signing",
-			src, claims.Expiry.UTC().Format(time.RFC3339), now.Sub(claims.Expiry).Round(time.Second))
+		return nil, fmt.Errorf("%s expired at %s (%s ago); obtain a fresh one: CI tokens live minutes, so request it right before signing",
+			src.token(), claims.Expiry.UTC().Format(time.RFC3339), now.Sub(claims.Expiry).Round(time.Second))
 	}
 	return &Token{Raw: raw, Source: src, Claims: claims}, nil
+}
+
+// token names the token of a source in messages.
+func (s Source) token() string {
+	if s == SourceExplicit {
+		return "the identity token given"
+	}
+	return "the identity token from " + string(s)
 }
 
 func find(ctx context.Context, o *Options) (string, Source, error) {
@@ -198,7 +210,7 @@ func find(ctx context.Context, o *Options) (string, Source, error) {
 		}
 		return raw, SourceSPIFFE, nil
 	}
-	return "", "", fmt.Errorf("%w: pass --identity-token (a JWT or a file holding one) or set SIGSTORE_ID_TOKEN; in CI, signet reads the token of GitHub Actions (needs `permissions: id-token: write`), GitLab (`id_tokens: SIGSTORE_ID_TOKEN`), Buildkite, CircleCI (job with a context), a Kubernetes projected token at %s, or SPIFFE (SPIFFE_ENDPOINT_SOCKET)", ErrNoToken, o.KubernetesTokenPath)
+	return "", "", fmt.Errorf("%w: give one explicitly (a JWT or a file holding one) or set SIGSTORE_ID_TOKEN; in CI, signet reads the token of GitHub Actions (needs `permissions: id-token: write`), GitLab (`id_tokens: SIGSTORE_ID_TOKEN`), Buildkite, CircleCI (job with a context), a Kubernetes projected token at %s, or SPIFFE (SPIFFE_ENDPOINT_SOCKET)", ErrNoToken, o.KubernetesTokenPath)
 }
 
 func explicit(o *Options) (string, error) {
@@ -209,13 +221,13 @@ func explicit(o *Options) (string, error) {
 	data, err := o.ReadFile(v)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || strings.Count(v, ".") == 2 {
-			return "", fmt.Errorf("--identity-token is neither a JWT nor a readable file (%v); pass the token itself or the path of a file holding it", err)
+			return "", fmt.Errorf("%w: it is neither a JWT nor a readable file (%v); give the token itself or the path of a file holding it", ErrBadExplicitToken, err)
 		}
-		return "", fmt.Errorf("--identity-token file: %v", err)
+		return "", fmt.Errorf("%w: reading the token file: %v", ErrBadExplicitToken, err)
 	}
 	t := strings.TrimSpace(string(data))
 	if _, err := ParseClaims(t); err != nil {
-		return "", fmt.Errorf("--identity-token file %s does not hold a JWT: %v", v, err)
+		return "", fmt.Errorf("%w: the file %s does not hold a JWT: %v", ErrBadExplicitToken, v, err)
 	}
 	return t, nil
 }

@@ -288,7 +288,7 @@ func TestSPIFFEWorkloadAPI(t *testing.T) {
 
 func TestNoSource(t *testing.T) {
 	_, err := Detect(context.Background(), baseOptions(nil))
-	if !errors.Is(err, ErrNoToken) || !strings.Contains(err.Error(), "--identity-token") {
+	if !errors.Is(err, ErrNoToken) || !strings.Contains(err.Error(), "SIGSTORE_ID_TOKEN") || strings.Contains(err.Error(), "--") {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -40,6 +40,8 @@ type Error struct {
 	Expected string // empty when not a mismatch
 	Found    string
 	Err      error // underlying cause, if any
+	// Remedy, when set, names what the caller can change (see Remedy).
+	Remedy Remedy
 }
 
 func (e *Error) Error() string {
@@ -54,6 +56,18 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Remedy names what a caller can change to pass a check, so a CLI or an
+// action can say it in its own terms (a flag, an input).
+type Remedy string
+
+// Remedies an Error can carry.
+const (
+	// RemedyUseKey: the bundle names a public key; verify with that key.
+	RemedyUseKey Remedy = "use-key"
+	// RemedyNamePolicy: the policy names no identity or issuer.
+	RemedyNamePolicy Remedy = "name-policy"
+)
 
 func quoteEmpty(s string) string {
 	if s == "" {

@@ -81,7 +81,7 @@ func noPublicKeyError(types []string) error {
 		case bytes.Contains([]byte(t), []byte("PRIVATE KEY")):
 			return fmt.Errorf("this is a private key (PEM %q), not a public key; verify with the public key only, e.g. `openssl pkey -in key.pem -pubout -out key.pub` (cosign keys: `cosign public-key --key cosign.key`)", t)
 		case t == "CERTIFICATE":
-			return errors.New("this is a certificate, not a public key; to trust a certificate's signer, verify keyless with --certificate-identity and --certificate-oidc-issuer, or extract its key with `openssl x509 -in cert.pem -pubkey -noout`")
+			return errors.New("this is a certificate, not a public key; to trust a certificate's signer, verify keyless with an identity and issuer policy, or extract its key with `openssl x509 -in cert.pem -pubkey -noout`")
 		case t == "RSA PUBLIC KEY":
 			return errors.New(`this is a PKCS#1 "RSA PUBLIC KEY"; convert it to PKIX with ` + "`openssl rsa -RSAPublicKey_in -in key.pub -pubout`")
 		}
@@ -179,7 +179,9 @@ func signingMaterial(b *bundle.Bundle, p *Policy) (*x509.Certificate, signingKey
 	der := b.CertificateDER()
 	if p.Key == nil {
 		if der == nil {
-			return nil, signingKey{}, fail(CheckKey, nil, "bundle is signed with a self-managed key (public key hint %q), not a certificate; verify it with the signer's public key (--key) instead of an identity policy", b.Proto().GetVerificationMaterial().GetPublicKey().GetHint())
+			e := fail(CheckKey, nil, "bundle is signed with a self-managed key (public key hint %q), not a certificate; verify it with the signer's public key instead of an identity policy", b.Proto().GetVerificationMaterial().GetPublicKey().GetHint())
+			e.Remedy = RemedyUseKey
+			return nil, signingKey{}, e
 		}
 		cert, err := b.Certificate()
 		if err != nil {

@@ -360,8 +360,9 @@ func TestKeyBundles(t *testing.T) {
 				t.Run("keyless policy", func(t *testing.T) {
 					b, _ := bundle.FromProto(proto.Clone(pb).(*protobundle.Bundle))
 					_, err := verify.New(e.root).VerifyArtifact(context.Background(), b, bytes.NewReader(e.artifact), verify.Policy{Identity: verify.Exact("a@example.com"), Issuer: verify.Exact("https://issuer.example")})
-					if verify.CheckOf(err) != verify.CheckKey || !strings.Contains(err.Error(), "--key") {
-						t.Errorf("keyless policy on a key bundle: %v; want a %q failure pointing to --key", err, verify.CheckKey)
+					var ve *verify.Error
+					if verify.CheckOf(err) != verify.CheckKey || !errors.As(err, &ve) || ve.Remedy != verify.RemedyUseKey {
+						t.Errorf("keyless policy on a key bundle: %v; want a %q failure whose remedy is to verify with the key", err, verify.CheckKey)
 					}
 				})
 			})
