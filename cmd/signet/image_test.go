@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/signet-dev/signet/core/oci"
+	"github.com/signet-dev/signet/core/pipeline"
 	"github.com/signet-dev/signet/core/oci/ocitest"
 )
 
@@ -151,8 +152,8 @@ func TestImageSignVerifyAttestFallbackTag(t *testing.T) {
 		}{
 			"wrong identity": {[]string{"verify", digestRef, "--trusted-root", e.root, "--certificate-identity", "https://github.com/acme/fork/.github/workflows/release.yml@refs/heads/main", "--certificate-oidc-issuer", e.issuer}, "identity"},
 			"wrong repo ext": {verifyArgs("verify", digestRef, "--certificate-github-workflow-repository", "acme/fork"), "identity"},
-			"unsigned image": {verifyArgs("verify", reg.Ref("acme/app@"+pushImage(t, reg.Ref("acme/app:unsigned")))), checkAttachment},
-			"no attestation": {verifyArgs("verify-attestation", digestRef, "--type", "https://example.com/none/v1"), checkAttachment},
+			"unsigned image": {verifyArgs("verify", reg.Ref("acme/app@"+pushImage(t, reg.Ref("acme/app:unsigned")))), string(pipeline.CheckAttachment)},
+			"no attestation": {verifyArgs("verify-attestation", digestRef, "--type", "https://example.com/none/v1"), string(pipeline.CheckAttachment)},
 		} {
 			r := runSignet(t, nil, append(c.args, "-o", "json")...).want(t, 1)
 			var v imageVerifyResult
@@ -367,7 +368,7 @@ func TestImageRecursiveReferrersAPI(t *testing.T) {
 	runSignet(t, nil, append([]string{"verify", ref2}, e.policy()...)...).want(t, 0)
 	r = runSignet(t, nil, append([]string{"verify", "-r", ref2, "-o", "json"}, e.policy()...)...).want(t, 1)
 	r.decode(t, &v)
-	if v.Verified || v.FailedCheck != checkAttachment || !v.Subjects[0].Verified || v.Subjects[1].Verified {
+	if v.Verified || v.FailedCheck != string(pipeline.CheckAttachment) || !v.Subjects[0].Verified || v.Subjects[1].Verified {
 		t.Errorf("%+v", v)
 	}
 	var tr treeResult
@@ -464,7 +465,7 @@ func TestImageRefusals(t *testing.T) {
 		var v imageVerifyResult
 		r := runSignet(t, nil, append([]string{"verify", reg.Ref("acme/app@" + first), "-o", "json"}, e.policy()...)...).want(t, 1)
 		r.decode(t, &v)
-		if v.FailedCheck != checkAttachment {
+		if v.FailedCheck != string(pipeline.CheckAttachment) {
 			t.Errorf("something was attached to the image that moved away: %+v", v)
 		}
 	})

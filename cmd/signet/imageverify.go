@@ -1,25 +1,17 @@
 package main
 
 import (
-	"context"
-	"crypto"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/signet-dev/signet/core/bundle"
-	"github.com/signet-dev/signet/core/oci"
+	"github.com/signet-dev/signet/core/intoto"
+	"github.com/signet-dev/signet/core/pipeline"
 	"github.com/signet-dev/signet/core/verify"
 )
-
-// checkAttachment is the failed check reported when nothing of the wanted
-// kind is attached at all, so there was nothing to verify.
-const checkAttachment = "attachment"
 
 // imageVerifyFlags are the flags verify and verify-attestation share.
 type imageVerifyFlags struct {
@@ -82,109 +74,26 @@ type imageVerifyResult struct {
 	Error       string `json:"error,omitempty"`
 }
 
-// want says what kind of attachment a verify command checks.
-type want struct {
-	kind          oci.Kind
-	predicateType string // verify-attestation --type; "" accepts any
-}
-
-func (w want) noun() string {
-	if w.kind == oci.KindSignature {
-		return "signature"
-	}
-	if w.predicateType != "" {
-		return "attestation of type " + w.predicateType
-	}
-	return "attestation"
-}
-
-func sha256Digest(s *oci.Subject) (verify.Digest, error) {
-	if s.Descriptor.Digest.Algorithm != "sha256" {
-		return verify.Digest{}, fmt.Errorf("image %s has a %s digest; only sha256 images are signed", s.Digest, s.Descriptor.Digest.Algorithm)
-	}
-	v, err := hex.DecodeString(s.Descriptor.Digest.Hex)
-	if err != nil {
-		return verify.Digest{}, err
-	}
-	return verify.Digest{Algorithm: crypto.SHA256, Value: v}, nil
-}
-
-// verifySubject lists what is attached to s and verifies every candidate.
-func verifySubject(ctx context.Context, c *oci.Client, v *verify.Verifier, pol verify.Policy, s *oci.Subject, w want) (*subjectResult, error) {
-	out := &subjectResult{Digest: s.Digest.String(), Platform: platformString(s.Platform), Attachments: []attachmentResult{}}
-	d, err := sha256Digest(s)
-	if err != nil {
-		return nil, err
-	}
-	l, err := c.List(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	var otherTypes []string
-	for _, a := range l.Items {
-		if a.Kind != w.kind {
-			continue
-		}
-		if w.predicateType != "" && a.PredicateType != w.predicateType {
-			otherTypes = append(otherTypes, a.PredicateType)
-			continue
-		}
-		r := attachmentResult{Source: string(a.Source), Manifest: a.Manifest.String(), PredicateType: a.PredicateType}
-		res, err := verifyAttached(ctx, v, pol, a, d, w)
-		fillAttachment(&r, res, err)
+// subjectResultOf reports one manifest's verification.
+func subjectResultOf(sr pipeline.SubjectReport) subjectResult {
+	s := sr.Subject.Image
+	out := subjectResult{Digest: s.Digest.String(), Platform: platformString(s.Platform), Verified: sr.Verified, Attachments: []attachmentResult{}}
+	for _, c := range sr.Bundles {
+		r := attachmentResult{Source: c.Source, Manifest: c.Location, PredicateType: c.PredicateType}
+		fillAttachment(&r, c.Result, c.Err)
 		out.Attachments = append(out.Attachments, r)
-		out.Verified = out.Verified || r.Verified
 	}
-	if out.Verified {
-		return out, nil
-	}
-	if len(out.Attachments) == 0 {
-		out.FailedCheck = checkAttachment
-		out.Error = fmt.Sprintf("no %s is attached to %s (looked in the %s and the legacy .sig/.att tags)", w.noun(), s.Digest, l.Path)
-		if len(otherTypes) > 0 {
-			out.Error += "; attestations of other types are: " + strings.Join(dedupe(otherTypes), ", ")
-		}
-		return out, nil
-	}
-	// The first bundle's failure stands for the subject (legacy layers
-	// fail for want of a bundle, which says little); all are listed.
-	first := out.Attachments[0]
-	for _, a := range out.Attachments {
-		if a.Source != string(oci.SourceLegacySig) && a.Source != string(oci.SourceLegacyAtt) {
-			first = a
-			break
+	if !sr.Verified {
+		out.FailedCheck, out.Error = string(verify.CheckOf(sr.Err)), sr.Err.Error()
+		var ve *verify.Error
+		if errors.As(sr.Err, &ve) {
+			out.Error = ve.Msg
+			if ve.Err != nil {
+				out.Error += ": " + ve.Err.Error()
+			}
 		}
 	}
-	out.FailedCheck = first.FailedCheck
-	out.Error = fmt.Sprintf("none of the %d %s(s) attached to %s verified; %s: %s", len(out.Attachments), w.kind, s.Digest, first.Source, first.Error)
-	return out, nil
-}
-
-// verifyAttached verifies one attachment against the subject digest.
-func verifyAttached(ctx context.Context, v *verify.Verifier, pol verify.Policy, a oci.Attached, d verify.Digest, w want) (*verify.Result, error) {
-	if a.Bundle == nil {
-		// cosign's legacy layout keeps a Rekor v1 signed entry timestamp
-		// at most, never the inclusion proof a Rekor v2 entry needs, so it
-		// cannot be verified offline to the same standard.
-		return nil, &verify.Error{Check: verify.CheckBundle, Msg: "cosign's legacy tag layout carries no Sigstore bundle (no transparency log inclusion proof); signet verifies the bundle referrers, which 'signet sign' and cosign v3 attach alongside"}
-	}
-	b, err := bundle.Parse(a.Bundle)
-	if err != nil {
-		return nil, &verify.Error{Check: verify.CheckBundle, Msg: "reading the attached bundle", Err: err}
-	}
-	if b.DSSEEnvelope() == nil {
-		if w.kind == oci.KindAttestation {
-			return nil, &verify.Error{Check: verify.CheckBundle, Msg: "the attached bundle holds a message signature, not an attestation"}
-		}
-		return v.VerifyDigest(ctx, b, d, pol)
-	}
-	pt := w.predicateType
-	if w.kind == oci.KindSignature {
-		// A cosign v3 image signature is a statement of this type; any
-		// other statement is an attestation, not a signature.
-		pt = oci.CosignSignPredicateType
-	}
-	return v.VerifyAttestation(ctx, b, d, pol, pt)
+	return out
 }
 
 func fillAttachment(r *attachmentResult, res *verify.Result, err error) {
@@ -205,21 +114,16 @@ func fillAttachment(r *attachmentResult, res *verify.Result, err error) {
 	}
 }
 
-func dedupe(ss []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range ss {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func (r *imageVerifyResult) print(w io.Writer, wt want) {
+func (r *imageVerifyResult) print(w io.Writer, wt pipeline.Want) {
 	for _, s := range r.Subjects {
-		fmt.Fprintf(w, "Verified OK: %s of %s\n", wt.noun(), s.Digest)
+		noun := "signature"
+		if wt.Kind == intoto.KindAttestation {
+			noun = "attestation"
+			if wt.PredicateType != "" {
+				noun += " of type " + wt.PredicateType
+			}
+		}
+		fmt.Fprintf(w, "Verified OK: %s of %s\n", noun, s.Digest)
 		if s.Platform != "" {
 			fmt.Fprintf(w, "  platform   %s\n", s.Platform)
 		}
@@ -230,7 +134,7 @@ func (r *imageVerifyResult) print(w io.Writer, wt want) {
 			}
 			fmt.Fprintf(w, "  verified   %s %s\n", a.Source, a.Manifest)
 			fmt.Fprintf(w, "    signer     %s\n    issuer     %s\n", a.Identity, a.Issuer)
-			if wt.kind == oci.KindAttestation {
+			if wt.Kind == intoto.KindAttestation {
 				fmt.Fprintf(w, "    predicate  %s\n", a.PredicateType)
 			}
 			for _, t := range a.VerifiedTimes {
@@ -245,7 +149,7 @@ func (r *imageVerifyResult) print(w io.Writer, wt want) {
 
 // run resolves the image, verifies every subject and reports. Usage errors
 // and trust come first, before the registry is contacted.
-func (f *imageVerifyFlags) run(cmd *cobra.Command, image string, wt want) error {
+func (f *imageVerifyFlags) run(cmd *cobra.Command, image string, wt pipeline.Want) error {
 	if err := f.out.check(); err != nil {
 		return err
 	}
@@ -269,16 +173,24 @@ func (f *imageVerifyFlags) run(cmd *cobra.Command, image string, wt want) error 
 	if !f.recursive {
 		recursiveNote(ctx, cmd.ErrOrStderr(), c, subjects[0], "verify", "verified")
 	}
-	v := verify.New(root.Root)
-	res := &imageVerifyResult{Image: image, Verified: true}
+	plan := pipeline.VerifyPlan{Registry: c, Want: wt, Policy: pol}
 	for _, s := range subjects {
-		sr, err := verifySubject(ctx, c, v, pol, s, wt)
+		sub, err := pipeline.ImageSubject(s)
 		if err != nil {
 			return err
 		}
-		res.Subjects = append(res.Subjects, *sr)
-		if !sr.Verified && res.Verified {
-			res.Verified, res.FailedCheck, res.Error = false, sr.FailedCheck, sr.Error
+		plan.Subjects = append(plan.Subjects, sub)
+	}
+	rep, err := pipeline.Verify(ctx, verify.New(root.Root), plan)
+	if err != nil {
+		return err
+	}
+	res := &imageVerifyResult{Image: image, Verified: rep.Verified}
+	for _, sr := range rep.Subjects {
+		r := subjectResultOf(sr)
+		res.Subjects = append(res.Subjects, r)
+		if !r.Verified && res.FailedCheck == "" {
+			res.FailedCheck, res.Error = r.FailedCheck, r.Error
 		}
 	}
 	if f.out.json() {
@@ -328,7 +240,7 @@ verifies a file.
     --certificate-oidc-issuer https://token.actions.githubusercontent.com -o json`,
 		Args: exactArgs(1, "IMAGE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return f.run(cmd, args[0], want{kind: oci.KindSignature})
+			return f.run(cmd, args[0], pipeline.Want{Kind: intoto.KindSignature})
 		},
 	}
 	f.add(cmd)
@@ -361,7 +273,7 @@ it to accept any type, which is then reported).
 					return err
 				}
 			}
-			return f.run(cmd, args[0], want{kind: oci.KindAttestation, predicateType: pt})
+			return f.run(cmd, args[0], pipeline.Want{Kind: intoto.KindAttestation, PredicateType: pt})
 		},
 	}
 	f.add(cmd)
