@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -72,7 +73,7 @@ func markArgErrors(c *cobra.Command) {
 		// A command group: any argument is a subcommand that does not exist.
 		c.Args = func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())
+				return fmt.Errorf("unknown command %q for %q%s", args[0], cmd.CommandPath(), didYouMean(cmd, args[0]))
 			}
 			return nil
 		}
@@ -88,9 +89,32 @@ func markArgErrors(c *cobra.Command) {
 				if errors.As(err, &ue) {
 					return err // already says how to get help
 				}
+				if cmd.HasSubCommands() && len(args) > 0 {
+					// cobra.NoArgs on a command with subcommands: the
+					// argument is most likely a mistyped one.
+					return usageError{fmt.Errorf("%w%s\nRun '%s --help' for usage", err, didYouMean(cmd, args[0]), cmd.CommandPath())}
+				}
 				return usageError{fmt.Errorf("%w\nRun '%s --help' for usage", err, cmd.CommandPath())}
 			}
 			return nil
 		}
 	}
+}
+
+// didYouMean names the subcommands of cmd close to a mistyped one, as
+// cobra's own unknown-command error does: within
+// SuggestionsMinimumDistance edits, a prefix of one, or listed in its
+// SuggestFor. Empty when none is close.
+func didYouMean(cmd *cobra.Command, typed string) string {
+	if cmd.DisableSuggestions {
+		return ""
+	}
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default, which SuggestionsFor does not apply
+	}
+	s := cmd.SuggestionsFor(typed)
+	if len(s) == 0 {
+		return ""
+	}
+	return "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t") + "\n"
 }
