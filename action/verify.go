@@ -2,8 +2,6 @@ package action
 
 import (
 	"context"
-	"crypto"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -12,21 +10,12 @@ import (
 
 	"github.com/bmatcuk/doublestar/v4"
 
-	"github.com/signet-dev/signet/core/bundle"
 	"github.com/signet-dev/signet/core/intoto"
+	"github.com/signet-dev/signet/core/pipeline"
 	"github.com/signet-dev/signet/core/sign"
 	"github.com/signet-dev/signet/core/trust"
 	"github.com/signet-dev/signet/core/verify"
 )
-
-// candidate is a bundle to verify: a file, or one attached to an image.
-type candidate struct {
-	source string // path, or the referrer manifest
-	raw    []byte
-	// attached: found on the registry, where other signers' bundles may sit
-	// next to the ones the policy trusts; those are skipped, not failures.
-	attached bool
-}
 
 func (r *runner) verify(ctx context.Context) (*report, error) {
 	in := r.in
@@ -42,35 +31,42 @@ func (r *runner) verify(ctx context.Context) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	cands, err := r.candidates(ctx, subjects)
+	cands, err := r.candidates()
 	if err != nil {
 		return nil, err
 	}
-	v := verify.New(root)
+	want := pipeline.Want{PredicateType: in.PredicateType}
+	if in.PredicateType != "" {
+		want.Kind = intoto.KindAttestation
+	}
+	vr, err := pipeline.Verify(ctx, verify.New(root), pipeline.VerifyPlan{Subjects: subjects, Bundles: cands, Registry: r.o.Registry, Want: want, Policy: policy})
+	if err != nil {
+		return nil, fmt.Errorf("listing what is attached to %s: %w", in.Image, err)
+	}
 	rep := &report{Mode: ModeVerify, Server: in.Server}
-	covered := make([]bool, len(subjects))
 	var failures []string
 	skipped := 0
-	for _, c := range cands {
-		e, idx, err := r.verifyOne(ctx, v, c, subjects, policy)
-		if err != nil {
-			if c.attached {
+	for _, c := range byCandidate(vr) {
+		if c.result == nil {
+			if c.Attached {
 				skipped++
-				r.logf("skipped %s: %v", c.source, err)
+				r.logf("skipped %s: %v", c.Location, c.err())
 				continue
 			}
-			failures = append(failures, fmt.Sprintf("%s: %v", c.source, err))
+			failures = append(failures, fmt.Sprintf("%s: %v", c.Location, c.err()))
 			continue
 		}
-		for _, i := range idx {
-			covered[i] = true
-		}
-		rep.Entries = append(rep.Entries, *e)
-		r.logf("verified %s: %s signed by %s", c.source, e.Kind, e.Identity)
+		e := entryOfVerified(c)
+		rep.Entries = append(rep.Entries, e)
+		r.logf("verified %s: %s signed by %s", c.Location, e.Kind, e.Identity)
 	}
-	for i, ok := range covered {
-		if !ok {
-			failures = append(failures, fmt.Sprintf("no bundle verifies %s (sha256:%s) for the policy %s", subjects[i].Name, subjects[i].SHA256, policyString(in)))
+	for _, sr := range vr.Subjects {
+		switch {
+		case sr.Verified:
+		case verify.CheckOf(sr.Err) == pipeline.CheckAttachment:
+			failures = append(failures, fmt.Sprintf("no Sigstore bundles are attached to %s; sign it with push-to-registry: true, or give bundle-path", in.Image))
+		default:
+			failures = append(failures, fmt.Sprintf("no bundle verifies %s (sha256:%s) for the policy %s", sr.Subject.Name, sr.Subject.SHA256, policyString(in)))
 		}
 	}
 	if skipped > 0 {
@@ -150,117 +146,90 @@ func (r *runner) trustedRoot(ctx context.Context) (*trust.Root, error) {
 	return root, nil
 }
 
-// candidates are the bundle-path files or, without them, the bundles
-// attached to the image.
-func (r *runner) candidates(ctx context.Context, subjects []Subject) ([]candidate, error) {
-	var out []candidate
-	if len(r.in.BundlePaths) > 0 {
-		var files []string
-		for _, p := range r.in.BundlePaths {
-			matches, err := doublestar.FilepathGlob(p)
-			if err != nil {
-				return nil, badInput("bundle-path", "%q: %v", p, err)
-			}
-			if len(matches) == 0 {
-				wd, _ := os.Getwd()
-				return nil, badInput("bundle-path", "%q matched no files in %s; download the bundles first (actions/download-artifact) or fix the path", p, wd)
-			}
-			for _, m := range matches {
-				if !slices.Contains(files, m) {
-					files = append(files, m)
-				}
+// candidates are the bundle-path files; without them, pipeline.Verify
+// lists what is attached to the image.
+func (r *runner) candidates() ([]pipeline.Candidate, error) {
+	var out []pipeline.Candidate
+	var files []string
+	for _, p := range r.in.BundlePaths {
+		matches, err := doublestar.FilepathGlob(p)
+		if err != nil {
+			return nil, badInput("bundle-path", "%q: %v", p, err)
+		}
+		if len(matches) == 0 {
+			wd, _ := os.Getwd()
+			return nil, badInput("bundle-path", "%q matched no files in %s; download the bundles first (actions/download-artifact) or fix the path", p, wd)
+		}
+		for _, m := range matches {
+			if !slices.Contains(files, m) {
+				files = append(files, m)
 			}
 		}
-		for _, f := range files {
-			raw, err := os.ReadFile(f)
-			if err != nil {
-				return nil, badInput("bundle-path", "%v", err)
-			}
-			out = append(out, candidate{source: f, raw: raw})
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			return nil, badInput("bundle-path", "%v", err)
 		}
-		return out, nil
-	}
-	img := subjects[0].Image
-	listing, err := r.o.Registry.List(ctx, img)
-	if err != nil {
-		return nil, fmt.Errorf("listing what is attached to %s: %w", img, err)
-	}
-	for _, it := range listing.Items {
-		if len(it.Bundle) > 0 {
-			out = append(out, candidate{source: it.Manifest.String(), raw: it.Bundle, attached: true})
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no Sigstore bundles are attached to %s; sign it with push-to-registry: true, or give bundle-path", img)
+		out = append(out, pipeline.Candidate{Source: "file", Location: f, Raw: raw})
 	}
 	return out, nil
 }
 
-// verifyOne verifies a bundle against the subjects it is about: a message
-// signature against one subject's content (or digest), an attestation
-// against every subject its statement lists. It returns the indexes of the
-// subjects the bundle covers.
-func (r *runner) verifyOne(ctx context.Context, v *verify.Verifier, c candidate, subjects []Subject, pol verify.Policy) (*Entry, []int, error) {
-	b, err := bundle.Parse(c.raw)
-	if err != nil {
-		return nil, nil, fmt.Errorf("not a Sigstore bundle: %w", err)
+// candidateResult is one bundle across every subject it was tried on.
+type candidateResult struct {
+	pipeline.Candidate
+	result   *verify.Result
+	subjects []Subject // the subjects it verified
+	failed   []string  // "<subject>: <error>" where it did not
+	first    error
+}
+
+// err says why a bundle verified no subject: a policy or signature failure
+// is the same for every subject and is said once.
+func (c *candidateResult) err() error {
+	if ch := verify.CheckOf(c.first); ch != verify.CheckArtifact && ch != verify.CheckStatement && ch != verify.CheckSignature {
+		return c.first
 	}
-	dsse := b.DSSEEnvelope() != nil
-	if !dsse && r.in.PredicateType != "" {
-		return nil, nil, fmt.Errorf("a message signature, not an attestation of type %s", r.in.PredicateType)
-	}
-	var (
-		res  *verify.Result
-		idx  []int
-		errs []string
-	)
-	for i, s := range subjects {
-		sum, _ := hex.DecodeString(s.SHA256)
-		d := verify.Digest{Algorithm: crypto.SHA256, Value: sum}
-		var got *verify.Result
-		var err error
-		switch {
-		case dsse:
-			got, err = v.VerifyAttestation(ctx, b, d, pol, r.in.PredicateType)
-		case s.Path != "":
-			var f *os.File
-			if f, err = os.Open(s.Path); err == nil {
-				got, err = v.VerifyArtifact(ctx, b, f, pol)
-				f.Close()
+	return errors.New(strings.Join(c.failed, "; "))
+}
+
+// byCandidate regroups a per-subject report by bundle, in the order found.
+func byCandidate(vr *pipeline.VerifyReport) []*candidateResult {
+	var out []*candidateResult
+	index := map[string]*candidateResult{}
+	for _, sr := range vr.Subjects {
+		for _, c := range sr.Bundles {
+			cr := index[c.Location]
+			if cr == nil {
+				cr = &candidateResult{Candidate: c.Candidate}
+				index[c.Location] = cr
+				out = append(out, cr)
 			}
-		default:
-			got, err = v.VerifyDigest(ctx, b, d, pol)
-		}
-		if err != nil {
-			// A policy or signature failure is the same for every
-			// subject: report it once, not per subject.
-			if ch := verify.CheckOf(err); ch != verify.CheckArtifact && ch != verify.CheckStatement && ch != verify.CheckSignature {
-				return nil, nil, err
+			if c.Err != nil {
+				if cr.first == nil {
+					cr.first = c.Err
+				}
+				cr.failed = append(cr.failed, fmt.Sprintf("%s: %v", sr.Subject.Name, c.Err))
+				continue
 			}
-			errs = append(errs, fmt.Sprintf("%s: %v", s.Name, err))
-			continue
+			cr.result = c.Result
+			cr.subjects = append(cr.subjects, sr.Subject)
 		}
-		res = got
-		idx = append(idx, i)
 	}
-	if res == nil {
-		return nil, nil, errors.New(strings.Join(errs, "; "))
-	}
-	e := &Entry{Kind: KindSignature, BundlePath: c.source, Identity: res.Signer.SAN, Issuer: res.Signer.Issuer}
+	return out
+}
+
+func entryOfVerified(c *candidateResult) Entry {
+	res := c.result
+	e := Entry{Kind: KindSignature, BundlePath: c.Location, Identity: res.Signer.SAN, Issuer: res.Signer.Issuer, Subjects: c.subjects}
 	if res.Statement != nil {
 		e.PredicateType = res.Statement.GetPredicateType()
-		e.Kind = shortKind(e.PredicateType)
+		e.Kind = string(intoto.KindOf(e.PredicateType))
 	}
 	if len(res.Entries) > 0 {
 		e.LogIndex = res.Entries[0].LogIndex
 		e.LogOrigin = res.Entries[0].BaseURL
 	}
-	for _, i := range idx {
-		e.Subjects = append(e.Subjects, subjects[i])
-	}
-	return e, idx, nil
-}
-
-func shortKind(pt string) string {
-	return string(intoto.KindOf(pt))
+	return e
 }
