@@ -62,8 +62,10 @@
 //	                                → 200 {"attestations": [...], "nextPageToken"}
 //	GET  /api/v2/attestations/{id}  → 200 one attestation
 //
-// Queries need a digest, predicateType or identity; results come oldest
-// first, so a page token stays valid while new attestations arrive.
+// Queries need a digest, predicateType or identity; results come newest
+// first (the most recently stored attestation first). A page token
+// continues below the page it ended, so it stays valid while new
+// attestations arrive; those are found by a fresh query.
 //
 // # Storage
 //

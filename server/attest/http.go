@@ -247,11 +247,11 @@ func parseQuery(r *http.Request) (query, error) {
 		q.pageSize = n
 	}
 	if t := vals.Get("pageToken"); t != "" {
-		after, err := decodePageToken(t)
+		before, err := decodePageToken(t)
 		if err != nil {
 			return q, fmt.Errorf("pageToken %q was not returned by this server; pass the nextPageToken of the previous page unchanged", t)
 		}
-		q.after = after
+		q.before = before
 	}
 	return q, nil
 }

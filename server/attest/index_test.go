@@ -52,7 +52,7 @@ func TestPagesAreBoundedInBytes(t *testing.T) {
 		if next == 0 {
 			break
 		}
-		q.after = next
+		q.before = next
 	}
 	if seen != 5 {
 		t.Fatalf("paged through %d records, want 5", seen)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -35,6 +36,12 @@ func ids(p page) []string {
 	for _, r := range p.Attestations {
 		out = append(out, r.ID)
 	}
+	return out
+}
+
+func reversed(s []string) []string {
+	out := slices.Clone(s)
+	slices.Reverse(out)
 	return out
 }
 
@@ -69,17 +76,17 @@ func TestQueries(t *testing.T) {
 			params url.Values
 			want   []string
 		}{
-			{url.Values{"digest": {"sha256:" + d1}}, []string{a1, a2, a4, a5}},
-			{url.Values{"digest": {"sha256:" + strings.ToUpper(d1)}}, []string{a1, a2, a4, a5}},
-			{url.Values{"digest": {"sha256:" + d2}}, []string{a2, a3}},
+			{url.Values{"digest": {"sha256:" + d1}}, []string{a5, a4, a2, a1}},
+			{url.Values{"digest": {"sha256:" + strings.ToUpper(d1)}}, []string{a5, a4, a2, a1}},
+			{url.Values{"digest": {"sha256:" + d2}}, []string{a3, a2}},
 			{url.Values{"digest": {"sha256:" + d1}, "predicateType": {spdx}}, []string{a2}},
 			{url.Values{"predicateType": {spdx}}, []string{a2}},
 			{url.Values{"identity": {"bob@example.com"}}, []string{a4}},
 			{url.Values{"identity": {"alice@example.com"}, "issuer": {issuerB}}, []string{a5}},
-			{url.Values{"identity": {"alice@example.com"}, "issuer": {issuerA}, "digest": {"sha256:" + d2}}, []string{a2, a3}},
+			{url.Values{"identity": {"alice@example.com"}, "issuer": {issuerA}, "digest": {"sha256:" + d2}}, []string{a3, a2}},
 			{url.Values{"digest": {"sha256:" + d1}, "identity": {"bob@example.com"}}, []string{a4}},
 			{url.Values{"digest": {"sha256:" + d1}, "issuer": {issuerB}}, []string{a5}},
-			{url.Values{"predicateType": {slsa}, "identity": {"alice@example.com"}, "pageSize": {"500"}}, append([]string{a1, a3, a5}, paged...)},
+			{url.Values{"predicateType": {slsa}, "identity": {"alice@example.com"}, "pageSize": {"500"}}, append(reversed(paged), a5, a3, a1)},
 			{url.Values{"digest": {"sha256:" + hexDigest("nothing")}}, []string{}},
 			{url.Values{"digest": {"sha512:" + hexDigest("one") + hexDigest("one")}}, []string{}},
 			{url.Values{"predicateType": {"https://example.com/unknown"}}, []string{}},
@@ -100,7 +107,7 @@ func TestQueries(t *testing.T) {
 			t.Errorf("record %+v", rec)
 		}
 
-		// Pagination walks all matches once, in submission order.
+		// Pagination walks all matches once, newest first.
 		var got []string
 		params := url.Values{"digest": {"sha256:" + dp}, "pageSize": {"3"}}
 		for pages := 0; ; pages++ {
@@ -117,7 +124,7 @@ func TestQueries(t *testing.T) {
 			}
 			params.Set("pageToken", p.NextPageToken)
 		}
-		if !reflect.DeepEqual(got, paged) {
+		if !reflect.DeepEqual(got, reversed(paged)) {
 			t.Errorf("paged: got %v, want %v", got, paged)
 		}
 		// A page that ends exactly at the last match has no next token.
@@ -131,7 +138,7 @@ func TestQueries(t *testing.T) {
 		}
 		p1 := e.query(t, url.Values{"digest": {"sha256:" + d1}, "issuer": {issuerA}, "pageSize": {"2"}})
 		p2 := e.query(t, url.Values{"digest": {"sha256:" + d1}, "issuer": {issuerA}, "pageSize": {"2"}, "pageToken": {p1.NextPageToken}})
-		if !reflect.DeepEqual(ids(p1), []string{a1, a2}) || !reflect.DeepEqual(ids(p2), []string{a4}) || p2.NextPageToken != "" {
+		if !reflect.DeepEqual(ids(p1), []string{a4, a2}) || !reflect.DeepEqual(ids(p2), []string{a1}) || p2.NextPageToken != "" {
 			t.Errorf("filtered pages: %v then %v (token %q)", ids(p1), ids(p2), p2.NextPageToken)
 		}
 
@@ -166,6 +173,7 @@ func TestQueryRefusals(t *testing.T) {
 		{"/api/v2/attestations?identity=a&pageSize=ten", "from 1 to 500", 400},
 		{"/api/v2/attestations?identity=a&pageToken=!!", "was not returned by this server", 400},
 		{"/api/v2/attestations?identity=a&pageToken=AAAA", "was not returned by this server", 400},
+		{"/api/v2/attestations?identity=a&pageToken=AAAAAAAAAAE", "was not returned by this server", 400}, // an oldest-first token of older servers
 		{"/api/v2/attestations/xyz", `attestation id "xyz" is not 64 lower-case hex`, 400},
 		{"/api/v2/attestations/" + strings.ToUpper(hexDigest("x")), "is not 64 lower-case hex", 400},
 		{"/api/v2/attestations/" + hexDigest("x"), fmt.Sprintf("no attestation %s is stored here", hexDigest("x")), 404},

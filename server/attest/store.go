@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -458,7 +459,7 @@ type query struct {
 	digestAlg, digestValue string
 	predicateType          string
 	identity, issuer       string
-	after                  uint64 // page cursor: return seq > after
+	before                 uint64 // page cursor: return seq < before (0: from the newest)
 	pageSize               int
 }
 
@@ -467,11 +468,13 @@ type query struct {
 // query never builds an answer of hundreds of megabytes.
 const maxPageBytes = 16 << 20
 
-// find intersects the indexes of every criterion the query names, in
-// submission order, without reading a record until it matches all of them
-// (a leapfrog join over the sorted index ranges: each step seeks the
-// lagging index to the leader's sequence number). It returns the page and
-// the cursor of the next one (0 when there is none).
+// find intersects the indexes of every criterion the query names, newest
+// first (descending submission order), without reading a record until it
+// matches all of them (a leapfrog join over the sorted index ranges: each
+// step seeks the lagging index down to the leader's sequence number). It
+// returns the page and the cursor of the next one (0 when there is none):
+// the sequence number of the page's last, oldest record, so attestations
+// stored while a client pages never shift the pages it has yet to read.
 func (s *Store) find(q query) ([]*Record, uint64, error) {
 	type term struct {
 		bucket []byte
@@ -497,10 +500,16 @@ func (s *Store) find(q query) ([]*Record, uint64, error) {
 		for i, t := range terms {
 			cursors[i] = tx.Bucket(t.bucket).Cursor()
 		}
-		// seek returns the first sequence number >= seq in term i.
+		// seek returns the last sequence number <= seq in term i.
 		seek := func(i int, seq uint64) (uint64, []byte, bool) {
-			prefix := lp(terms[i].value)
-			k, id := cursors[i].Seek(indexKey(terms[i].value, seq))
+			prefix, key := lp(terms[i].value), indexKey(terms[i].value, seq)
+			k, id := cursors[i].Seek(key)
+			switch {
+			case k == nil:
+				k, id = cursors[i].Last()
+			case !bytes.Equal(k, key):
+				k, id = cursors[i].Prev()
+			}
 			if k == nil || !bytes.HasPrefix(k, prefix) {
 				return 0, nil, false
 			}
@@ -508,7 +517,11 @@ func (s *Store) find(q query) ([]*Record, uint64, error) {
 		}
 		var last uint64
 		size := 0
-		for target := q.after + 1; ; target++ {
+		start := uint64(math.MaxUint64)
+		if q.before != 0 {
+			start = q.before - 1
+		}
+		for target := start; target > 0; target-- {
 			var id []byte
 			for agreed := 0; agreed < len(terms); {
 				for i := range terms {
@@ -541,6 +554,7 @@ func (s *Store) find(q query) ([]*Record, uint64, error) {
 			size += len(raw)
 			last = target
 		}
+		return nil
 	})
 	return out, next, err
 }
@@ -562,14 +576,19 @@ func backfillIssuers(tx *bolt.Tx) error {
 	})
 }
 
+// pageTokenNewestFirst marks page tokens of newest-first answers; those of
+// servers that answered oldest first (8 bytes, no mark) are refused rather
+// than read the other way.
+const pageTokenNewestFirst = 1
+
 func encodePageToken(seq uint64) string {
-	return base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, seq))
+	return base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64([]byte{pageTokenNewestFirst}, seq))
 }
 
 func decodePageToken(t string) (uint64, error) {
 	b, err := base64.RawURLEncoding.DecodeString(t)
-	if err != nil || len(b) != 8 {
+	if err != nil || len(b) != 9 || b[0] != pageTokenNewestFirst || binary.BigEndian.Uint64(b[1:]) == 0 {
 		return 0, errors.New("not a page token")
 	}
-	return binary.BigEndian.Uint64(b), nil
+	return binary.BigEndian.Uint64(b[1:]), nil
 }
