@@ -1,0 +1,137 @@
+package server_test
+
+import (
+	"bytes"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/signet-dev/signet/server/servertest"
+)
+
+// documentedMetric is one row of the metrics table in docs/server.md.
+type documentedMetric struct {
+	name, typ string
+	labels    []string
+}
+
+// documentedMetrics reads the metrics table of docs/server.md.
+func documentedMetrics(t *testing.T) []documentedMetric {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "docs", "server.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\s*\\| `(signet_[a-z_]+)` \\| ([a-z]+) \\|([^|]*)\\|")
+	var out []documentedMetric
+	for _, m := range row.FindAllStringSubmatch(string(raw), -1) {
+		d := documentedMetric{name: m[1], typ: m[2]}
+		for _, l := range strings.Split(m[3], ",") {
+			if l = strings.Trim(strings.TrimSpace(l), "`"); l != "" {
+				d.labels = append(d.labels, l)
+			}
+		}
+		slices.Sort(d.labels)
+		out = append(out, d)
+	}
+	if len(out) < 10 {
+		t.Fatalf("docs/server.md lists %d metrics; the table was not found", len(out))
+	}
+	return out
+}
+
+// scrape parses the server's /metrics.
+func scrape(t *testing.T, p *servertest.Process) map[string]*dto.MetricFamily {
+	t.Helper()
+	body, err := p.Get("/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("/metrics is not Prometheus text: %v", err)
+	}
+	return fams
+}
+
+// Every metric docs/server.md names is on /metrics of the running server
+// with that name, type and labels once each service has had traffic, and
+// every signet_ metric served is documented.
+func TestMetricsAreDocumented(t *testing.T) {
+	p := servertest.Start(t, t.TempDir(), "--dev-oidc")
+
+	// Traffic that gives every labelled metric a series: a stored
+	// attestation (certificate, timestamp, log entry, attestation), a
+	// logged entry, a query, a minted token, and one refusal per service.
+	storeAttestation(t, p, strings.Repeat("ab", 32))
+	appendEntries(t, p, 1)
+	if _, err := p.Get("/api/v2/attestations?digest=sha256:" + strings.Repeat("ab", 32)); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []struct{ path, ct, body string }{
+		{"/api/v2/signingCert", "application/json", `{"credentials":{"oidcIdentityToken":"not-a-jwt"}}`},
+		{"/api/v2/log/entries", "application/json", `{}`},
+		{"/api/v2/attestations", "application/json", `{}`},
+		{"/api/v1/timestamp", "application/timestamp-query", "not DER"},
+	} {
+		resp, err := http.Post(p.URL+r.path, r.ct, strings.NewReader(r.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode < 400 {
+			t.Fatalf("POST %s %q was accepted", r.path, r.body)
+		}
+	}
+	if resp, err := http.Get(p.URL + "/dev/oidc/token?audience=sigstore&kind=github"); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("token without the request token: HTTP %d", resp.StatusCode)
+	}
+
+	fams := scrape(t, p)
+	docs := documentedMetrics(t)
+	documented := map[string]bool{}
+	for _, d := range docs {
+		documented[d.name] = true
+		f, ok := fams[d.name]
+		if !ok {
+			t.Errorf("%s is documented but not on /metrics", d.name)
+			continue
+		}
+		if got := strings.ToLower(f.GetType().String()); got != d.typ {
+			t.Errorf("%s is a %s on /metrics, documented as a %s", d.name, got, d.typ)
+		}
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName())
+			}
+			slices.Sort(labels)
+			if !slices.Equal(labels, d.labels) {
+				t.Errorf("%s has labels %v on /metrics, documented %v", d.name, labels, d.labels)
+				break
+			}
+		}
+	}
+	var goMetrics, processMetrics bool
+	for name := range fams {
+		goMetrics = goMetrics || strings.HasPrefix(name, "go_")
+		processMetrics = processMetrics || strings.HasPrefix(name, "process_")
+		if strings.HasPrefix(name, "signet_") && !documented[name] {
+			t.Errorf("%s is on /metrics but not in docs/server.md", name)
+		}
+	}
+	if !goMetrics || !processMetrics {
+		t.Errorf("Go collector present %v, process collector present %v; docs/server.md promises both", goMetrics, processMetrics)
+	}
+}
