@@ -52,11 +52,8 @@ func newAttestBlobCmd() *cobra.Command {
 whose predicate is P.json, sign it as a DSSE envelope and log it. The result
 is a Sigstore bundle, as cosign attest-blob writes it.
 
---type is a short name or any predicate type URI:
-  slsaprovenance1   https://slsa.dev/provenance/v1 (checked to be SLSA v1)
-  spdxjson          https://spdx.dev/Document (checked to be SPDX 2.x JSON)
-  cyclonedx         https://cyclonedx.org/bom (checked to be CycloneDX JSON)
-  <URI>             anything else; the predicate must be a JSON object
+--type is one of cosign's short names or any predicate type URI:
+` + intoto.TypeNamesHelp + `
 
 Against a signet server (--server) the whole envelope is also kept in the
 server's attestation store, so 'signet log search --digest FILE' finds it.
@@ -85,12 +82,14 @@ predicate that is not what --type says).
 			if err != nil {
 				return err
 			}
-			if err := checkFile("--predicate", predicate); err != nil {
+			path, cleanup, err := spoolStdin(cmd, predicate, "--predicate")
+			if err != nil {
 				return err
 			}
-			pred, err := os.ReadFile(predicate)
+			defer cleanup()
+			pred, err := readPredicate(path, pt, 0)
 			if err != nil {
-				return usageError{fmt.Errorf("--predicate: %v", err)}
+				return err
 			}
 			if err := pipeline.CheckPredicate(pt, pred); err != nil {
 				return usageError{fmt.Errorf("--predicate: %w", err)}
@@ -101,7 +100,11 @@ predicate that is not what --type says).
 				return err
 			}
 			who.announce(cmd.ErrOrStderr(), "an attestation ("+pt+") about "+file)
-			r, err := signBlob(ctx, o, file, s.bundle, &pipeline.Attestation{Type: pt, Predicate: pred})
+			v, err := s.verifier(ctx, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			r, err := signBlob(ctx, o, v, file, s.bundle, &pipeline.Attestation{Type: pt, Predicate: pred})
 			if err != nil {
 				return err
 			}
@@ -113,7 +116,7 @@ predicate that is not what --type says).
 		},
 	}
 	s.add(cmd.Flags())
-	cmd.Flags().StringVar(&predicate, "predicate", "", "the predicate: a JSON file (SLSA provenance, SPDX or CycloneDX SBOM, …)")
-	cmd.Flags().StringVar(&typeName, "type", "", "predicate type: slsaprovenance1, spdxjson, cyclonedx or a URI")
+	cmd.Flags().StringVar(&predicate, "predicate", "", "the predicate: a JSON file (SLSA provenance, SPDX or CycloneDX SBOM, …), or - for standard input")
+	cmd.Flags().StringVar(&typeName, "type", "", "predicate type: slsaprovenance1, spdxjson, cyclonedx, custom, … (see above) or a URI")
 	return cmd
 }

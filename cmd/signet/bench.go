@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -106,9 +105,7 @@ request token. Results for the reference machine are in docs/benchmarks.md.`,
 				}
 			}
 			if output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(map[string]any{"workload": kind, "server": serverURL, "results": results}); err != nil {
+				if err := writeJSON(cmd.OutOrStdout(), map[string]any{"workload": kind, "server": serverURL, "results": results}); err != nil {
 					return err
 				}
 			}

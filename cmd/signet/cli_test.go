@@ -25,7 +25,14 @@ type cliRun struct {
 // source of the machine running the tests leaks in) plus env.
 func runSignet(t testing.TB, env []string, args ...string) cliRun {
 	t.Helper()
+	return runSignetStdin(t, env, "", args...)
+}
+
+// runSignetStdin is runSignet with stdin as standard input.
+func runSignetStdin(t testing.TB, env []string, stdin string, args ...string) cliRun {
+	t.Helper()
 	cmd := exec.Command(servertest.Binary(t), args...)
+	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -53,7 +60,17 @@ func (r cliRun) want(t testing.TB, code int) cliRun {
 // decode parses stdout as JSON into v.
 func (r cliRun) decode(t testing.TB, v any) {
 	t.Helper()
-	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	// Every JSON answer is one object that starts with its schemaVersion.
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(r.stdout), &fields); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, r.stdout)
+	}
+	if string(fields["schemaVersion"]) != "1" || !strings.HasPrefix(strings.TrimSpace(r.stdout), "{\n  \"schemaVersion\": 1") {
+		t.Fatalf("stdout does not start with schemaVersion 1:\n%s", r.stdout)
+	}
+	delete(fields, "schemaVersion")
+	rest, _ := json.Marshal(fields)
+	dec := json.NewDecoder(bytes.NewReader(rest))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		t.Fatalf("stdout is not the documented JSON: %v\n%s", err, r.stdout)

@@ -23,8 +23,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/signet-dev/signet/core/oci"
-	"github.com/signet-dev/signet/core/pipeline"
 	"github.com/signet-dev/signet/core/oci/ocitest"
+	"github.com/signet-dev/signet/core/pipeline"
 )
 
 // storeLimit is the attestation store limit of the test server: small

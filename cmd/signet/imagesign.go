@@ -15,7 +15,6 @@ import (
 	"github.com/signet-dev/signet/core/pipeline"
 	"github.com/signet-dev/signet/core/sbom"
 	"github.com/signet-dev/signet/core/sign"
-	"github.com/signet-dev/signet/core/signer"
 )
 
 // imageSignFlags are the flags sign and attest share: sign-blob's, without
@@ -29,10 +28,7 @@ type imageSignFlags struct {
 
 func (f *imageSignFlags) add(cmd *cobra.Command) {
 	fs := cmd.Flags()
-	f.s.trust.addSigningConfig(fs)
-	f.s.trust.addServer(fs)
-	fs.StringVar(&f.s.identityToken, "identity-token", "", "OIDC identity token (a JWT, or a file holding one); default: detected from the CI environment")
-	fs.StringVar(&f.s.key, "key", "", "sign with this self-managed PEM private key instead of keyless (password in $"+signer.PasswordEnv+" if encrypted)")
+	f.s.addCommon(fs)
 	fs.BoolVarP(&f.recursive, "recursive", "r", false, "for a multi-platform index, also sign each platform manifest (what docker pull and Kubernetes resolve to)")
 	fs.BoolVar(&f.legacyTags, "legacy-tags", false, "also write cosign's legacy sha256-<hex>.sig/.att tags, for policy engines that read only those (Kyverno, policy-controller)")
 	f.reg.add(fs)
@@ -125,6 +121,10 @@ func (f *imageSignFlags) run(cmd *cobra.Command, image string, job imageJob) err
 	if err != nil {
 		return err
 	}
+	v, err := f.s.verifier(ctx, stderr)
+	if err != nil {
+		return err
+	}
 	resolved, err := resolveImage(ctx, c, image, f.recursive)
 	if err != nil {
 		return err
@@ -139,6 +139,7 @@ func (f *imageSignFlags) run(cmd *cobra.Command, image string, job imageJob) err
 		// One manifest at a time, in order, as the user reads the output.
 		Concurrency: 1,
 		Progress:    imageProgress(stderr, who, o.Progress),
+		Verifier:    v,
 	}
 	if job.kind == oci.KindAttestation {
 		plan.Attestations = []pipeline.Attestation{job.attestation}
@@ -272,6 +273,12 @@ const predicateSlack = 16 << 10
 // size checked in one streamed pass before it is read whole, so a wrong or
 // oversized file is refused without holding it in memory.
 func loadPredicate(path, predicateType string) ([]byte, error) {
+	return readPredicate(path, predicateType, oci.DefaultMaxBundleSize)
+}
+
+// readPredicate is loadPredicate with the bundle size limit maxBundle (0:
+// none, for a bundle file).
+func readPredicate(path, predicateType string, maxBundle int64) ([]byte, error) {
 	if err := checkFile("--predicate", path); err != nil {
 		return nil, err
 	}
@@ -285,24 +292,14 @@ func loadPredicate(path, predicateType string) ([]byte, error) {
 			return nil, usageError{fmt.Errorf("--predicate: %w", err)}
 		}
 		if !strings.HasPrefix(predicateType, info.PredicateType) {
-			return nil, usageError{fmt.Errorf("--predicate %s is %s %s, but --type says %s; pass --type %s", path, info.Format, info.Version, predicateType, shortTypeName(info.PredicateType))}
+			return nil, usageError{fmt.Errorf("--predicate %s is %s %s, but --type says %s; pass --type %s", path, info.Format, info.Version, predicateType, intoto.ShortName(info.PredicateType))}
 		}
 	}
-	if bundleSize := st.Size()*4/3 + predicateSlack; bundleSize > oci.DefaultMaxBundleSize {
+	if bundleSize := st.Size()*4/3 + predicateSlack; maxBundle > 0 && bundleSize > maxBundle {
 		return nil, fmt.Errorf("--predicate %s is %d bytes; its bundle would be about %d bytes, over the %d-byte limit for a bundle attached to an image; attach a smaller document (e.g. an SBOM without file-level entries) or publish it as an artifact and attest its digest with attest-blob",
 			path, st.Size(), bundleSize, int64(oci.DefaultMaxBundleSize))
 	}
 	return os.ReadFile(path)
-}
-
-func shortTypeName(pt string) string {
-	switch pt {
-	case sbom.PredicateSPDX:
-		return "spdxjson"
-	case sbom.PredicateCycloneDX:
-		return "cyclonedx"
-	}
-	return pt
 }
 
 func newImageAttestCmd() *cobra.Command {
@@ -319,11 +316,8 @@ P.json, sign it as a DSSE envelope, log it, and attach the bundle to the
 image as an OCI 1.1 referrer. 'cosign verify-attestation' and 'signet
 verify-attestation' accept it.
 
---type is a short name or any predicate type URI:
-  slsaprovenance1   https://slsa.dev/provenance/v1 (checked to be SLSA v1)
-  spdxjson          https://spdx.dev/Document (checked to be SPDX 2.x JSON)
-  cyclonedx         https://cyclonedx.org/bom (checked to be CycloneDX JSON)
-  <URI>             anything else; the predicate must be a JSON object
+--type is one of cosign's short names or any predicate type URI:
+` + intoto.TypeNamesHelp + `
 SBOMs are recognised in one streamed pass before they are loaded. Against a
 signet server (--server) the envelope is also kept in the server's
 attestation store, whose size limit then applies.
@@ -346,7 +340,12 @@ attestation store, whose size limit then applies.
 			if err != nil {
 				return err
 			}
-			pred, err := loadPredicate(predicate, pt)
+			path, cleanup, err := spoolStdin(cmd, predicate, "--predicate")
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			pred, err := loadPredicate(path, pt)
 			if err != nil {
 				return err
 			}
@@ -359,7 +358,7 @@ attestation store, whose size limit then applies.
 		},
 	}
 	f.add(cmd)
-	cmd.Flags().StringVar(&predicate, "predicate", "", "the predicate: a JSON file (SLSA provenance, SPDX or CycloneDX SBOM, …)")
-	cmd.Flags().StringVar(&typeName, "type", "", "predicate type: slsaprovenance1, spdxjson, cyclonedx or a URI")
+	cmd.Flags().StringVar(&predicate, "predicate", "", "the predicate: a JSON file (SLSA provenance, SPDX or CycloneDX SBOM, …), or - for standard input")
+	cmd.Flags().StringVar(&typeName, "type", "", "predicate type: slsaprovenance1, spdxjson, cyclonedx, custom, … (see above) or a URI")
 	return cmd
 }

@@ -28,12 +28,10 @@ func main() {
 	transport.Version = version
 	root := newRootCmd()
 	if err := root.Execute(); err != nil {
+		err = withRemedy(err)
 		fmt.Fprintln(os.Stderr, "Error:", err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			os.Exit(exitUsage)
-		}
-		os.Exit(exitFailed)
+		reportError(os.Stdout, root, os.Args[1:], err)
+		os.Exit(exitCodeOf(err))
 	}
 	os.Exit(exitOK)
 }
@@ -51,6 +49,7 @@ Run your own private Sigstore with 'signet server'.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	addTimeout(root)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())}
 	})
@@ -59,6 +58,7 @@ Run your own private Sigstore with 'signet server'.`,
 		newTrustCmd(), newLogCmd(), newQuickstartCmd(),
 		newImageSignCmd(), newImageAttestCmd(), newImageVerifyCmd(), newImageVerifyAttestationCmd(), newImageTreeCmd(), newImageCopyCmd())
 	markArgErrors(root)
+	documentExitCodes(root)
 	return root
 }
 

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
@@ -37,10 +39,36 @@ func (o *outputFormat) check() error {
 
 func (o *outputFormat) json() bool { return o.format == "json" }
 
+// schemaVersion versions every JSON object the CLI prints (docs/cli.md).
+const schemaVersion = 1
+
+// jsonWritten records that a command printed its JSON result, so that a
+// failure after it (a verification that printed its report) prints no second
+// object.
+var jsonWritten atomic.Bool
+
+// writeJSON prints v, a JSON object, with "schemaVersion" as its first field.
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if len(raw) < 2 || raw[0] != '{' {
+		return fmt.Errorf("internal: JSON output %T is not an object", v)
+	}
+	sep := ","
+	if string(raw) == "{}" {
+		sep = ""
+	}
+	obj := append([]byte(fmt.Sprintf(`{"schemaVersion":%d%s`, schemaVersion, sep)), raw[1:]...)
+	var out bytes.Buffer
+	if err := json.Indent(&out, obj, "", "  "); err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	jsonWritten.Store(true)
+	_, err = w.Write(out.Bytes())
+	return err
 }
 
 // logEntryJSON is one transparency log entry in --output json.

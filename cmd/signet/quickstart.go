@@ -241,7 +241,7 @@ func (q *quickstart) run(ctx context.Context, dir, addr string) (err error) {
 	sum := sha256.Sum256([]byte(content))
 	r.Digest = "sha256:" + hex.EncodeToString(sum[:])
 
-	sig, err := signBlob(ctx, o, r.Artifact, "", nil)
+	sig, err := signBlob(ctx, o, nil, r.Artifact, "", nil)
 	detail := ""
 	if err == nil {
 		r.Signed = append(r.Signed, sig)
@@ -322,7 +322,7 @@ func (q *quickstart) attest(ctx context.Context, o sign.Options, predPath string
 	if err != nil {
 		return "", err
 	}
-	res, err := signBlob(ctx, o, r.Artifact, "", &pipeline.Attestation{Type: pt, Predicate: pred})
+	res, err := signBlob(ctx, o, nil, r.Artifact, "", &pipeline.Attestation{Type: pt, Predicate: pred})
 	if err != nil {
 		return "", err
 	}

@@ -20,20 +20,46 @@ import (
 
 // signFlags are the flags sign-blob and attest-blob share.
 type signFlags struct {
-	trust         trustSource
-	out           outputFormat
-	identityToken string
-	key           string
-	bundle        string
+	trust           trustSource
+	out             outputFormat
+	identityToken   string
+	key             string
+	bundle          string
+	yes             bool
+	newBundleFormat bool
 }
 
 func (s *signFlags) add(f *pflag.FlagSet) {
-	s.trust.addSigningConfig(f)
-	s.trust.addServer(f)
-	f.StringVar(&s.identityToken, "identity-token", "", "OIDC identity token (a JWT, or a file holding one); default: detected from the CI environment")
-	f.StringVar(&s.key, "key", "", "sign with this self-managed PEM private key instead of keyless (password in $"+signer.PasswordEnv+" if encrypted)")
+	s.addCommon(f)
 	f.StringVar(&s.bundle, "bundle", "", "where to write the Sigstore bundle (default <FILE>.sigstore.json)")
 	s.out.add(f)
+}
+
+// addCommon adds the flags every signing command has.
+func (s *signFlags) addCommon(f *pflag.FlagSet) {
+	s.trust.addSigningConfig(f)
+	s.trust.addServer(f)
+	f.StringVar(&s.trust.trustedRoot, "trusted-root", "", "trusted_root.json: verify each bundle against it before writing it, as cosign v3 does (default: not checked)")
+	f.StringVar(&s.identityToken, "identity-token", "", "OIDC identity token (a JWT, or a file holding one); default: detected from the CI environment")
+	f.StringVar(&s.key, "key", "", "sign with this self-managed PEM private key instead of keyless (password in $"+signer.PasswordEnv+" if encrypted)")
+	// cosign's, accepted so its command lines work unchanged.
+	f.BoolVarP(&s.yes, "yes", "y", false, "accepted for cosign compatibility: signet asks nothing, so there is nothing to confirm")
+	f.BoolVar(&s.newBundleFormat, "new-bundle-format", true, "accepted for cosign compatibility: signet writes Sigstore bundles v0.3 only")
+}
+
+// verifier is the trusted root's verifier with --trusted-root, else nil.
+func (s *signFlags) verifier(ctx context.Context, stderr io.Writer) (*verify.Verifier, error) {
+	if !s.newBundleFormat {
+		return nil, usageError{errors.New("--new-bundle-format=false: signet writes Sigstore bundles (v0.3) only, which cosign v3 reads; drop the flag")}
+	}
+	if s.trust.trustedRoot == "" {
+		return nil, nil
+	}
+	r, err := s.trust.root(ctx, httpClient(), stderr)
+	if err != nil {
+		return nil, err
+	}
+	return verify.New(r.Root), nil
 }
 
 const identityTokenHelp = `
@@ -176,12 +202,12 @@ func checkFile(flag, path string) error {
 // signBlob signs file into bundlePath ("" for <file>.sigstore.json), or
 // makes the attestation att about it; the bundle path is checked writable
 // before anything is signed.
-func signBlob(ctx context.Context, o sign.Options, file, bundlePath string, att *pipeline.Attestation) (*signResult, error) {
+func signBlob(ctx context.Context, o sign.Options, v *verify.Verifier, file, bundlePath string, att *pipeline.Attestation) (*signResult, error) {
 	sub, err := pipeline.FileSubject(file)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("FILE: %w", err)}
 	}
-	plan := pipeline.Plan{Subjects: []pipeline.Subject{sub}, Sign: att == nil, Destinations: []pipeline.Destination{&pipeline.Files{Path: bundlePath}}}
+	plan := pipeline.Plan{Subjects: []pipeline.Subject{sub}, Sign: att == nil, Destinations: []pipeline.Destination{&pipeline.Files{Path: bundlePath}}, Verifier: v}
 	if att != nil {
 		plan.Attestations = []pipeline.Attestation{*att}
 	}
@@ -234,7 +260,15 @@ Progress goes to stderr, the result to stdout. Exit status: 0 signed,
 		Args: exactArgs(1, "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := args[0]
-			if err := checkFile("FILE", file); err != nil {
+			if file == stdinName && s.bundle == "" {
+				return usageError{errStdinBundle}
+			}
+			path, cleanup, err := spoolStdin(cmd, file, "FILE")
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			if err := checkFile("FILE", path); err != nil {
 				return err
 			}
 			ctx := cmd.Context()
@@ -242,11 +276,16 @@ Progress goes to stderr, the result to stdout. Exit status: 0 signed,
 			if err != nil {
 				return err
 			}
-			who.announce(cmd.ErrOrStderr(), file)
-			r, err := signBlob(ctx, o, file, s.bundle, nil)
+			v, err := s.verifier(ctx, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
+			who.announce(cmd.ErrOrStderr(), file)
+			r, err := signBlob(ctx, o, v, path, s.bundle, nil)
+			if err != nil {
+				return err
+			}
+			r.Artifact = file
 			if s.out.json() {
 				return writeJSON(cmd.OutOrStdout(), r)
 			}

@@ -118,6 +118,8 @@ type verifyResult struct {
 	Error       string `json:"error,omitempty"`
 	Expected    string `json:"expected,omitempty"`
 	Found       string `json:"found,omitempty"`
+
+	err error // the failure, for failure() and its remedy
 }
 
 type verifiedTime struct {
@@ -128,7 +130,7 @@ type verifiedTime struct {
 func newVerifyResult(file, bundlePath string, res *verify.Result, err error) *verifyResult {
 	r := &verifyResult{Artifact: file, Bundle: bundlePath}
 	if err != nil {
-		r.Error = err.Error()
+		r.Error, r.err = err.Error(), err
 		var ve *verify.Error
 		if errors.As(err, &ve) {
 			r.FailedCheck, r.Expected, r.Found = string(ve.Check), ve.Expected, ve.Found
@@ -183,6 +185,9 @@ func (r *verifyResult) print(w io.Writer) {
 // so that a CI log shows at a glance why it failed.
 func (r *verifyResult) failure() error {
 	// A *verify.Error's message starts with the check's name.
+	if r.err != nil {
+		return fmt.Errorf("verification failed: %w", r.err)
+	}
 	return fmt.Errorf("verification failed: %s", r.Error)
 }
 
@@ -347,12 +352,20 @@ verify-blob-attestation also checks the predicate type.
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := args[0]
 			if v.bundle == "" {
+				if file == stdinName {
+					return usageError{errStdinBundle}
+				}
 				v.bundle = file + ".sigstore.json"
 			}
-			ver, b, pol, err := v.prepare(cmd, file)
+			path, cleanup, err := spoolStdin(cmd, file, "FILE")
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			ver, b, pol, err := v.prepare(cmd, path)
 			var res *verify.Result
 			if err == nil {
-				res, err = verifyBlobFile(cmd.Context(), ver, b, file, pol)
+				res, err = verifyBlobFile(cmd.Context(), ver, b, path, pol)
 			} else if ver == nil {
 				return err
 			}

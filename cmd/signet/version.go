@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -29,9 +28,7 @@ func newVersionCmd() *cobra.Command {
 			}
 			switch output {
 			case "json":
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(info)
+				return writeJSON(cmd.OutOrStdout(), info)
 			case "text", "":
 				fmt.Fprintf(cmd.OutOrStdout(), "signet %s (%s, %s)\n", info["version"], info["go"], info["platform"])
 				return nil

@@ -14,6 +14,7 @@ package pipeline
 
 import (
 	"context"
+	"crypto"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,12 +22,14 @@ import (
 	"sync"
 	"time"
 
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/signet-dev/signet/core/certext"
 	"github.com/signet-dev/signet/core/intoto"
 	"github.com/signet-dev/signet/core/sign"
+	"github.com/signet-dev/signet/core/verify"
 )
 
 // Attestation is one predicate to attest to.
@@ -59,6 +62,11 @@ type Plan struct {
 	// Progress, if set, is called as each bundle starts and after each
 	// step, from one goroutine at a time.
 	Progress func(Event)
+	// Verifier, if set, verifies each bundle offline against its trusted
+	// root, as signed by the identity (or key) the bundle names, before any
+	// destination gets it: what the services returned is proven before it is
+	// kept (cosign v3's --trusted-root on signing).
+	Verifier *verify.Verifier
 }
 
 // Event reports progress on one item.
@@ -308,7 +316,7 @@ func Run(ctx context.Context, o sign.Options, p Plan) (*Report, error) {
 			if gctx.Err() != nil {
 				return nil // an earlier item failed
 			}
-			b, err := make1(gctx, o, it, p.Destinations, progress)
+			b, err := make1(gctx, o, it, p.Destinations, p.Verifier, progress)
 			if b != nil {
 				done[i] = b
 			}
@@ -337,6 +345,38 @@ type ItemError struct {
 func (e *ItemError) Error() string { return e.Item.Describe() + ": " + e.Err.Error() }
 func (e *ItemError) Unwrap() error { return e.Err }
 
+// SelfVerifyError is a bundle the services returned that does not verify
+// against the trusted root given to check it; no destination got it.
+type SelfVerifyError struct{ Err error }
+
+func (e *SelfVerifyError) Error() string {
+	return "the bundle the services returned does not verify against the trusted root, so it was not written: " + e.Err.Error()
+}
+func (e *SelfVerifyError) Unwrap() error { return e.Err }
+
+// selfVerify verifies a fresh bundle as signed by whom it says signed it.
+func selfVerify(ctx context.Context, v *verify.Verifier, o sign.Options, it *Item, res *sign.Result) error {
+	var pol verify.Policy
+	if res.Certificate != nil {
+		san, issuer := certext.Identity(res.Certificate)
+		pol.Identity, pol.Issuer = verify.Exact(san), verify.Exact(issuer)
+	} else {
+		pol.Key = o.Key.Public()
+	}
+	s := it.Subjects[0]
+	sum, err := hex.DecodeString(s.SHA256)
+	if err != nil {
+		return err
+	}
+	d := verify.Digest{Algorithm: crypto.SHA256, Value: sum}
+	if it.Statement == nil {
+		_, err = v.VerifyDigest(ctx, res.Bundle, verify.Digest{Algorithm: hashOf(res), Value: res.Digest}, pol)
+		return err
+	}
+	_, err = v.VerifyAttestation(ctx, res.Bundle, d, pol, it.PredicateType)
+	return err
+}
+
 // PutError is a bundle that was made (and logged) but that a destination
 // failed to store.
 type PutError struct {
@@ -349,7 +389,7 @@ func (e *PutError) Unwrap() error { return e.Err }
 
 // make1 signs one item and stores it. A bundle that was made but not stored
 // everywhere is returned with the error, so the report says where it went.
-func make1(ctx context.Context, o sign.Options, it *Item, dests []Destination, progress func(Event)) (*Bundle, error) {
+func make1(ctx context.Context, o sign.Options, it *Item, dests []Destination, v *verify.Verifier, progress func(Event)) (*Bundle, error) {
 	progress(Event{Item: it, Detail: "signing " + it.Describe()})
 	o.ViaAttestationStore = it.ViaAttestationStore
 	o.Progress = func(e sign.Event) { progress(Event{Item: it, Step: e.Step, Detail: e.Detail}) }
@@ -364,6 +404,11 @@ func make1(ctx context.Context, o sign.Options, it *Item, dests []Destination, p
 	}
 	if err != nil {
 		return nil, err
+	}
+	if v != nil {
+		if err := selfVerify(ctx, v, o, it, res); err != nil {
+			return nil, &SelfVerifyError{Err: err}
+		}
 	}
 	b := newBundle(it, res)
 	s := &Signed{Result: res, o: o}
@@ -396,4 +441,14 @@ func CheckPredicate(predicateType string, predicate []byte) error {
 		return &PredicateError{Type: predicateType, Err: err}
 	}
 	return nil
+}
+
+func hashOf(res *sign.Result) crypto.Hash {
+	switch res.DigestAlgorithm {
+	case protocommon.HashAlgorithm_SHA2_384:
+		return crypto.SHA384
+	case protocommon.HashAlgorithm_SHA2_512:
+		return crypto.SHA512
+	}
+	return crypto.SHA256
 }

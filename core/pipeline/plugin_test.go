@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -185,3 +186,56 @@ func TestExamplePluginAgainstSignetServer(t *testing.T) {
 }
 
 func hexDigest(s string) ([]byte, error) { return hex.DecodeString(s) }
+
+// With a Verifier, each bundle is proven against the trusted root before any
+// destination gets it: a root that does not know the server's keys stops the
+// bundle from being written.
+func TestVerifyBeforeWriting(t *testing.T) {
+	ctx := context.Background()
+	p := servertest.Start(t, t.TempDir(), "--dev-oidc")
+	tok, err := p.Token(ctx, url.Values{"kind": {"github"}, "repository": {"acme/app"}, "workflow": {".github/workflows/release.yml"}, "ref": {"refs/heads/main"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	services, err := sign.FromServer(ctx, p.URL, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	trJSON, _ := p.Get("/trust/trusted_root.json")
+	own, err := trust.ParseRoot(trJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := trust.ReadRootFile("../../../shared/interop/trusted_root.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	a := file(t, dir, "a.bin", "a")
+	o := sign.Options{Services: services, IdentityToken: tok}
+	for _, signIt := range []bool{true, false} {
+		plan := func(v *verify.Verifier) pipeline.Plan {
+			pl := pipeline.Plan{Subjects: []pipeline.Subject{a}, Sign: signIt, Destinations: []pipeline.Destination{&pipeline.Files{}}, Verifier: v}
+			if !signIt {
+				pl.Attestations = []pipeline.Attestation{{Type: "https://example.com/x/v1", Predicate: []byte(`{"ok":true}`)}}
+			}
+			return pl
+		}
+		if _, err := pipeline.Run(ctx, o, plan(verify.New(own))); err != nil {
+			t.Fatalf("sign=%v against its own root: %v", signIt, err)
+		}
+		written := a.Path + ".sigstore.json"
+		if !signIt {
+			written = a.Path + "." + intoto.FileTag("https://example.com/x/v1") + ".sigstore.json"
+		}
+		os.Remove(written)
+		_, err := pipeline.Run(ctx, o, plan(verify.New(foreign)))
+		var sv *pipeline.SelfVerifyError
+		if !errors.As(err, &sv) || verify.CheckOf(err) == "" {
+			t.Fatalf("sign=%v against a foreign root: %v, want a SelfVerifyError naming the check", signIt, err)
+		}
+		if _, err := os.Stat(written); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("sign=%v: a bundle that does not verify was written (%v)", signIt, err)
+		}
+	}
+}
