@@ -313,8 +313,10 @@ func Run(ctx context.Context, o sign.Options, p Plan) (*Report, error) {
 	g.SetLimit(n)
 	for i, it := range items {
 		g.Go(func() error {
-			if gctx.Err() != nil {
-				return nil // an earlier item failed
+			if err := gctx.Err(); err != nil {
+				// An earlier item failed (its error is the one Wait
+				// returns) or the caller gave up.
+				return err
 			}
 			b, err := make1(gctx, o, it, p.Destinations, p.Verifier, progress)
 			if b != nil {

@@ -286,3 +286,16 @@ func TestFailureMidRun(t *testing.T) {
 		t.Errorf("a bundle was written for the failed signature: %v", err)
 	}
 }
+
+// A caller that gives up gets an error, not an empty report that looks done.
+func TestCancelledRunFails(t *testing.T) {
+	dir := t.TempDir()
+	a := file(t, dir, "a", "a")
+	o, log, _ := fakes(t, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rep, err := pipeline.Run(ctx, o, pipeline.Plan{Subjects: []pipeline.Subject{a}, Sign: true, Destinations: []pipeline.Destination{&pipeline.Files{}}})
+	if !errors.Is(err, context.Canceled) || len(rep.Bundles) != 0 || log.calls != 0 {
+		t.Fatalf("cancelled run: %v, %d bundles, %d log calls", err, len(rep.Bundles), log.calls)
+	}
+}
