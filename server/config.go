@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
+	"reflect"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -51,8 +54,11 @@ type Config struct {
 	} `yaml:"ca"`
 
 	Log struct {
-		// Origin is the checkpoint origin line and key name; default: the
-		// URL's host name without port, which is what Sigstore verifiers expect.
+		// Origin is the checkpoint origin line and key name: a host name.
+		// Default: the URL's host name without port. Sigstore verifiers
+		// derive it from the host of the log's baseUrl in trusted_root.json,
+		// so when it differs from the URL's host, the trust files name the
+		// log at the URL with this host (see logOrigin).
 		Origin             string        `yaml:"origin"`
 		CheckpointInterval time.Duration `yaml:"checkpointInterval"`
 		BatchMaxAge        time.Duration `yaml:"batchMaxAge"`
@@ -88,8 +94,10 @@ const (
 	DefaultMaxConnections = 4096
 )
 
-// LoadConfig reads a YAML config file. Unknown keys are an error: a typo in a
-// security setting must not silently fall back to a default.
+// LoadConfig reads a YAML config file. Unknown keys are an error naming
+// the key and what its section takes: a typo in a security setting must not
+// silently fall back to a default. So is a second YAML document, which
+// would otherwise be ignored.
 func LoadConfig(path string) (Config, error) {
 	var c Config
 	b, err := os.ReadFile(path)
@@ -97,12 +105,90 @@ func LoadConfig(path string) (Config, error) {
 		return c, fmt.Errorf("config: %w", err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	// An empty file means "all defaults".
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	var doc yaml.Node
+	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+		return c, nil // an empty file means "all defaults"
+	} else if err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		where := ""
+		if err == nil {
+			where = fmt.Sprintf(" (a --- at line %d starts another)", next.Line)
+		}
+		return c, fmt.Errorf("config %s: holds more than one YAML document%s; only the first would be read, so put every setting in one", path, where)
+	}
+	if err := checkKeys(&doc, reflect.TypeOf(c), ""); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	strict := yaml.NewDecoder(bytes.NewReader(b))
+	strict.KnownFields(true)
+	if err := strict.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil
+}
+
+// checkKeys walks a YAML node along the type it decodes into and refuses
+// the first key that type does not have, naming it by its whole path
+// (log.orign, oidcIssuers[1].typ) with the keys its section takes.
+func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
+	for n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t.Kind() == reflect.Struct:
+		fields := map[string]reflect.Type{}
+		var names []string
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" || name == "-" || !f.IsExported() {
+				continue
+			}
+			fields[name] = f.Type
+			names = append(names, name)
+		}
+		section := "the top level"
+		if path != "" {
+			section = path
+		}
+		if n.Kind != yaml.MappingNode {
+			if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+				return nil // "log:" with nothing under it
+			}
+			return fmt.Errorf("line %d: %s must be a mapping of %s", n.Line, section, strings.Join(names, ", "))
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			key := k.Value
+			if path != "" {
+				key = path + "." + k.Value
+			}
+			ft, ok := fields[k.Value]
+			if !ok {
+				return fmt.Errorf("line %d: unknown key %s; %s takes %s", k.Line, key, section, strings.Join(names, ", "))
+			}
+			if err := checkKeys(v, ft, key); err != nil {
+				return err
+			}
+		}
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i, e := range n.Content {
+			if err := checkKeys(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	}
+	// Values of the wrong shape are left to the decoder, which names them.
+	return nil
 }
 
 func (c *Config) applyDefaults() {
@@ -136,6 +222,11 @@ func (c *Config) validate() error {
 			return fmt.Errorf("config: url %q must be an absolute http(s) URL such as https://signet.example.com", c.URL)
 		}
 	}
+	if c.Log.Origin != "" {
+		if err := checkOrigin(c.Log.Origin); err != nil {
+			return err
+		}
+	}
 	if c.HTTP.ReadTimeout < 0 || c.HTTP.MaxConnections < 0 {
 		return errors.New("config: http.readTimeout and http.maxConnections must not be negative")
 	}
@@ -143,4 +234,34 @@ func (c *Config) validate() error {
 		return errors.New("config: no OIDC issuer is configured, so the CA could issue no certificate; add oidcIssuers to the config file or pass --dev-oidc for a local trial")
 	}
 	return nil
+}
+
+// checkOrigin refuses a log.origin no Sigstore verifier accepts. C2SP allows
+// an origin such as example.com/log, but sigstore-go (and so cosign) and
+// signet take a Rekor v2 log's origin from the host name of its baseUrl in
+// trusted_root.json: an origin with a path, port or scheme would sign
+// checkpoints no client verifies.
+func checkOrigin(origin string) error {
+	u, err := url.Parse("//" + origin)
+	if err != nil || u.Host != origin || u.Hostname() != origin || origin == "" {
+		return fmt.Errorf("config: log.origin %q is not a host name; Sigstore verifiers (sigstore-go, cosign, signet) derive a log's checkpoint origin from the host name of its URL in trusted_root.json, so a path, port or scheme in it would make every bundle fail verification: use a host name such as log.example.com, or leave log.origin out to use the url's host", origin)
+	}
+	return nil
+}
+
+// logOrigin is the log's checkpoint origin and the URL the trust files
+// name the log at, for the server URL u and the configured origin. The
+// origin is the host name verifiers derive from that URL: u's own by
+// default; a configured one replaces u's host (port and path kept), and
+// that name must reach this server.
+func logOrigin(u *url.URL, configured string) (origin, logURL string) {
+	if configured == "" || configured == u.Hostname() {
+		return u.Hostname(), strings.TrimRight(u.String(), "/")
+	}
+	l := *u
+	l.Host = configured
+	if p := u.Port(); p != "" {
+		l.Host = net.JoinHostPort(configured, p)
+	}
+	return configured, strings.TrimRight(l.String(), "/")
 }

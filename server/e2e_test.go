@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/sign"
@@ -51,61 +52,12 @@ func TestStandardClientSignsAndVerifies(t *testing.T) {
 	ctx := context.Background()
 	p := servertest.Start(t, t.TempDir(), "--dev-oidc")
 
-	trJSON, err := p.Get("/trust/trusted_root.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	scJSON, err := p.Get("/trust/signing_config.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := root.NewTrustedRootFromJSON(trJSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := root.NewSigningConfigFromJSON(scJSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	tok, err := p.Token(ctx, url.Values{"kind": {"github"}, "repository": {"acme/widget"}, "workflow": {".github/workflows/release.yml"}, "ref": {"refs/heads/main"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	ca, err := root.SelectService(sc.FulcioCertificateAuthorityURLs(), sign.FulcioAPIVersions, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rekors, err := root.SelectServices(sc.RekorLogURLs(), sc.RekorLogURLsConfig(), sign.RekorAPIVersions, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tsas, err := root.SelectServices(sc.TimestampAuthorityURLs(), sc.TimestampAuthorityURLsConfig(), sign.TimestampAuthorityAPIVersions, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := sign.BundleOptions{
-		CertificateProvider:        sign.NewFulcio(&sign.FulcioOptions{BaseURL: ca.URL}),
-		CertificateProviderOptions: &sign.CertificateProviderOptions{IDToken: tok},
-		TrustedRoot:                tr,
-		Context:                    ctx,
-	}
-	for _, r := range rekors {
-		opts.TransparencyLogs = append(opts.TransparencyLogs, sign.NewRekor(&sign.RekorOptions{BaseURL: r.URL, Version: r.MajorAPIVersion}))
-	}
-	for _, ts := range tsas {
-		opts.TimestampAuthorities = append(opts.TimestampAuthorities, sign.NewTimestampAuthority(&sign.TimestampAuthorityOptions{URL: ts.URL}))
-	}
-	kp, err := sign.NewEphemeralKeypair(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	artifact := []byte("release artifact\n")
-	pb, err := sign.Bundle(&sign.PlainData{Data: artifact}, kp, opts)
-	if err != nil {
-		t.Fatalf("sigstore-go could not sign against signet: %v", err)
-	}
+	pb, tr, trJSON := sigstoreGoSign(t, p, tok, artifact)
 
 	v, err := verify.NewVerifier(tr, verify.WithSignedTimestamps(1), verify.WithTransparencyLog(1))
 	if err != nil {
@@ -386,32 +338,11 @@ func mustURL(t *testing.T, s string) *url.URL {
 
 func TestServesTLS(t *testing.T) {
 	dir := t.TempDir()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(time.Hour),
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
-
+	certFile, keyFile, cert := selfSignedTLS(t, dir)
 	p := servertest.Start(t, filepath.Join(dir, "data"), "--dev-oidc", "--tls-cert", certFile, "--tls-key", keyFile)
 	if !strings.HasPrefix(p.URL, "https://") {
 		t.Fatalf("server URL %q is not https", p.URL)
 	}
-	cert, _ := x509.ParseCertificate(der)
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
@@ -429,6 +360,33 @@ func TestServesTLS(t *testing.T) {
 	if resp, err := http.Get(strings.Replace(p.URL, "https://", "http://", 1) + "/healthz"); err == nil && resp.StatusCode == 200 {
 		t.Fatal("TLS listener answered plain HTTP")
 	}
+}
+
+// selfSignedTLS writes a TLS certificate for 127.0.0.1 and its key into dir.
+func selfSignedTLS(t *testing.T, dir string) (certFile, keyFile string, cert *x509.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Minute),
+		NotAfter:     time.Now().Add(time.Hour),
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+	cert, _ = x509.ParseCertificate(der)
+	return certFile, keyFile, cert
 }
 
 // Every identity shape the development issuer mints becomes a certificate
@@ -499,4 +457,61 @@ func TestCertificatesForEveryIdentityType(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "audience") {
 		t.Fatalf("want an audience refusal, got %v", err)
 	}
+}
+
+// sigstoreGoSign signs artifact with sigstore-go against the server, given
+// only its two trust files and an identity token, and returns the bundle
+// and the trusted root it was made under (parsed and as served).
+func sigstoreGoSign(t *testing.T, p *servertest.Process, tok string, artifact []byte) (*protobundle.Bundle, *root.TrustedRoot, []byte) {
+	t.Helper()
+	trJSON, err := p.Get("/trust/trusted_root.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scJSON, err := p.Get("/trust/signing_config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := root.NewTrustedRootFromJSON(trJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := root.NewSigningConfigFromJSON(scJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	ca, err := root.SelectService(sc.FulcioCertificateAuthorityURLs(), sign.FulcioAPIVersions, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rekors, err := root.SelectServices(sc.RekorLogURLs(), sc.RekorLogURLsConfig(), sign.RekorAPIVersions, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsas, err := root.SelectServices(sc.TimestampAuthorityURLs(), sc.TimestampAuthorityURLsConfig(), sign.TimestampAuthorityAPIVersions, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := sign.BundleOptions{
+		CertificateProvider:        sign.NewFulcio(&sign.FulcioOptions{BaseURL: ca.URL}),
+		CertificateProviderOptions: &sign.CertificateProviderOptions{IDToken: tok},
+		TrustedRoot:                tr,
+		Context:                    context.Background(),
+	}
+	for _, r := range rekors {
+		opts.TransparencyLogs = append(opts.TransparencyLogs, sign.NewRekor(&sign.RekorOptions{BaseURL: r.URL, Version: r.MajorAPIVersion}))
+	}
+	for _, ts := range tsas {
+		opts.TimestampAuthorities = append(opts.TimestampAuthorities, sign.NewTimestampAuthority(&sign.TimestampAuthorityOptions{URL: ts.URL}))
+	}
+	kp, err := sign.NewEphemeralKeypair(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := sign.Bundle(&sign.PlainData{Data: artifact}, kp, opts)
+	if err != nil {
+		t.Fatalf("sigstore-go could not sign against signet: %v", err)
+	}
+	return pb, tr, trJSON
 }

@@ -126,12 +126,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	}
 	authority.Register(mux)
 
-	// Sigstore verifiers name the checkpoint key after the log URL's host
-	// name, without the port (as rekor-tiles does), so that is the default.
-	origin := cfg.Log.Origin
-	if origin == "" {
-		origin = u.Hostname()
-	}
+	// Sigstore verifiers name the checkpoint key after the host name of
+	// the log's URL in trusted_root.json, without the port (as rekor-tiles
+	// does): the origin is that host name, and a configured origin is the
+	// host the trust files name the log under.
+	origin, logURL := logOrigin(u, cfg.Log.Origin)
 	s.log, err = tlog.Open(ctx, tlog.Options{
 		Dir:                s.dir.LogDir(),
 		Signer:             keys.Log,
@@ -179,6 +178,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 
 	s.trust, err = trust.Build(trust.Inputs{
 		BaseURL:      s.url,
+		LogURL:       logURL,
 		Operator:     cfg.Operator,
 		CAChain:      keys.CAChain,
 		LogPublicKey: s.log.PublicKey(),
@@ -272,6 +272,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := s.http.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("shutdown: requests still in flight after shutdownTimeout (%s) were cut off", s.cfg.ShutdownTimeout)
+	}
 	if cerr := s.closeAll(sctx); err == nil {
 		err = cerr
 	}

@@ -86,13 +86,43 @@ func Start(t testing.TB, dataDir string, args ...string) *Process {
 
 // StartErr is Start without a testing.TB, for callers that expect failure.
 func StartErr(bin, dataDir string, args ...string) (*Process, error) {
-	all := append([]string{"server", "--addr", "127.0.0.1:0", "--data", dataDir, "--log-level", "warn"}, args...)
+	p, err := StartArgsErr(bin, append([]string{"--addr", "127.0.0.1:0", "--data", dataDir}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	p.DataDir = dataDir // as given, not as the server resolved it
+	return p, nil
+}
+
+// StartArgs runs `signet server args...` with no --addr or --data of its
+// own (a config file may give them; DataDir is then what the server says it
+// uses) and waits until it answers /healthz. The process is killed when the
+// test ends.
+func StartArgs(t testing.TB, args ...string) *Process {
+	t.Helper()
+	p, err := StartArgsErr(Binary(t), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Kill()
+		if t.Failed() {
+			t.Logf("server stderr (last 4 KiB):\n%s", tail(p.Stderr(), 4096))
+		}
+	})
+	return p
+}
+
+// StartArgsErr is StartArgs without a testing.TB, for callers that expect
+// failure.
+func StartArgsErr(bin string, args ...string) (*Process, error) {
+	all := append([]string{"server", "--log-level", "warn"}, args...)
 	cmd := exec.Command(bin, all...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
-	p := &Process{DataDir: dataDir, cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	p := &Process{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -102,7 +132,8 @@ func StartErr(bin, dataDir string, args ...string) (*Process, error) {
 		close(p.done)
 	}()
 
-	// The banner's first line names the URL; the rest is read and dropped.
+	// The banner's first lines name the URL and the data directory; the
+	// rest is read and dropped.
 	lines := make(chan string, 16)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -115,7 +146,7 @@ func StartErr(bin, dataDir string, args ...string) (*Process, error) {
 		close(lines)
 	}()
 	deadline := time.After(60 * time.Second)
-	for p.URL == "" {
+	for p.URL == "" || p.DataDir == "" {
 		select {
 		case l, ok := <-lines:
 			if !ok {
@@ -124,6 +155,9 @@ func StartErr(bin, dataDir string, args ...string) (*Process, error) {
 			}
 			if rest, ok := strings.CutPrefix(l, "signet server at "); ok {
 				p.URL = strings.TrimSpace(rest)
+			}
+			if rest, ok := strings.CutPrefix(l, "  data directory "); ok {
+				p.DataDir = strings.TrimSpace(rest)
 			}
 		case <-deadline:
 			p.Kill()
@@ -146,7 +180,7 @@ func StartErr(bin, dataDir string, args ...string) (*Process, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if b, err := os.ReadFile(filepath.Join(dataDir, "dev-oidc", "request-token")); err == nil {
+	if b, err := os.ReadFile(filepath.Join(p.DataDir, "dev-oidc", "request-token")); err == nil {
 		p.RequestToken = strings.TrimSpace(string(b))
 	}
 	return p, nil

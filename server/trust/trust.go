@@ -35,7 +35,10 @@ const (
 
 // Inputs is what the trust files are made of.
 type Inputs struct {
-	BaseURL  string // public URL of this server, no trailing slash
+	BaseURL string // public URL of this server, no trailing slash
+	// LogURL is the log's URL in both files; default BaseURL. Sigstore
+	// verifiers take the log's checkpoint origin from its host name.
+	LogURL   string
 	Operator string // shown to clients as the operator of each service
 
 	CAChain []*x509.Certificate // issuing certificate first, root last
@@ -66,6 +69,10 @@ func Build(in Inputs) (*Files, error) {
 		return nil, errors.New("trust: log key and log ID are required")
 	}
 	base := strings.TrimRight(in.BaseURL, "/")
+	logURL := strings.TrimRight(in.LogURL, "/")
+	if logURL == "" {
+		logURL = base
+	}
 	logDER, err := x509.MarshalPKIXPublicKey(in.LogPublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("trust: log key: %w", err)
@@ -76,7 +83,7 @@ func Build(in Inputs) (*Files, error) {
 	tr := &trustpb.TrustedRoot{
 		MediaType: trustedRootMediaType,
 		Tlogs: []*trustpb.TransparencyLogInstance{{
-			BaseUrl:       base,
+			BaseUrl:       logURL,
 			HashAlgorithm: commonpb.HashAlgorithm_SHA2_256,
 			PublicKey: &commonpb.PublicKey{
 				RawBytes:   logDER,
@@ -108,7 +115,7 @@ func Build(in Inputs) (*Files, error) {
 	sc := &trustpb.SigningConfig{
 		MediaType:       signingConfigMediaType,
 		CaUrls:          []*trustpb.Service{{Url: base, MajorApiVersion: 1, ValidFor: &commonpb.TimeRange{Start: start}, Operator: in.Operator}},
-		RekorTlogUrls:   []*trustpb.Service{{Url: base, MajorApiVersion: 2, ValidFor: &commonpb.TimeRange{Start: timestamppb.New(in.LogValidFrom)}, Operator: in.Operator}},
+		RekorTlogUrls:   []*trustpb.Service{{Url: logURL, MajorApiVersion: 2, ValidFor: &commonpb.TimeRange{Start: timestamppb.New(in.LogValidFrom)}, Operator: in.Operator}},
 		RekorTlogConfig: &trustpb.ServiceConfiguration{Selector: trustpb.ServiceSelector_ANY},
 		TsaUrls:         []*trustpb.Service{{Url: base + TimestampPath, MajorApiVersion: 1, ValidFor: &commonpb.TimeRange{Start: timestamppb.New(in.TSAChain[0].NotBefore)}, Operator: in.Operator}},
 		TsaConfig:       &trustpb.ServiceConfiguration{Selector: trustpb.ServiceSelector_ANY},
