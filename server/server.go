@@ -149,6 +149,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	}
 	s.log.Register(mux)
 
+	// The attestation store timestamps what it stores with this TSA, in
+	// process, so it can serve whole bundles.
+	stamper, err := tsa.New(tsa.Options{Signer: keys.TSA, Chain: keys.TSAChain, Logger: logger.With("service", "tsa"), Metrics: reg})
+	if err != nil {
+		return nil, err
+	}
+	stamper.Register(mux)
+
 	// Only signers certified by this CA may index attestations under an identity.
 	roots, inters := x509.NewCertPool(), x509.NewCertPool()
 	roots.AddCert(keys.CAChain[len(keys.CAChain)-1])
@@ -160,6 +168,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		Roots:            roots,
 		Intermediates:    inters,
 		Log:              s.log,
+		Timestamp:        stamper.Timestamp,
 		MaxEnvelopeBytes: cfg.Attestations.MaxEnvelopeBytes,
 		MaxInflightBytes: cfg.Attestations.MaxInflightBytes,
 		Logger:           logger.With("service", "attestations"),
@@ -169,12 +178,6 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		return nil, err
 	}
 	s.attest.Register(mux)
-
-	stamper, err := tsa.New(tsa.Options{Signer: keys.TSA, Chain: keys.TSAChain, Logger: logger.With("service", "tsa"), Metrics: reg})
-	if err != nil {
-		return nil, err
-	}
-	stamper.Register(mux)
 
 	s.trust, err = trust.Build(trust.Inputs{
 		BaseURL:      s.url,

@@ -16,6 +16,7 @@ import (
 	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/signet-dev/signet/core/bundle"
 	"github.com/signet-dev/signet/core/sign/transport"
 )
 
@@ -61,6 +62,11 @@ type Attestation struct {
 	Identity      string
 	Issuer        string
 	StoredTime    time.Time
+	// SignedTimestamp is the DER RFC 3161 timestamp the server took over the
+	// envelope's signature when it stored it; nil if it kept none (an older
+	// server, or one storing it after the certificate expired). When it is
+	// set, Bundle(ctx, ID) returns the whole bundle.
+	SignedTimestamp []byte
 }
 
 type attestationJSON struct {
@@ -74,6 +80,8 @@ type attestationJSON struct {
 	Identity      string          `json:"identity"`
 	Issuer        string          `json:"issuer"`
 	StoredTime    time.Time       `json:"storedTime"`
+
+	SignedTimestamp []byte `json:"signedTimestamp"`
 }
 
 // Submit stores env, whose signature verifier checks, and returns the
@@ -190,10 +198,46 @@ func (s *AttestationStore) Search(ctx context.Context, q Query) ([]*Attestation,
 	return out, page.NextPageToken, nil
 }
 
+// maxBundleAnswer bounds a bundle: the envelope (the server's limit is 32
+// MiB by default), its certificate, log entry and timestamp.
+const maxBundleAnswer = 64 << 20
+
+// Bundle fetches the Sigstore bundle (v0.3 JSON) of the attestation id (an
+// ID from Submit or Search), which the server builds from what it stored:
+// the envelope, the signer's certificate or key hint, the log entry with its
+// inclusion proof and the server's RFC 3161 timestamp. It is checked to be
+// a structurally valid bundle, not verified: verify it offline against the
+// server's trusted root, like the bundle the signer wrote. An
+// attestation stored without a timestamp has none (404, see
+// Attestation.SignedTimestamp).
+func (s *AttestationStore) Bundle(ctx context.Context, id string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/api/v2/attestations/"+url.PathEscape(id)+"/bundle", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.service, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, transport.ErrorFrom(s.service, resp)
+	}
+	raw, err := transport.ReadBody(s.service, resp, maxBundleAnswer)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := bundle.Parse(raw); err != nil {
+		return nil, fmt.Errorf("%s: the answer for attestation %s is not a Sigstore bundle: %v", s.service, id, err)
+	}
+	return raw, nil
+}
+
 func (a attestationJSON) decode() (*Attestation, error) {
 	out := &Attestation{
 		ID: a.ID, StatementType: a.StatementType, PredicateType: a.PredicateType, Subjects: a.Subjects,
-		Identity: a.Identity, Issuer: a.Issuer, StoredTime: a.StoredTime,
+		Identity: a.Identity, Issuer: a.Issuer, StoredTime: a.StoredTime, SignedTimestamp: a.SignedTimestamp,
 		Envelope: &protodsse.Envelope{}, Verifier: &rekorv2.Verifier{}, Entry: &protorekor.TransparencyLogEntry{},
 	}
 	if err := answerJSON.Unmarshal(a.Envelope, out.Envelope); err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
@@ -149,7 +150,7 @@ func TestAttestationStore(t *testing.T) {
 			fmt.Fprintf(w, `{"attestationId":"%s","transparencyLogEntry":%s}`, strings.Repeat("a", 64), entry)
 		case http.MethodGet:
 			query = r.URL.RawQuery
-			fmt.Fprintf(w, `{"attestations":[{"attestationId":"%s","envelope":%s,"verifier":{"publicKey":{"rawBytes":"AQ=="},"keyDetails":"PKIX_ECDSA_P256_SHA_256"},"transparencyLogEntry":%s,"statementType":"https://in-toto.io/Statement/v1","predicateType":"https://slsa.dev/provenance/v1","subjects":[{"name":"app","digest":{"sha256":"ab"}}],"identity":"id","issuer":"iss","storedTime":"2026-01-02T03:04:05Z"}],"nextPageToken":"p2"}`,
+			fmt.Fprintf(w, `{"attestations":[{"attestationId":"%s","envelope":%s,"verifier":{"publicKey":{"rawBytes":"AQ=="},"keyDetails":"PKIX_ECDSA_P256_SHA_256"},"transparencyLogEntry":%s,"statementType":"https://in-toto.io/Statement/v1","predicateType":"https://slsa.dev/provenance/v1","subjects":[{"name":"app","digest":{"sha256":"ab"}}],"identity":"id","issuer":"iss","storedTime":"2026-01-02T03:04:05Z","signedTimestamp":"AQI="}],"nextPageToken":"p2"}`,
 				strings.Repeat("a", 64), envJSON, entry)
 		}
 	}))
@@ -173,10 +174,69 @@ func TestAttestationStore(t *testing.T) {
 		t.Fatalf("query %s", query)
 	}
 	if len(got) != 1 || next != "p2" || got[0].PredicateType != "https://slsa.dev/provenance/v1" || got[0].Subjects[0].Digest["sha256"] != "ab" ||
-		string(got[0].Envelope.GetPayload()) != string(env.GetPayload()) || got[0].Entry.GetLogIndex() != 9 || got[0].StoredTime.Year() != 2026 {
+		string(got[0].Envelope.GetPayload()) != string(env.GetPayload()) || got[0].Entry.GetLogIndex() != 9 || got[0].StoredTime.Year() != 2026 ||
+		!bytes.Equal(got[0].SignedTimestamp, []byte{1, 2}) {
 		t.Fatalf("got %+v next %q", got, next)
 	}
 	if _, _, err := s.Search(context.Background(), Query{Issuer: "x"}); err == nil {
 		t.Fatal("search without digest, predicate type or identity accepted")
+	}
+}
+
+func TestAttestationBundle(t *testing.T) {
+	id := strings.Repeat("b", 64)
+	pb := &protobundle.Bundle{
+		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json",
+		VerificationMaterial: &protobundle.VerificationMaterial{
+			Content:     &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: []byte("cert")}},
+			TlogEntries: []*protorekor.TransparencyLogEntry{entryFor(4)},
+			TimestampVerificationData: &protobundle.TimestampVerificationData{
+				Rfc3161Timestamps: []*protocommon.RFC3161SignedTimestamp{{SignedTimestamp: []byte("tsr")}},
+			},
+		},
+		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{Payload: []byte("{}"), PayloadType: "application/vnd.in-toto+json",
+			Signatures: []*protodsse.Signature{{Sig: []byte("sig")}}}},
+	}
+	good, _ := protojson.Marshal(pb)
+	var answer func(w http.ResponseWriter)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || r.URL.Path != "/api/v2/attestations/"+id+"/bundle" {
+			http.Error(w, "route "+r.URL.Path, 418)
+			return
+		}
+		answer(w)
+	}))
+	defer srv.Close()
+	s, err := NewAttestationStore(srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	answer = func(w http.ResponseWriter) { w.Write(good) }
+	got, err := s.Bundle(context.Background(), id)
+	if err != nil || !bytes.Equal(got, good) {
+		t.Fatalf("bundle %s: %v", got, err)
+	}
+
+	for name, c := range map[string]struct {
+		answer func(w http.ResponseWriter)
+		want   []string
+	}{
+		"stored without a timestamp": {func(w http.ResponseWriter) {
+			w.WriteHeader(404)
+			fmt.Fprint(w, `{"code":5,"message":"attestation was stored before this server kept timestamps"}`)
+		}, []string{srv.URL, "HTTP 404", "stored before this server kept timestamps"}},
+		"not a bundle": {func(w http.ResponseWriter) { fmt.Fprint(w, `{"mediaType":"x"}`) }, []string{srv.URL, "not a Sigstore bundle"}},
+		"too large": {func(w http.ResponseWriter) {
+			w.Write(bytes.Repeat([]byte(" "), maxBundleAnswer+1))
+		}, []string{srv.URL, "exceeds"}},
+	} {
+		answer = c.answer
+		_, err := s.Bundle(context.Background(), id)
+		for _, w := range c.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %v, want it to say %q", name, err, w)
+			}
+		}
 	}
 }

@@ -42,7 +42,31 @@
 // signet_attestations_pending gauge), and resubmitting the same envelope logs
 // it again and completes the record. A marker is also kept when the log fails
 // in a way that leaves it unknown whether the entry was appended (timeouts,
-// server errors); it is removed when the log rejected the entry outright.
+// server errors); it is removed when the log rejected the entry outright,
+// or the TSA failed before the append.
+//
+// # Timestamps and bundles
+//
+// Rekor v2 entries carry no integrated time, so a bundle proves when its
+// short-lived certificate signed only by an RFC 3161 timestamp. With
+// Options.Timestamp set (the server's own TSA, in process) the store
+// timestamps the envelope's signature as a Sigstore client does (SHA-256 of
+// the signature bytes) and keeps the token with the record, so that
+// GET /api/v2/attestations/{id}/bundle can answer a whole Sigstore bundle
+// v0.3 that verifies offline against the server's trusted root: a user who
+// has only a digest finds the attestation by a query and fetches its
+// bundle, as with `gh attestation verify`.
+//
+// The order at submission is: validate (signature, signer chain), mark the
+// append pending (refusing a stored duplicate), timestamp, append to the
+// log, store the record and clear the marker in one transaction. The
+// timestamp comes before the append because a log entry cannot be taken
+// back: a TSA failure (503) removes the marker this request wrote and
+// leaves no log entry and no record. A timestamp outside the signing
+// certificate's validity (an attestation submitted after its certificate
+// expired) would convince no verifier; the record is then stored without
+// one, as records stored before timestamps were, and its bundle is the one
+// the signer wrote.
 //
 // # Signer identity
 //
@@ -61,6 +85,8 @@
 //	GET  /api/v2/attestations?digest=sha256:<hex>&predicateType=&identity=&issuer=&pageSize=&pageToken=
 //	                                → 200 {"attestations": [...], "nextPageToken"}
 //	GET  /api/v2/attestations/{id}  → 200 one attestation
+//	GET  /api/v2/attestations/{id}/bundle
+//	                                → 200 its Sigstore bundle v0.3 (404 if it was stored without a timestamp)
 //
 // Queries need a digest, predicateType or identity; results come newest
 // first (the most recently stored attestation first). A page token

@@ -109,7 +109,7 @@ func fakeEntry(idx int64, req *rekorv2.HashedRekordRequestV002) *rekorv1.Transpa
 // testCA issues Fulcio-like signing certificates.
 type testCA struct {
 	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	key  crypto.Signer
 	pool *x509.CertPool
 }
 
@@ -147,14 +147,20 @@ type signer struct {
 // Fulcio v2 issuer extension.
 func (ca *testCA) issue(t testing.TB, san, issuer string, extraSANs ...string) *signer {
 	t.Helper()
+	return ca.issueValid(t, time.Now().Add(-time.Minute), time.Now().Add(10*time.Minute), san, issuer, extraSANs...)
+}
+
+// issueValid is issue with the certificate valid from notBefore to notAfter.
+func (ca *testCA) issueValid(t testing.TB, notBefore, notAfter time.Time, san, issuer string, extraSANs ...string) *signer {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(10 * time.Minute),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
 	}

@@ -39,6 +39,7 @@ func (s *Store) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v2/attestations", s.handleSubmit)
 	mux.HandleFunc("GET /api/v2/attestations", s.handleQuery)
 	mux.HandleFunc("GET /api/v2/attestations/{id}", s.handleGet)
+	mux.HandleFunc("GET /api/v2/attestations/{id}/bundle", s.handleBundle)
 }
 
 // submitRequest is the POST body. The parts are decoded with protojson so
@@ -188,27 +189,75 @@ func (s *Store) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	}{rec.ID, entry})
 }
 
-func (s *Store) handleGet(w http.ResponseWriter, r *http.Request) {
+// lookup reads the record GET /api/v2/attestations/{id}[/bundle] names,
+// answering the request itself when there is none to return.
+func (s *Store) lookup(w http.ResponseWriter, r *http.Request) *Record {
 	id := r.PathValue("id")
 	if b, err := hex.DecodeString(id); err != nil || len(b) != 32 || strings.ToLower(id) != id {
 		s.metrics.queries.WithLabelValues("invalid").Inc()
 		apierror.Write(w, http.StatusBadRequest, "attestation id %q is not 64 lower-case hex characters; use the attestationId returned when it was stored or by a query", id)
-		return
+		return nil
 	}
 	rec, err := s.get(id)
 	if err != nil {
 		s.metrics.queries.WithLabelValues("storage_error").Inc()
 		s.logger.Error("attestation database read failed", "attestationId", id, "error", err)
 		apierror.Write(w, http.StatusInternalServerError, "the attestation database could not be read; retry later or ask the operator to check the server log")
-		return
+		return nil
 	}
 	if rec == nil {
 		s.metrics.queries.WithLabelValues("not_found").Inc()
 		apierror.Write(w, http.StatusNotFound, "no attestation %s is stored here", id)
+		return nil
+	}
+	return rec
+}
+
+func (s *Store) handleGet(w http.ResponseWriter, r *http.Request) {
+	rec := s.lookup(w, r)
+	if rec == nil {
 		return
 	}
 	s.metrics.queries.WithLabelValues("ok").Inc()
 	writeJSON(w, http.StatusOK, rec)
+}
+
+// handleBundle answers the attestation as a Sigstore bundle v0.3 that
+// verifies offline against this server's trusted root.
+func (s *Store) handleBundle(w http.ResponseWriter, r *http.Request) {
+	rec := s.lookup(w, r)
+	if rec == nil {
+		return
+	}
+	if len(rec.SignedTimestamp) == 0 {
+		s.metrics.queries.WithLabelValues("not_found").Inc()
+		apierror.Write(w, http.StatusNotFound, "%s", s.noBundle(rec))
+		return
+	}
+	b, err := rec.bundle()
+	if err != nil {
+		s.metrics.queries.WithLabelValues("storage_error").Inc()
+		s.logger.Error("stored attestation does not make a bundle", "attestationId", rec.ID, "error", err)
+		apierror.Write(w, http.StatusInternalServerError, "attestation %s is stored but does not make a valid bundle; ask the operator to check the server log", rec.ID)
+		return
+	}
+	s.metrics.queries.WithLabelValues("ok").Inc()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+// noBundle says why a record has no timestamp, and so no bundle here.
+func (s *Store) noBundle(rec *Record) string {
+	const signers = "its bundle is the one the signer wrote when signing it"
+	if s.timestamp == nil {
+		return fmt.Sprintf("attestation %s has no timestamp: this server keeps none (its attestation store has no timestamp authority), so it serves no bundles; %s", rec.ID, signers)
+	}
+	if _, cert, err := verifierKey(rec.Verifier); err == nil && cert != nil && (rec.StoredTime.Before(cert.NotBefore) || rec.StoredTime.After(cert.NotAfter)) {
+		return fmt.Sprintf("attestation %s was stored outside its signing certificate's validity (%s to %s), so no timestamp the server takes can show it was signed while the certificate was valid; %s",
+			rec.ID, cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339), signers)
+	}
+	return fmt.Sprintf("attestation %s was stored before this server kept timestamps with attestations, so the server cannot build its bundle; %s", rec.ID, signers)
 }
 
 var queryParams = map[string]bool{"digest": true, "predicateType": true, "identity": true, "issuer": true, "pageSize": true, "pageToken": true}

@@ -15,7 +15,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		submissions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "signet_attestations_submissions_total",
-			Help: "Attestation submissions by result: created, duplicate, invalid, too_large, log_rejected, log_unavailable, storage_error.",
+			Help: "Attestation submissions by result: created, duplicate, invalid, too_large, log_rejected, log_unavailable, timestamp_unavailable, storage_error.",
 		}, []string{"result"}),
 		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "signet_attestations_queries_total",

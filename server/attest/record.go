@@ -29,6 +29,12 @@ type Record struct {
 	Identity   string
 	Issuer     string
 	StoredTime time.Time
+	// SignedTimestamp is the DER RFC 3161 TimeStampResp the server's TSA
+	// issued over the envelope's signature when the record was stored, as a
+	// bundle's rfc3161Timestamps[].signedTimestamp holds it. Nil for records
+	// stored before the store kept timestamps, by a store without a TSA, or
+	// after the signing certificate had expired (see Store.submit).
+	SignedTimestamp []byte
 }
 
 // recordJSON is the wire and storage form of a Record; the protobuf parts use
@@ -44,6 +50,8 @@ type recordJSON struct {
 	Identity      string          `json:"identity,omitempty"`
 	Issuer        string          `json:"issuer,omitempty"`
 	StoredTime    time.Time       `json:"storedTime"`
+	// Standard base64, as in a bundle; absent from records stored without.
+	SignedTimestamp []byte `json:"signedTimestamp,omitempty"`
 }
 
 // answerJSON writes every field, whatever its value: a client must not
@@ -53,13 +61,14 @@ var answerJSON = protojson.MarshalOptions{EmitUnpopulated: true}
 // MarshalJSON renders the record as the API returns it.
 func (r *Record) MarshalJSON() ([]byte, error) {
 	w := recordJSON{
-		ID:            r.ID,
-		StatementType: r.StatementType,
-		PredicateType: r.PredicateType,
-		Subjects:      r.Subjects,
-		Identity:      r.Identity,
-		Issuer:        r.Issuer,
-		StoredTime:    r.StoredTime.UTC(),
+		ID:              r.ID,
+		StatementType:   r.StatementType,
+		PredicateType:   r.PredicateType,
+		Subjects:        r.Subjects,
+		Identity:        r.Identity,
+		Issuer:          r.Issuer,
+		StoredTime:      r.StoredTime.UTC(),
+		SignedTimestamp: r.SignedTimestamp,
 	}
 	var err error
 	if w.Envelope, err = answerJSON.Marshal(r.Envelope); err != nil {
@@ -81,16 +90,17 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	out := Record{
-		ID:            w.ID,
-		Envelope:      &dssepb.Envelope{},
-		Verifier:      &rekorv2.Verifier{},
-		Entry:         &rekorv1.TransparencyLogEntry{},
-		StatementType: w.StatementType,
-		PredicateType: w.PredicateType,
-		Subjects:      w.Subjects,
-		Identity:      w.Identity,
-		Issuer:        w.Issuer,
-		StoredTime:    w.StoredTime,
+		ID:              w.ID,
+		Envelope:        &dssepb.Envelope{},
+		Verifier:        &rekorv2.Verifier{},
+		Entry:           &rekorv1.TransparencyLogEntry{},
+		StatementType:   w.StatementType,
+		PredicateType:   w.PredicateType,
+		Subjects:        w.Subjects,
+		Identity:        w.Identity,
+		Issuer:          w.Issuer,
+		StoredTime:      w.StoredTime,
+		SignedTimestamp: w.SignedTimestamp,
 	}
 	for name, part := range map[string]struct {
 		raw json.RawMessage

@@ -3,6 +3,8 @@ package attest
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/binary"
@@ -16,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/digitorus/timestamp"
 	"github.com/prometheus/client_golang/prometheus"
 	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
@@ -67,7 +70,15 @@ type Options struct {
 	// index are ones this server's CA vouched for.
 	Roots         *x509.CertPool
 	Intermediates *x509.CertPool
-	Logger        *slog.Logger
+	// Timestamp, when set, is the server's timestamp authority: it returns
+	// the DER RFC 3161 TimeStampResp over SHA-256(signature), as a bundle's
+	// rfc3161Timestamps[].signedTimestamp holds it (server/tsa's
+	// TSA.Timestamp). Every submission is then timestamped before it is
+	// logged and the timestamp kept with it, so the store can serve a
+	// complete bundle; a failure refuses the submission. Nil keeps no
+	// timestamps, and the store serves no bundles.
+	Timestamp func(ctx context.Context, signature []byte) ([]byte, error)
+	Logger    *slog.Logger
 	// Metrics receives the store's metrics; nil keeps them unregistered.
 	Metrics prometheus.Registerer
 }
@@ -79,6 +90,7 @@ type Store struct {
 	db         *bolt.DB
 	log        Appender
 	logRejects func(error) bool
+	timestamp  func(context.Context, []byte) ([]byte, error)
 	maxBytes   int64
 	validator  validator
 	logger     *slog.Logger
@@ -211,6 +223,7 @@ func New(opts Options) (*Store, error) {
 		db:          db,
 		log:         opts.Log,
 		logRejects:  opts.LogRejects,
+		timestamp:   opts.Timestamp,
 		maxBytes:    opts.MaxEnvelopeBytes,
 		inflight:    semaphore.NewWeighted(opts.MaxInflightBytes),
 		inflightMax: opts.MaxInflightBytes,
@@ -282,6 +295,14 @@ func (s *Store) submit(ctx context.Context, sub *submission) (*Record, error) {
 		s.metrics.pending.Inc()
 	}
 
+	// The timestamp comes before the append: an entry once logged cannot be
+	// taken back, so a TSA failure must be known while nothing is logged.
+	stamp, err := s.stamp(ctx, sub)
+	if err != nil {
+		s.dropMarker(sub.id, wasPending)
+		return nil, err
+	}
+
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appendTimeout)
 	defer cancel()
 	start := time.Now()
@@ -292,13 +313,7 @@ func (s *Store) submit(ctx context.Context, sub *submission) (*Record, error) {
 	}
 	if err != nil {
 		if s.logRejects(err) {
-			// Nothing was appended this time, so the marker goes, unless an
-			// earlier attempt left it and may have been appended.
-			if !wasPending {
-				if derr := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPending).Delete([]byte(sub.id)) }); derr == nil {
-					s.metrics.pending.Dec()
-				}
-			}
+			s.dropMarker(sub.id, wasPending)
 			return nil, fail(http.StatusBadRequest, "log_rejected", "the transparency log refused the entry: %v", err)
 		}
 		s.errLog.Error(s.logger, "transparency log append failed; the attestation may or may not be in the log", "attestationId", sub.id, "error", err)
@@ -321,6 +336,8 @@ func (s *Store) submit(ctx context.Context, sub *submission) (*Record, error) {
 		Identity:      sub.identity,
 		Issuer:        sub.issuer,
 		StoredTime:    time.Now().UTC(),
+		// Set only once its token was issued and checked (s.stamp).
+		SignedTimestamp: stamp,
 	}
 	if err := s.put(rec); err != nil {
 		s.logger.Error("attestation is in the transparency log but could not be stored; resubmitting it completes it",
@@ -330,6 +347,66 @@ func (s *Store) submit(ctx context.Context, sub *submission) (*Record, error) {
 	s.metrics.pending.Dec()
 	s.metrics.records.Inc()
 	return rec, nil
+}
+
+// dropMarker removes the pending marker of a submission that appended
+// nothing, unless an earlier attempt left it and may have been appended.
+func (s *Store) dropMarker(id string, wasPending bool) {
+	if wasPending {
+		return
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPending).Delete([]byte(id)) }); err == nil {
+		s.metrics.pending.Dec()
+	}
+}
+
+// timestampTimeout bounds the TSA's answer; in process it takes
+// milliseconds, but its key may be held by a slower signer.
+const timestampTimeout = 30 * time.Second
+
+// stamp gets the TSA's timestamp over the envelope's signature, checked to
+// be over that signature. It returns nil, and no error, when the store has
+// no TSA, or when the signing certificate was not valid at the timestamp's
+// time: verifiers accept a certificate only at a time within its validity,
+// so such a timestamp would prove nothing, and the record is kept as it
+// was before the store kept timestamps (the signer's own bundle holds the
+// timestamp taken when it signed).
+func (s *Store) stamp(ctx context.Context, sub *submission) ([]byte, error) {
+	if s.timestamp == nil {
+		return nil, nil
+	}
+	sig := sub.request.GetSignature().GetContent()
+	tctx, cancel := context.WithTimeout(ctx, timestampTimeout)
+	defer cancel()
+	raw, err := s.timestamp(tctx, sig)
+	var ts *timestamp.Timestamp
+	if err == nil {
+		ts, err = checkTimestamp(raw, sig)
+	}
+	if err != nil {
+		s.errLog.Error(s.logger, "timestamp authority failed; the attestation was refused before it was logged", "attestationId", sub.id, "error", err)
+		return nil, fail(http.StatusServiceUnavailable, "timestamp_unavailable", "the server's timestamp authority could not timestamp the attestation, so it was neither logged nor stored; retry the same request later")
+	}
+	if c := sub.cert; c != nil && (ts.Time.Before(c.NotBefore) || ts.Time.After(c.NotAfter)) {
+		s.logger.Info("signing certificate not valid at the submission's timestamp; storing the attestation without one",
+			"attestationId", sub.id, "timestamp", ts.Time, "notBefore", c.NotBefore, "notAfter", c.NotAfter)
+		return nil, nil
+	}
+	return raw, nil
+}
+
+// checkTimestamp makes sure a TSA answer is a granted timestamp over
+// SHA-256(sig), as verifiers will check it, before it is kept for good.
+func checkTimestamp(raw, sig []byte) (*timestamp.Timestamp, error) {
+	ts, err := timestamp.ParseResponse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("the answer is not a granted RFC 3161 timestamp: %v", err)
+	}
+	digest := sha256.Sum256(sig)
+	if ts.HashAlgorithm != crypto.SHA256 || !bytes.Equal(ts.HashedMessage, digest[:]) {
+		return nil, errors.New("the timestamp is not over the SHA-256 of the envelope's signature")
+	}
+	return ts, nil
 }
 
 func storageFull() *apiError {

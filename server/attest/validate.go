@@ -37,6 +37,7 @@ type submission struct {
 	id            string
 	envelope      *dssepb.Envelope
 	verifier      *rekorv2.Verifier
+	cert          *x509.Certificate // the verifier's certificate; nil for a key
 	request       *rekorv2.HashedRekordRequestV002
 	statementType string
 	predicateType string
@@ -202,6 +203,7 @@ func (v validator) validate(env *dssepb.Envelope, ver *rekorv2.Verifier) (*submi
 		issuer:        issuer,
 		envelope:      env,
 		verifier:      ver,
+		cert:          cert,
 		statementType: st.GetType(),
 		predicateType: st.GetPredicateType(),
 		subjects:      subjects(st),

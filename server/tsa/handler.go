@@ -2,7 +2,9 @@ package tsa
 
 import (
 	"bytes"
+	"context"
 	"crypto"
+	"crypto/sha256"
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
@@ -65,13 +67,25 @@ func (t *TSA) handleTimestamp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	resp, ref := t.issue(req)
+	if ref != nil {
+		apierror.Write(w, ref.status, "%s", ref.msg)
+		return
+	}
+	w.Header().Set("Content-Type", contentTypeReply)
+	w.Header().Set("Content-Length", strconv.Itoa(len(resp)))
+	_, _ = w.Write(resp)
+}
+
+// issue signs the timestamp token for an accepted request and returns the
+// DER TimeStampResp; a refusal is a fault of the TSA, not of the request.
+func (t *TSA) issue(req *timestamp.Request) ([]byte, *refusal) {
 	now := t.now().UTC()
 	if now.After(t.leaf.NotAfter) || now.Before(t.leaf.NotBefore) {
 		t.metrics.requests.WithLabelValues("certificate_not_valid").Inc()
 		t.log.Error("TSA signing certificate is not valid now; rotate it", "not_before", t.leaf.NotBefore, "not_after", t.leaf.NotAfter)
-		apierror.Write(w, http.StatusServiceUnavailable, "the TSA signing certificate is valid from %s to %s, not now; the operator must issue a new one",
+		return nil, refuse(http.StatusServiceUnavailable, "certificate_not_valid", "the TSA signing certificate is valid from %s to %s, not now; the operator must issue a new one",
 			t.leaf.NotBefore.UTC().Format(time.RFC3339), t.leaf.NotAfter.UTC().Format(time.RFC3339))
-		return
 	}
 
 	ts := timestamp.Timestamp{
@@ -96,14 +110,33 @@ func (t *TSA) handleTimestamp(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		t.metrics.requests.WithLabelValues("signing_failed").Inc()
 		t.log.Error("signing timestamp failed", "error", err)
-		apierror.Write(w, http.StatusInternalServerError, "signing the timestamp failed: %v", err)
-		return
+		return nil, refuse(http.StatusInternalServerError, "signing_failed", "signing the timestamp failed: %v", err)
 	}
 	t.metrics.requests.WithLabelValues("issued").Inc()
 	t.log.Debug("timestamp issued", "hash", req.HashAlgorithm.String(), "nonce", req.Nonce != nil, "cert_req", req.Certificates)
-	w.Header().Set("Content-Type", contentTypeReply)
-	w.Header().Set("Content-Length", strconv.Itoa(len(resp)))
-	_, _ = w.Write(resp)
+	return resp, nil
+}
+
+// Timestamp stamps a signature in process, for services of the same server
+// that keep a signature's timestamp (the attestation store). It answers
+// what POST /api/v1/timestamp answers the request a Sigstore client sends
+// for that signature (core/tsa): a DER TimeStampResp over the SHA-256 of
+// the signature bytes, with the TSA certificate (certReq), which is what a
+// bundle's rfc3161Timestamps[].signedTimestamp holds. There is no nonce: it
+// guards a network exchange against replay, and there is none here.
+func (t *TSA) Timestamp(ctx context.Context, signature []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(signature) == 0 {
+		return nil, errors.New("tsa: no signature to timestamp")
+	}
+	digest := sha256.Sum256(signature)
+	resp, ref := t.issue(&timestamp.Request{HashAlgorithm: crypto.SHA256, HashedMessage: digest[:], Certificates: true})
+	if ref != nil {
+		return nil, ref
+	}
+	return resp, nil
 }
 
 // readRequest reads and decodes the body as the Content-Type says.

@@ -579,3 +579,75 @@ func BenchmarkTimestamp(b *testing.B) {
 		}
 	}
 }
+
+// TestInProcessTimestamp: Timestamp answers what the HTTP API answers the
+// request core/tsa sends (SHA-256 of the signature, certReq), and
+// sigstore-go accepts it as a bundle's signedTimestamp for that signature.
+func TestInProcessTimestamp(t *testing.T) {
+	f := newFixture(t)
+	signature := []byte("an envelope signature")
+	raw, err := f.tsa.Timestamp(context.Background(), signature)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := timestamp.ParseResponse(raw)
+	if err != nil {
+		t.Fatalf("not a granted TimeStampResp: %v", err)
+	}
+	d := sha256.Sum256(signature)
+	if got.HashAlgorithm != crypto.SHA256 || !bytes.Equal(got.HashedMessage, d[:]) {
+		t.Errorf("imprint %v %x, want SHA-256 %x", got.HashAlgorithm, got.HashedMessage, d)
+	}
+	if len(got.Certificates) != 2 || !got.Certificates[0].Equal(f.chain.leaf) || !got.Certificates[1].Equal(f.chain.inter) {
+		t.Errorf("token carries %d certificates, want the signing certificate and the intermediate", len(got.Certificates))
+	}
+	if !got.Policy.Equal(DefaultPolicyOID) || got.Accuracy != Accuracy {
+		t.Errorf("policy %v accuracy %v", got.Policy, got.Accuracy)
+	}
+	// The same request over HTTP: the same kind of token.
+	reqDER, _ := (&timestamp.Request{HashAlgorithm: crypto.SHA256, HashedMessage: d[:], Certificates: true}).Marshal()
+	resp, body := f.post(t, contentTypeQuery, reqDER)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	viaHTTP, err := timestamp.ParseResponse(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if viaHTTP.HashAlgorithm != got.HashAlgorithm || !bytes.Equal(viaHTTP.HashedMessage, got.HashedMessage) || len(viaHTTP.Certificates) != len(got.Certificates) ||
+		!viaHTTP.Policy.Equal(got.Policy) || (viaHTTP.Nonce == nil) != (got.Nonce == nil) || viaHTTP.AddTSACertificate != got.AddTSACertificate {
+		t.Errorf("in process %+v\nover HTTP %+v", got, viaHTTP)
+	}
+	authority := &root.SigstoreTimestampingAuthority{Root: f.chain.rootCert, Intermediates: []*x509.Certificate{f.chain.inter}, Leaf: f.chain.leaf}
+	if _, err := authority.Verify(raw, signature); err != nil {
+		t.Fatalf("sigstore-go rejects the timestamp: %v", err)
+	}
+	if _, err := authority.Verify(raw, []byte("another signature")); err == nil {
+		t.Error("sigstore-go accepted the timestamp for a different signature")
+	}
+	if n := counter(t, f.tsa, "issued"); n != 2 {
+		t.Errorf("issued counter %v, want 2 (in process and over HTTP)", n)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := f.tsa.Timestamp(ctx, signature); err == nil {
+		t.Error("timestamped under a canceled context")
+	}
+	if _, err := f.tsa.Timestamp(context.Background(), nil); err == nil {
+		t.Error("timestamped an empty signature")
+	}
+}
+
+func TestInProcessTimestampExpired(t *testing.T) {
+	chain := newChain(t, goodLeaf)
+	clock := time.Now()
+	ts, err := New(Options{Signer: chain.leafKey, Chain: chain.certs(), Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock = chain.leaf.NotAfter.Add(time.Minute)
+	if _, err := ts.Timestamp(context.Background(), []byte("sig")); err == nil || !strings.Contains(err.Error(), "must issue a new one") {
+		t.Fatalf("expired TSA certificate: %v, want an error naming it", err)
+	}
+}
