@@ -3,7 +3,8 @@
 // and the TSA chain, and a SigningConfig v0.2 (signing_config.json) naming
 // this server's CA, log and TSA URLs. With these two files standard clients
 // (cosign v3 --trusted-root/--signing-config, sigstore-go, sigstore-js) sign
-// and verify against signet unchanged.
+// and verify against signet; as the CA issues no SCTs, verifiers must not
+// require one (cosign --insecure-ignore-sct).
 package trust
 
 import (
