@@ -14,4 +14,11 @@ if [ $# -eq 0 ]; then
   for target in FuzzVerifyBundle FuzzTimestampToken FuzzCheckpoint FuzzLogEntryBody FuzzCertificate; do
     go test -run '^$' -fuzz "^${target}\$" -fuzztime "${SIGNET_FUZZTIME:-10s}" -fuzzminimizetime 1s ./core/verify
   done
+  # The other parsers of hostile input (package:target), more briefly each;
+  # their seeds are in each package's testdata/fuzz.
+  for spec in core/trust:FuzzParseRoot core/trust:FuzzParseSigningConfig core/token:FuzzParseClaims \
+    server/tlog:FuzzCreateEntryRequest server/attest:FuzzSubmitRequest core/oci:FuzzListReferrers \
+    core/sbom:FuzzRecognize core/bundle:FuzzParse; do
+    go test -run '^$' -fuzz "^${spec#*:}\$" -fuzztime "${SIGNET_FUZZTIME:-5s}" -fuzzminimizetime 1s "./${spec%%:*}"
+  done
 fi
