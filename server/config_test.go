@@ -209,9 +209,7 @@ func configCases(t *testing.T) []configCase {
 				if c := mustCertify(t, p, iss.mint(t, emailClaims("https://mail.example.com", "alice@example.com"))); !slices.Equal(c.EmailAddresses, []string{"alice@example.com"}) || len(c.URIs) != 0 {
 					t.Errorf("type email: SANs %v %v", c.EmailAddresses, c.URIs)
 				}
-				if c := mustCertify(t, p, iss.mint(t, subClaims("https://ci.example.com", "https://ci.example.com/jobs/7"))); len(c.URIs) != 1 || c.URIs[0].String() != "https://ci.example.com/jobs/7" || len(c.EmailAddresses) != 0 {
-					t.Errorf("type uri: SANs %v %v", c.EmailAddresses, c.URIs)
-				}
+				wantURI(t, mustCertify(t, p, iss.mint(t, subClaims("https://ci.example.com", "https://ci.example.com/jobs/7"))), "https://ci.example.com/jobs/7")
 				refused(t, p, iss.mint(t, subClaims("https://mail.example.com", "https://ci.example.com/jobs/7")), "email claim")
 			}
 		}},
@@ -227,28 +225,21 @@ func configCases(t *testing.T) []configCase {
 		{keys: []string{"oidcIssuers[].subjectDomain"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
 			iss := newTestIssuer(t, dir)
 			return iss.config("url: https://ci.example.com", "type: uri", "subjectDomain: https://build.example.com"), func(t *testing.T, p *servertest.Process) {
-				if c := mustCertify(t, p, iss.mint(t, subClaims("https://ci.example.com", "https://build.example.com/jobs/1"))); len(c.URIs) != 1 || c.URIs[0].String() != "https://build.example.com/jobs/1" {
-					t.Errorf("URI SANs %v", c.URIs)
-				}
+				wantURI(t, mustCertify(t, p, iss.mint(t, subClaims("https://ci.example.com", "https://build.example.com/jobs/1"))), "https://build.example.com/jobs/1")
 				refused(t, p, iss.mint(t, subClaims("https://ci.example.com", "https://evil.example.com/jobs/1")), "outside the subject domain https://build.example.com")
 			}
 		}},
 		{keys: []string{"oidcIssuers[].spiffeTrustDomain"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
 			iss := newTestIssuer(t, dir)
 			return iss.config("url: https://spire.example.com", "type: spiffe", "spiffeTrustDomain: prod.example.com"), func(t *testing.T, p *servertest.Process) {
-				if c := mustCertify(t, p, iss.mint(t, subClaims("https://spire.example.com", "spiffe://prod.example.com/ns/ci/sa/build"))); len(c.URIs) != 1 || c.URIs[0].String() != "spiffe://prod.example.com/ns/ci/sa/build" {
-					t.Errorf("URI SANs %v", c.URIs)
-				}
+				wantURI(t, mustCertify(t, p, iss.mint(t, subClaims("https://spire.example.com", "spiffe://prod.example.com/ns/ci/sa/build"))), "spiffe://prod.example.com/ns/ci/sa/build")
 				refused(t, p, iss.mint(t, subClaims("https://spire.example.com", "spiffe://other.example.org/ns/ci")), "trusted only for prod.example.com")
 			}
 		}},
 		{keys: []string{"oidcIssuers[].platformURL"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
 			iss := newTestIssuer(t, dir)
 			return iss.config("url: https://ghe.example.com/_services/token", "type: github-workflow", "platformURL: https://ghe.example.com"), func(t *testing.T, p *servertest.Process) {
-				c := mustCertify(t, p, iss.mint(t, githubClaims("https://ghe.example.com/_services/token")))
-				if want := "https://ghe.example.com/acme/app/.github/workflows/release.yml@refs/heads/main"; len(c.URIs) != 1 || c.URIs[0].String() != want {
-					t.Errorf("URI SANs %v, want %s", c.URIs, want)
-				}
+				wantURI(t, mustCertify(t, p, iss.mint(t, githubClaims("https://ghe.example.com/_services/token"))), "https://ghe.example.com/acme/app/.github/workflows/release.yml@refs/heads/main")
 			}
 		}},
 		{keys: []string{"oidcIssuers[].jwksFile"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
@@ -808,6 +799,14 @@ func mustCertify(t *testing.T, p *servertest.Process, token string) *x509.Certif
 		t.Fatalf("token refused: %v", err)
 	}
 	return c
+}
+
+// wantURI checks that c certifies the URI want and nothing else.
+func wantURI(t *testing.T, c *x509.Certificate, want string) {
+	t.Helper()
+	if len(c.URIs) != 1 || c.URIs[0].String() != want || len(c.EmailAddresses) != 0 {
+		t.Errorf("certificate SANs %v %v, want the URI %s", c.URIs, c.EmailAddresses, want)
+	}
 }
 
 // refused checks that the CA refuses token, saying says.

@@ -511,30 +511,18 @@ func TestQueryPagesAreBoundedInBytes(t *testing.T) {
 		if token != "" {
 			path += "&pageToken=" + token
 		}
-		body, err := p.Get(path)
-		if err != nil {
-			t.Fatal(err)
+		page, size := queryPage(t, p, path)
+		if size > 24<<20 || len(page.IDs) > 1 {
+			t.Fatalf("page %d: %d attestations in %d bytes", pages, len(page.IDs), size)
 		}
-		var page struct {
-			Attestations []struct {
-				ID string `json:"attestationId"`
-			} `json:"attestations"`
-			NextPageToken string `json:"nextPageToken"`
-		}
-		if err := json.Unmarshal(body, &page); err != nil {
-			t.Fatalf("page %d is not JSON: %v", pages, err)
-		}
-		if len(body) > 24<<20 || len(page.Attestations) > 1 {
-			t.Fatalf("page %d: %d attestations in %d bytes", pages, len(page.Attestations), len(body))
-		}
-		for _, a := range page.Attestations {
-			if !want[a.ID] {
-				t.Fatalf("unexpected or repeated attestation %s", a.ID)
+		for _, id := range page.IDs {
+			if !want[id] {
+				t.Fatalf("unexpected or repeated attestation %s", id)
 			}
-			delete(want, a.ID)
+			delete(want, id)
 		}
 		pages++
-		if token = page.NextPageToken; token == "" {
+		if token = page.Next; token == "" {
 			break
 		}
 	}
@@ -545,6 +533,37 @@ func TestQueryPagesAreBoundedInBytes(t *testing.T) {
 	if err != nil || !strings.Contains(string(body), `"attestations":[]`) {
 		t.Fatalf("no match: %s %v", body, err)
 	}
+}
+
+// attestationPage is one page of an attestation query: the IDs in order and
+// the token of the next page.
+type attestationPage struct {
+	IDs  []string
+	Next string
+}
+
+// queryPage asks the attestation store for path and returns the page and
+// the size of the answer.
+func queryPage(t *testing.T, p *servertest.Process, path string) (attestationPage, int) {
+	t.Helper()
+	body, err := p.Get(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page struct {
+		Attestations []struct {
+			ID string `json:"attestationId"`
+		} `json:"attestations"`
+		NextPageToken string `json:"nextPageToken"`
+	}
+	if err := json.Unmarshal(body, &page); err != nil {
+		t.Fatalf("%s: the answer is not JSON: %v", path, err)
+	}
+	out := attestationPage{Next: page.NextPageToken}
+	for _, a := range page.Attestations {
+		out.IDs = append(out.IDs, a.ID)
+	}
+	return out, len(body)
 }
 
 // A full disk: appends answer 507 with Retry-After, naming the cause but

@@ -56,30 +56,16 @@ func TestLogSearchNewestFirst(t *testing.T) {
 	var paged []string
 	path := "/api/v2/attestations?pageSize=2&digest=sha256:" + subject
 	for token := ""; ; {
-		body, err := p.Get(path + token)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var page struct {
-			Attestations []struct {
-				ID string `json:"attestationId"`
-			} `json:"attestations"`
-			NextPageToken string `json:"nextPageToken"`
-		}
-		if err := json.Unmarshal(body, &page); err != nil {
-			t.Fatal(err)
-		}
-		for _, a := range page.Attestations {
-			paged = append(paged, a.ID)
-		}
-		if page.NextPageToken == "" || len(paged) > len(stored) {
+		page, _ := queryPage(t, p, path+token)
+		paged = append(paged, page.IDs...)
+		if page.Next == "" || len(paged) > len(stored) {
 			break
 		}
 		// An attestation stored while paging does not shift the pages.
 		if len(paged) == 2 {
 			storeAttestationOf(t, p, subject, []byte(`{"late":true}`))
 		}
-		token = "&pageToken=" + page.NextPageToken
+		token = "&pageToken=" + page.Next
 	}
 	if !slices.Equal(paged, newest) {
 		t.Errorf("paged API answer: %v, want newest first %v", paged, newest)

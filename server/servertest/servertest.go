@@ -75,13 +75,19 @@ func Start(t testing.TB, dataDir string, args ...string) *Process {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.cleanup(t)
+	return p
+}
+
+// cleanup kills the process when the test ends, showing what it logged if
+// the test failed.
+func (p *Process) cleanup(t testing.TB) {
 	t.Cleanup(func() {
 		p.Kill()
 		if t.Failed() {
 			t.Logf("server stderr (last 4 KiB):\n%s", tail(p.Stderr(), 4096))
 		}
 	})
-	return p
 }
 
 // StartErr is Start without a testing.TB, for callers that expect failure.
@@ -104,12 +110,7 @@ func StartArgs(t testing.TB, args ...string) *Process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		p.Kill()
-		if t.Failed() {
-			t.Logf("server stderr (last 4 KiB):\n%s", tail(p.Stderr(), 4096))
-		}
-	})
+	p.cleanup(t)
 	return p
 }
 
