@@ -162,21 +162,8 @@ func (s *AttestationStore) Search(ctx context.Context, q Query) ([]*Attestation,
 	if q.PageSize > 0 {
 		v.Set("pageSize", strconv.Itoa(q.PageSize))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/api/v2/attestations?"+v.Encode(), nil)
-	if err != nil {
-		return nil, "", err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := s.http.Do(req)
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", s.service, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, "", transport.ErrorFrom(s.service, resp)
-	}
 	// A page holds up to 500 envelopes; allow for large ones.
-	raw, err := transport.ReadBody(s.service, resp, 256<<20)
+	raw, err := s.get(ctx, "/api/v2/attestations?"+v.Encode(), 256<<20)
 	if err != nil {
 		return nil, "", err
 	}
@@ -211,7 +198,20 @@ const maxBundleAnswer = 64 << 20
 // attestation stored without a timestamp has none (404, see
 // Attestation.SignedTimestamp).
 func (s *AttestationStore) Bundle(ctx context.Context, id string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/api/v2/attestations/"+url.PathEscape(id)+"/bundle", nil)
+	raw, err := s.get(ctx, "/api/v2/attestations/"+url.PathEscape(id)+"/bundle", maxBundleAnswer)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := bundle.Parse(raw); err != nil {
+		return nil, fmt.Errorf("%s: the answer for attestation %s is not a Sigstore bundle: %v", s.service, id, err)
+	}
+	return raw, nil
+}
+
+// get reads the JSON answer of GET path, at most limit bytes of it; an
+// answer other than 200 is the server's error.
+func (s *AttestationStore) get(ctx context.Context, path string, limit int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -224,14 +224,7 @@ func (s *AttestationStore) Bundle(ctx context.Context, id string) ([]byte, error
 	if resp.StatusCode != http.StatusOK {
 		return nil, transport.ErrorFrom(s.service, resp)
 	}
-	raw, err := transport.ReadBody(s.service, resp, maxBundleAnswer)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := bundle.Parse(raw); err != nil {
-		return nil, fmt.Errorf("%s: the answer for attestation %s is not a Sigstore bundle: %v", s.service, id, err)
-	}
-	return raw, nil
+	return transport.ReadBody(s.service, resp, limit)
 }
 
 func (a attestationJSON) decode() (*Attestation, error) {

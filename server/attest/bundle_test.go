@@ -119,6 +119,53 @@ func (e *env) submit(s *signer, subject string) string {
 	return resp.json(e.t)["attestationId"].(string)
 }
 
+// bundle fetches the bundle of attestation id, which must parse.
+func (st *stack) bundle(id string) (*bundle.Bundle, []byte) {
+	st.t.Helper()
+	got := st.get("/api/v2/attestations/" + id + "/bundle")
+	if got.status != http.StatusOK {
+		st.t.Fatalf("bundle: %d %s", got.status, got.body)
+	}
+	if ct := got.header.Get("Content-Type"); ct != "application/json" {
+		st.t.Errorf("bundle Content-Type %q", ct)
+	}
+	b, err := bundle.Parse(got.body)
+	if err != nil {
+		st.t.Fatalf("core/bundle refuses the answer: %v\n%s", err, got.body)
+	}
+	return b, got.body
+}
+
+// verifier is signet's verifier for the stack's trusted root.
+func (st *stack) verifier() *verify.Verifier {
+	st.t.Helper()
+	root, err := coretrust.ParseRoot(st.trustedRoot)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	return verify.New(root)
+}
+
+// sigstoreGo is sigstore-go's verifier for the stack's trusted root and any
+// extra trusted material (a key), requiring a timestamp and a log entry,
+// and the bundle as it reads it.
+func (st *stack) sigstoreGo(raw []byte, extra ...sgroot.TrustedMaterial) (*sgverify.Verifier, *sgbundle.Bundle) {
+	st.t.Helper()
+	tr, err := sgroot.NewTrustedRootFromJSON(st.trustedRoot)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	v, err := sgverify.NewVerifier(append(sgroot.TrustedMaterialCollection{tr}, extra...), sgverify.WithSignedTimestamps(1), sgverify.WithTransparencyLog(1))
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	var b sgbundle.Bundle
+	if err := b.UnmarshalJSON(raw); err != nil {
+		st.t.Fatal(err)
+	}
+	return v, &b
+}
+
 func subjectDigest(subject string) verify.Digest {
 	d := sha256.Sum256([]byte(subject))
 	return verify.Digest{Algorithm: crypto.SHA256, Value: d[:]}
@@ -132,19 +179,9 @@ func TestBundleVerifies(t *testing.T) {
 	alice := st.issue(t, bundleIdentity, bundleIssuer)
 	id := st.submit(alice, "widget-1.0.tar.gz")
 
-	got := st.get("/api/v2/attestations/" + id + "/bundle")
-	if got.status != http.StatusOK {
-		t.Fatalf("bundle: %d %s", got.status, got.body)
-	}
-	if ct := got.header.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("Content-Type %q", ct)
-	}
-	b, err := bundle.Parse(got.body)
-	if err != nil {
-		t.Fatalf("core/bundle refuses the answer: %v\n%s", err, got.body)
-	}
+	b, raw := st.bundle(id)
 	if b.MediaType() != bundle.MediaTypeV03 || !bytes.Equal(b.CertificateDER(), alice.cert) || len(b.TlogEntries()) != 1 || len(b.RFC3161Timestamps()) != 1 {
-		t.Fatalf("bundle %s", got.body)
+		t.Fatalf("bundle %s", raw)
 	}
 	rec, err := st.store.get(id)
 	if err != nil || rec == nil || !bytes.Equal(b.RFC3161Timestamps()[0], rec.SignedTimestamp) {
@@ -156,11 +193,7 @@ func TestBundleVerifies(t *testing.T) {
 		t.Fatalf("GET answers signedTimestamp %x (%v), stored %x", answered.SignedTimestamp, err, rec.SignedTimestamp)
 	}
 
-	root, err := coretrust.ParseRoot(st.trustedRoot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := verify.New(root)
+	v := st.verifier()
 	policy := verify.Policy{Identity: verify.Exact(bundleIdentity), Issuer: verify.Exact(bundleIssuer)}
 	res, err := v.VerifyAttestation(context.Background(), b, subjectDigest("widget-1.0.tar.gz"), policy, slsa)
 	if err != nil {
@@ -177,30 +210,19 @@ func TestBundleVerifies(t *testing.T) {
 		t.Error("core/verify accepted the bundle for another signer")
 	}
 
-	sgRoot, err := sgroot.NewTrustedRootFromJSON(st.trustedRoot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sv, err := sgverify.NewVerifier(sgRoot, sgverify.WithSignedTimestamps(1), sgverify.WithTransparencyLog(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sv, sb := st.sigstoreGo(raw)
 	ident, err := sgverify.NewShortCertificateIdentity(bundleIssuer, "", bundleIdentity, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sb sgbundle.Bundle
-	if err := sb.UnmarshalJSON(got.body); err != nil {
-		t.Fatal(err)
-	}
 	d := subjectDigest("widget-1.0.tar.gz").Value
-	if _, err := sv.Verify(&sb, sgverify.NewPolicy(sgverify.WithArtifactDigest("sha256", d), sgverify.WithCertificateIdentity(ident))); err != nil {
+	if _, err := sv.Verify(sb, sgverify.NewPolicy(sgverify.WithArtifactDigest("sha256", d), sgverify.WithCertificateIdentity(ident))); err != nil {
 		t.Fatalf("sigstore-go rejects the served bundle: %v", err)
 	}
 	// Without the timestamp, nothing proves when the short-lived
 	// certificate signed: the one the store kept is what makes it verify.
 	sb.VerificationMaterial.TimestampVerificationData = nil
-	if _, err := sv.Verify(&sb, sgverify.NewPolicy(sgverify.WithArtifactDigest("sha256", d), sgverify.WithCertificateIdentity(ident))); err == nil {
+	if _, err := sv.Verify(sb, sgverify.NewPolicy(sgverify.WithArtifactDigest("sha256", d), sgverify.WithCertificateIdentity(ident))); err == nil {
 		t.Fatal("sigstore-go accepted the bundle without its timestamp")
 	}
 }
@@ -211,46 +233,24 @@ func TestBundleOfKeySignedAttestation(t *testing.T) {
 	st := newStack(t)
 	key := newKeySigner(t)
 	id := st.submit(key, "lib.so")
-	got := st.get("/api/v2/attestations/" + id + "/bundle")
-	if got.status != http.StatusOK {
-		t.Fatalf("bundle: %d %s", got.status, got.body)
-	}
-	b, err := bundle.Parse(got.body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, raw := st.bundle(id)
 	der, _ := x509.MarshalPKIXPublicKey(key.key.Public())
 	sum := sha256.Sum256(der)
 	hint := b.Proto().GetVerificationMaterial().GetPublicKey().GetHint()
 	if b.CertificateDER() != nil || hint != base64.StdEncoding.EncodeToString(sum[:]) {
 		t.Fatalf("verification material %v, want the public key hint %s", b.Proto().GetVerificationMaterial(), base64.StdEncoding.EncodeToString(sum[:]))
 	}
-	root, err := coretrust.ParseRoot(st.trustedRoot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := verify.New(root).VerifyAttestation(context.Background(), b, subjectDigest("lib.so"), verify.Policy{Key: key.key.Public()}, slsa); err != nil {
+	if _, err := st.verifier().VerifyAttestation(context.Background(), b, subjectDigest("lib.so"), verify.Policy{Key: key.key.Public()}, slsa); err != nil {
 		t.Fatalf("core/verify rejects the key-signed bundle: %v", err)
 	}
 
-	sgRoot, err := sgroot.NewTrustedRootFromJSON(st.trustedRoot)
-	if err != nil {
-		t.Fatal(err)
-	}
 	kv, err := signature.LoadVerifier(key.key.Public(), crypto.SHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
 	keys := sgroot.NewTrustedPublicKeyMaterialFromMapping(map[string]*sgroot.ExpiringKey{hint: sgroot.NewExpiringKey(kv, time.Time{}, time.Time{})})
-	sv, err := sgverify.NewVerifier(sgroot.TrustedMaterialCollection{sgRoot, keys}, sgverify.WithSignedTimestamps(1), sgverify.WithTransparencyLog(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sb sgbundle.Bundle
-	if err := sb.UnmarshalJSON(got.body); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sv.Verify(&sb, sgverify.NewPolicy(sgverify.WithArtifactDigest("sha256", subjectDigest("lib.so").Value), sgverify.WithKey())); err != nil {
+	sv, sb := st.sigstoreGo(raw, keys)
+	if _, err := sv.Verify(sb, sgverify.NewPolicy(sgverify.WithArtifactDigest("sha256", subjectDigest("lib.so").Value), sgverify.WithKey())); err != nil {
 		t.Fatalf("sigstore-go rejects the key-signed bundle: %v", err)
 	}
 }
