@@ -379,23 +379,46 @@ verify-blob-attestation also checks the predicate type.
 
 func newVerifyBlobAttestationCmd() *cobra.Command {
 	var (
-		v        verifyFlags
-		typeName string
+		v             verifyFlags
+		typeName      string
+		digestArgFlag string
+		fromStore     bool
 	)
 	cmd := &cobra.Command{
-		Use:   "verify-blob-attestation FILE --bundle B --type TYPE (--certificate-identity ID --certificate-oidc-issuer URL | --key PUB.pem)",
+		Use:   "verify-blob-attestation (FILE | --digest sha256:HEX) --type TYPE [--bundle B | --from-store] (--certificate-identity ID --certificate-oidc-issuer URL | --key PUB.pem)",
 		Short: "Verify an attestation about a file (SLSA provenance, SBOM…) against a signer policy, offline",
 		Long: `Verify a DSSE attestation bundle as verify-blob does, and that its in-toto
 statement names FILE's SHA-256 among its subjects and has the predicate type
 --type (slsaprovenance1, spdxjson, cyclonedx or a URI; omit it to accept
 any type, which is then reported).
+
+Without a bundle at hand, --digest sha256:HEX (instead of FILE) or
+--from-store fetches the attestations about the digest from the signet
+server's attestation store (--server or $SIGNET_SERVER) as whole bundles
+and verifies them offline against the trusted root, as 'gh attestation
+verify' does: the server is trusted for nothing, so pin the root with
+--trusted-root. It passes when one of them verifies; each is reported.
 ` + keyHelp + verifyExitHelp + "\n" + trustHelpVerify,
 		Example: `  signet verify-blob-attestation app.tar.gz --bundle app.provenance.sigstore.json \
     --type slsaprovenance1 --trusted-root trusted_root.json \
     --certificate-identity https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main \
+    --certificate-oidc-issuer https://token.actions.githubusercontent.com
+
+  # Only the digest, the attestations from the server:
+  signet verify-blob-attestation --digest sha256:4f1e… --type slsaprovenance1 \
+    --server https://signet.example.com --trusted-root trusted_root.json \
+    --certificate-identity-regexp '^https://github\.com/acme/' \
     --certificate-oidc-issuer https://token.actions.githubusercontent.com`,
-		Args: exactArgs(1, "FILE"),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if digestArgFlag != "" {
+				return exactArgs(0, "no FILE with --digest")(cmd, args)
+			}
+			return exactArgs(1, "FILE (or --digest sha256:HEX)")(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if digestArgFlag != "" || fromStore {
+				return verifyFromStore(cmd, &v, args, digestArgFlag, typeName)
+			}
 			file := args[0]
 			pt := ""
 			if typeName != "" {
@@ -431,6 +454,8 @@ any type, which is then reported).
 	v.add(cmd.Flags())
 	cmd.Flags().StringVar(&v.bundle, "bundle", "", "the attestation bundle (default <FILE>.<type>.sigstore.json, as attest-blob writes it)")
 	cmd.Flags().StringVar(&typeName, "type", "", "required predicate type: slsaprovenance1, spdxjson, cyclonedx or a URI")
+	cmd.Flags().StringVar(&digestArgFlag, "digest", "", "verify the attestations the server's store holds about this digest (sha256:HEX) instead of a FILE's")
+	cmd.Flags().BoolVar(&fromStore, "from-store", false, "fetch the attestations about FILE from the server's attestation store instead of reading a bundle file")
 	return cmd
 }
 
