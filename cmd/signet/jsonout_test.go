@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -80,4 +81,23 @@ func TestEveryHelpNamesExitCodes(t *testing.T) {
 		}
 	}
 	walk(newRootCmd(), nil)
+}
+
+// --output-file takes the result (and a failure's JSON) off stdout.
+func TestOutputFile(t *testing.T) {
+	dir := t.TempDir()
+	out := dir + "/version.json"
+	r := runSignet(t, nil, "version", "-o", "json", "--output-file", out).want(t, 0)
+	if strings.TrimSpace(r.stdout) != "" {
+		t.Errorf("stdout: %q", r.stdout)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil || !strings.Contains(string(b), `"schemaVersion": 1`) {
+		t.Fatalf("output file: %q %v", b, err)
+	}
+	runSignet(t, nil, "sign-blob", "/does/not/exist", "-o", "json", "--output-file", out).want(t, 2)
+	if b, _ := os.ReadFile(out); !strings.Contains(string(b), `"exitCode": 2`) {
+		t.Errorf("failure JSON not in the output file: %s", b)
+	}
+	runSignet(t, nil, "version", "--output-file", dir+"/no/such/dir/x").want(t, 2)
 }

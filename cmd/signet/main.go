@@ -30,7 +30,7 @@ func main() {
 	if err := root.Execute(); err != nil {
 		err = withRemedy(err)
 		fmt.Fprintln(os.Stderr, "Error:", err)
-		reportError(os.Stdout, root, os.Args[1:], err)
+		reportError(resultOut, root, os.Args[1:], err)
 		os.Exit(exitCodeOf(err))
 	}
 	os.Exit(exitOK)
@@ -50,6 +50,7 @@ Run your own private Sigstore with 'signet server'.`,
 		SilenceErrors: true,
 	}
 	addTimeout(root)
+	addOutputFile(root, root.PersistentPreRunE)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())}
 	})
