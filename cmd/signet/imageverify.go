@@ -236,7 +236,7 @@ verifies a file.
 
   # Every platform of a multi-platform image, as JSON:
   signet verify -r ghcr.io/acme/app:1.2.3 --trusted-root trusted_root.json \
-    --certificate-identity-regexp 'https://github\.com/acme/app/.*' \
+    --certificate-identity-regexp '^https://github\.com/acme/app/' \
     --certificate-oidc-issuer https://token.actions.githubusercontent.com -o json`,
 		Args: exactArgs(1, "IMAGE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
