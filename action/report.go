@@ -1,15 +1,12 @@
 package action
 
 import (
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 
-	"github.com/signet-dev/signet/core/certext"
 	"github.com/signet-dev/signet/core/intoto"
-	"github.com/signet-dev/signet/core/sign"
 )
 
 // Entry is one bundle the action wrote or verified.
@@ -41,35 +38,6 @@ func (e Entry) MarshalJSON() ([]byte, error) {
 		plain
 		Subjects []map[string]any `json:"subjects"`
 	}{plain(e), subs})
-}
-
-func newEntry(kind, predicateType string, subjects []Subject, path string, res *sign.Result, server string) Entry {
-	e := Entry{Kind: kind, PredicateType: predicateType, Subjects: subjects, BundlePath: path, AttestationID: res.AttestationID}
-	if res.Certificate != nil {
-		e.Identity, e.Issuer = certIdentity(res.Certificate)
-	}
-	if len(res.Entries) > 0 {
-		e.LogIndex = res.Entries[0].GetLogIndex()
-		e.LogOrigin, _, _ = strings.Cut(res.Entries[0].GetInclusionProof().GetCheckpoint().GetEnvelope(), "\n")
-	}
-	if e.AttestationID != "" {
-		e.AttestationURL = server + "/api/v2/attestations/" + e.AttestationID
-	}
-	return e
-}
-
-// certIdentity is the certificate's subject alternative name and OIDC issuer.
-func certIdentity(c *x509.Certificate) (san, issuer string) {
-	switch {
-	case len(c.URIs) > 0:
-		san = c.URIs[0].String()
-	case len(c.EmailAddresses) > 0:
-		san = c.EmailAddresses[0]
-	}
-	if ext, err := certext.FromCertificate(c); err == nil {
-		issuer = ext.Issuer
-	}
-	return san, issuer
 }
 
 // report is what one run did.

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signet-dev/signet/core/bundle"
+	"github.com/signet-dev/signet/core/certext"
 	"github.com/signet-dev/signet/core/oci"
 	"github.com/signet-dev/signet/core/sbom"
 )
@@ -76,7 +77,7 @@ func newTreeItem(a oci.Attached) treeItem {
 		}
 	}
 	if cert != nil {
-		it.Identity, it.Issuer = certIdentity(cert), certIssuer(cert)
+		it.Identity, it.Issuer = certext.Identity(cert)
 	}
 	return it
 }

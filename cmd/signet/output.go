@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	"github.com/spf13/pflag"
 
-	"github.com/signet-dev/signet/core/certext"
 	"github.com/signet-dev/signet/core/pipeline"
 	"github.com/signet-dev/signet/core/sign"
 	"github.com/signet-dev/signet/core/verify"
@@ -84,26 +82,6 @@ func verifiedEntries(entries []verify.LogEntry) []logEntryJSON {
 		out = append(out, logEntryJSON{LogIndex: e.LogIndex, LogID: hex.EncodeToString(e.LogID), LogURL: e.BaseURL, TreeSize: e.TreeSize})
 	}
 	return out
-}
-
-// certIdentity is the subject alternative name Fulcio puts in a certificate:
-// an email or a URI.
-func certIdentity(c *x509.Certificate) string {
-	switch {
-	case len(c.EmailAddresses) > 0:
-		return c.EmailAddresses[0]
-	case len(c.URIs) > 0:
-		return c.URIs[0].String()
-	}
-	return ""
-}
-
-func certIssuer(c *x509.Certificate) string {
-	ext, err := certext.FromCertificate(c)
-	if err != nil {
-		return ""
-	}
-	return ext.Issuer
 }
 
 func hashName(a protocommon.HashAlgorithm) string {

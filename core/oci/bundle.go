@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/signet-dev/signet/core/bundle"
+	sintoto "github.com/signet-dev/signet/core/intoto"
 )
 
 // Media types and annotations of the cosign v3 bundle layout
@@ -35,8 +36,6 @@ const (
 	// image signature (types.CosignSignPredicateType), both as the
 	// annotation and as the in-toto predicate type of a DSSE signature.
 	CosignSignPredicateType = "https://sigstore.dev/cosign/sign/v1"
-
-	inTotoPayloadType = "application/vnd.in-toto+json"
 )
 
 // emptyJSON is the content of the OCI empty descriptor.
@@ -117,8 +116,8 @@ func inspect(a Attachment, subjectDigest string) (*inspected, error) {
 		return &inspected{content: ContentMessageSignature, predicateType: CosignSignPredicateType, bundle: b}, nil
 	}
 	env := b.DSSEEnvelope()
-	if env.GetPayloadType() != inTotoPayloadType {
-		return nil, fmt.Errorf("attaching %v: DSSE payload type is %q, want %s", a.Kind, env.GetPayloadType(), inTotoPayloadType)
+	if env.GetPayloadType() != sintoto.PayloadType {
+		return nil, fmt.Errorf("attaching %v: DSSE payload type is %q, want %s", a.Kind, env.GetPayloadType(), sintoto.PayloadType)
 	}
 	var st intoto.Statement
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(env.GetPayload(), &st); err != nil {

@@ -98,10 +98,14 @@ func (p *Policy) validate() error {
 		return p.validateKeyPolicy()
 	}
 	if p.Identity.IsZero() {
-		return fail(CheckPolicy, nil, "no certificate identity given; name the expected signer (e.g. --certificate-identity or --certificate-identity-regexp), or trust a public key (--key)")
+		e := fail(CheckPolicy, nil, "no certificate identity given; name the expected signer, or trust a public key")
+		e.Remedy = RemedyNamePolicy
+		return e
 	}
 	if p.Issuer.IsZero() {
-		return fail(CheckPolicy, nil, "no OIDC issuer given; name the expected issuer (e.g. --certificate-oidc-issuer or --certificate-oidc-issuer-regexp)")
+		e := fail(CheckPolicy, nil, "no OIDC issuer given; name the expected issuer")
+		e.Remedy = RemedyNamePolicy
+		return e
 	}
 	return nil
 }

@@ -23,11 +23,12 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/signet-dev/signet/core/bundle"
+	sintoto "github.com/signet-dev/signet/core/intoto"
 	"github.com/signet-dev/signet/core/trust"
 )
 
 // InTotoPayloadType is the DSSE payload type of in-toto statements.
-const InTotoPayloadType = "application/vnd.in-toto+json"
+const InTotoPayloadType = sintoto.PayloadType
 
 // Verifier verifies bundles against one trusted root. It is safe for
 // concurrent use.

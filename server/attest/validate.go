@@ -21,10 +21,12 @@ import (
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	sintoto "github.com/signet-dev/signet/core/intoto"
 )
 
 // InTotoPayloadType is the only DSSE payload type the store accepts.
-const InTotoPayloadType = "application/vnd.in-toto+json"
+const InTotoPayloadType = sintoto.PayloadType
 
 // Subject is one artifact an attestation is about.
 type Subject struct {
