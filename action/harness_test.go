@@ -206,6 +206,13 @@ func (r *runnerEnv) bundles() []action.Entry {
 	if err := json.Unmarshal([]byte(raw), &es); err != nil {
 		r.t.Fatalf("bundles output: %v", err)
 	}
+	// The CLI's field names, in every mode: bundle and logEntries.
+	for i, d := range decoded {
+		ents, _ := d["logEntries"].([]any)
+		if d["bundle"] != d["bundlePath"] || len(ents) == 0 || ents[0].(map[string]any)["logIndex"] != d["logIndex"] {
+			r.t.Errorf("bundles output entry %d lacks the CLI's bundle/logEntries fields: %v", i, d)
+		}
+	}
 	return es
 }
 

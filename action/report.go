@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/signet-dev/signet/core/intoto"
+	"github.com/signet-dev/signet/core/pipeline"
 )
 
 // Entry is one bundle the action wrote or verified.
@@ -25,6 +26,9 @@ type Entry struct {
 	AttestationURL string `json:"attestationUrl,omitempty"`
 	// Referrer is the OCI referrer the bundle was attached as.
 	Referrer string `json:"referrer,omitempty"`
+	// LogEntries are all the bundle's entries, named as the CLI's -o json
+	// names them (logIndex and logOrigin above are the first one's).
+	LogEntries []pipeline.LogEntry `json:"logEntries"`
 }
 
 // MarshalJSON adds the subjects in in-toto form.
@@ -34,10 +38,16 @@ func (e Entry) MarshalJSON() ([]byte, error) {
 	for i, s := range e.Subjects {
 		subs[i] = map[string]any{"name": s.Name, "digest": map[string]string{"sha256": s.SHA256}}
 	}
+	if e.LogEntries == nil {
+		e.LogEntries = []pipeline.LogEntry{}
+	}
+	// bundle is the CLI's name for bundlePath, which stays for workflows
+	// that read it.
 	return json.Marshal(struct {
 		plain
+		Bundle   string           `json:"bundle"`
 		Subjects []map[string]any `json:"subjects"`
-	}{plain(e), subs})
+	}{plain(e), e.BundlePath, subs})
 }
 
 // report is what one run did.

@@ -107,6 +107,7 @@ func (r *runner) entryOf(b pipeline.Bundle) Entry {
 	if b.Kind == intoto.KindSignature && b.Subjects[0].Image == nil {
 		e.PredicateType = "" // a message signature
 	}
+	e.LogEntries = b.LogEntries
 	if len(b.LogEntries) > 0 {
 		e.LogIndex, e.LogOrigin = b.LogEntries[0].LogIndex, b.LogEntries[0].Origin
 	}

@@ -227,6 +227,7 @@ func entryOfVerified(c *candidateResult) Entry {
 		e.PredicateType = res.Statement.GetPredicateType()
 		e.Kind = string(intoto.KindOf(e.PredicateType))
 	}
+	e.LogEntries = pipeline.VerifiedEntries(res.Entries)
 	if len(res.Entries) > 0 {
 		e.LogIndex = res.Entries[0].LogIndex
 		e.LogOrigin = res.Entries[0].BaseURL

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -77,11 +76,7 @@ func signedEntries(entries []*protorekor.TransparencyLogEntry) []logEntryJSON {
 }
 
 func verifiedEntries(entries []verify.LogEntry) []logEntryJSON {
-	out := make([]logEntryJSON, 0, len(entries))
-	for _, e := range entries {
-		out = append(out, logEntryJSON{LogIndex: e.LogIndex, LogID: hex.EncodeToString(e.LogID), LogURL: e.BaseURL, TreeSize: e.TreeSize})
-	}
-	return out
+	return pipeline.VerifiedEntries(entries)
 }
 
 func hashName(a protocommon.HashAlgorithm) string {

@@ -179,6 +179,15 @@ func SignedEntries(entries []*protorekor.TransparencyLogEntry) []LogEntry {
 	return out
 }
 
+// VerifiedEntries describes the entries a verification proved.
+func VerifiedEntries(entries []verify.LogEntry) []LogEntry {
+	out := make([]LogEntry, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, LogEntry{LogIndex: e.LogIndex, LogID: hex.EncodeToString(e.LogID), LogURL: e.BaseURL, TreeSize: e.TreeSize})
+	}
+	return out
+}
+
 // Bundle is one bundle made, and where it went.
 type Bundle struct {
 	Kind          intoto.Kind `json:"kind"`
