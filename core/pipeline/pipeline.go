@@ -22,7 +22,6 @@ import (
 	"sync"
 	"time"
 
-	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	"golang.org/x/sync/errgroup"
 
@@ -381,7 +380,7 @@ func selfVerify(ctx context.Context, v *verify.Verifier, o sign.Options, it *Ite
 	}
 	d := verify.Digest{Algorithm: crypto.SHA256, Value: sum}
 	if it.Statement == nil {
-		_, err = v.VerifyDigest(ctx, res.Bundle, verify.Digest{Algorithm: hashOf(res), Value: res.Digest}, pol)
+		_, err = v.VerifyDigest(ctx, res.Bundle, verify.Digest{Algorithm: res.Hash, Value: res.Digest}, pol)
 		return err
 	}
 	_, err = v.VerifyAttestation(ctx, res.Bundle, d, pol, it.PredicateType)
@@ -452,14 +451,4 @@ func CheckPredicate(predicateType string, predicate []byte) error {
 		return &PredicateError{Type: predicateType, Err: err}
 	}
 	return nil
-}
-
-func hashOf(res *sign.Result) crypto.Hash {
-	switch res.DigestAlgorithm {
-	case protocommon.HashAlgorithm_SHA2_384:
-		return crypto.SHA384
-	case protocommon.HashAlgorithm_SHA2_512:
-		return crypto.SHA512
-	}
-	return crypto.SHA256
 }

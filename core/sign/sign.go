@@ -9,6 +9,7 @@ package sign
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -79,6 +80,7 @@ type Result struct {
 	// Digest is the artifact's digest (or the DSSE PAE's) with its algorithm.
 	Digest          []byte
 	DigestAlgorithm protocommon.HashAlgorithm
+	Hash            crypto.Hash // DigestAlgorithm as a crypto.Hash
 	Entries         []*protorekor.TransparencyLogEntry
 	// AttestationID is set when the attestation store kept the envelope.
 	AttestationID string
@@ -230,7 +232,7 @@ func ArtifactReader(ctx context.Context, o Options, content io.Reader) (*Result,
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Certificate: cert, Digest: digest, DigestAlgorithm: key.HashAlgorithm()}
+	res := &Result{Certificate: cert, Digest: digest, DigestAlgorithm: key.HashAlgorithm(), Hash: key.Hash()}
 	pb := &protobundle.Bundle{
 		Content: &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
 			MessageDigest: &protocommon.HashOutput{Algorithm: key.HashAlgorithm(), Digest: digest},
@@ -288,7 +290,7 @@ func AttestationBundle(ctx context.Context, o Options, statement []byte) (*Resul
 	// Rekor v2 logs a DSSE envelope as a hashedrekord over its PAE, as cosign
 	// v3 and sigstore-js do.
 	digest := key.Digest(intoto.PAE(env))
-	res := &Result{Certificate: cert, Digest: digest, DigestAlgorithm: key.HashAlgorithm()}
+	res := &Result{Certificate: cert, Digest: digest, DigestAlgorithm: key.HashAlgorithm(), Hash: key.Hash()}
 	pb := &protobundle.Bundle{Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: env}}
 	if err := r.timestampAndLog(ctx, key, cert, sig, digest, env, res, pb); err != nil {
 		return nil, err
