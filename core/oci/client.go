@@ -45,7 +45,15 @@ type Options struct {
 	UserAgent string
 	// MaxBundleSize bounds one bundle or legacy layer; 0 means DefaultMaxBundleSize.
 	MaxBundleSize int64
+	// MaxListBytes bounds all the bundles and legacy layers one List holds,
+	// so that a registry listing many large ones cannot exhaust memory; 0
+	// means DefaultMaxListBytes.
+	MaxListBytes int64
 }
+
+// DefaultMaxListBytes bounds what one List reads: four bundles of the
+// largest size, far more than any image carries in practice.
+const DefaultMaxListBytes = 4 * DefaultMaxBundleSize
 
 // Client talks to OCI registries.
 type Client struct {
@@ -54,6 +62,7 @@ type Client struct {
 	rt            http.RoundTripper
 	userAgent     string
 	maxBundle     int64
+	maxList       int64
 }
 
 // New returns a Client.
@@ -63,12 +72,16 @@ func New(o Options) *Client {
 		allowInsecure: o.AllowInsecureRegistry,
 		userAgent:     o.UserAgent,
 		maxBundle:     o.MaxBundleSize,
+		maxList:       o.MaxListBytes,
 	}
 	if c.keychain == nil {
 		c.keychain = authn.DefaultKeychain
 	}
 	if c.maxBundle <= 0 {
 		c.maxBundle = DefaultMaxBundleSize
+	}
+	if c.maxList <= 0 {
+		c.maxList = DefaultMaxListBytes
 	}
 	base := o.Transport
 	if base == nil {

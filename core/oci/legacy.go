@@ -229,7 +229,7 @@ func (c *Client) appendLegacy(ctx context.Context, s *Subject, suffix string, co
 }
 
 // listLegacy reads the legacy .sig and .att tags of the subject.
-func (c *Client) listLegacy(ctx context.Context, s *Subject) ([]Attached, error) {
+func (c *Client) listLegacy(ctx context.Context, s *Subject, budget *listBudget) ([]Attached, error) {
 	var out []Attached
 	for _, t := range []struct {
 		suffix string
@@ -251,6 +251,9 @@ func (c *Client) listLegacy(ctx context.Context, s *Subject) ([]Attached, error)
 			return nil, fmt.Errorf("legacy tag %s is not an image manifest: %v", tag, err)
 		}
 		for _, l := range m.Layers {
+			if err := budget.spend(l.Size); err != nil {
+				return nil, err
+			}
 			b, err := c.readBlob(ctx, repo, l)
 			if err != nil {
 				return nil, err

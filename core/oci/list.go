@@ -84,20 +84,21 @@ func (c *Client) List(ctx context.Context, s *Subject) (*Listing, error) {
 		src = SourceReferrersTag
 	}
 	out := &Listing{Subject: s, Path: path}
+	budget := &listBudget{left: c.maxList, limit: c.maxList, subject: s.String()}
 	seen := map[v1.Hash]bool{}
 	for _, d := range descs {
 		if seen[d.Digest] {
 			continue
 		}
 		seen[d.Digest] = true
-		item, err := c.readReferrer(ctx, s, d)
+		item, err := c.readReferrer(ctx, s, d, budget)
 		if err != nil {
 			return nil, err
 		}
 		item.Source = src
 		out.Items = append(out.Items, *item)
 	}
-	legacy, err := c.listLegacy(ctx, s)
+	legacy, err := c.listLegacy(ctx, s, budget)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +109,7 @@ func (c *Client) List(ctx context.Context, s *Subject) (*Listing, error) {
 // readReferrer reads a referrer manifest. The manifest, not the index
 // descriptor, is authoritative: some registries' referrers indexes omit
 // annotations or report the config media type as artifactType.
-func (c *Client) readReferrer(ctx context.Context, s *Subject, d v1.Descriptor) (*Attached, error) {
+func (c *Client) readReferrer(ctx context.Context, s *Subject, d v1.Descriptor, budget *listBudget) (*Attached, error) {
 	repo := s.Digest.Context()
 	ref := repo.Digest(d.Digest.String())
 	raw, err := c.getManifest(ctx, ref)
@@ -132,6 +133,9 @@ func (c *Client) readReferrer(ctx context.Context, s *Subject, d v1.Descriptor) 
 	if item.ArtifactType != BundleMediaType || len(m.Layers) != 1 || string(m.Layers[0].MediaType) != BundleMediaType {
 		return item, nil
 	}
+	if err := budget.spend(m.Layers[0].Size); err != nil {
+		return nil, err
+	}
 	b, err := c.readBlob(ctx, repo, m.Layers[0])
 	if err != nil {
 		return nil, err
@@ -149,6 +153,21 @@ func (c *Client) getManifest(ctx context.Context, ref name.Reference) ([]byte, e
 		return nil, classify(err, ref.String(), ref.Context(), false)
 	}
 	return desc.Manifest, nil
+}
+
+// listBudget is what one List may still read. Descriptor sizes are spent
+// before reading; readBlob refuses a blob that is not its descriptor's size.
+type listBudget struct {
+	left, limit int64
+	subject     string
+}
+
+func (b *listBudget) spend(n int64) error {
+	if n < 0 || n > b.left {
+		return &TooLargeError{What: "the bundles and legacy layers attached to " + b.subject, Size: b.limit - b.left + n, Limit: b.limit}
+	}
+	b.left -= n
+	return nil
 }
 
 // readBlob reads a small blob, bounded by MaxBundleSize, and checks its digest.

@@ -674,3 +674,40 @@ func hasPrefix(urls []string, p string) bool {
 	}
 	return false
 }
+
+// One List holds at most MaxListBytes of bundles and legacy layers, however
+// many a registry lists: the referrers and the legacy tags share the budget.
+func TestListIsBounded(t *testing.T) {
+	ctx := context.Background()
+	reg := ocitest.Start(t)
+	pushImage(t, reg.Ref("many:v1"))
+	c := anonymous()
+	s, err := c.Resolve(ctx, reg.Ref("many:v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for i := range 3 {
+		b := dsseBundle(t, hexOf(s), fmt.Sprintf("https://example.com/p%d/v1", i))
+		total += int64(len(b))
+		if _, err := c.Attach(ctx, s, oci.Attachment{Kind: oci.KindAttestation, Bundle: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	att := dsseBundle(t, hexOf(s), "https://slsa.dev/provenance/v1")
+	if _, err := c.AttachLegacyAttestation(ctx, s, att); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := oci.New(oci.Options{MaxListBytes: 1 << 20}).List(ctx, s); err != nil || len(l.Items) != 4 {
+		t.Fatalf("within the budget: %v", err)
+	}
+	// Enough for the referrers, not for the legacy layer on top.
+	_, err = oci.New(oci.Options{MaxListBytes: total + 10}).List(ctx, s)
+	var tl *oci.TooLargeError
+	if !errors.As(err, &tl) || !strings.Contains(err.Error(), "attached to") {
+		t.Fatalf("over the budget: %v", err)
+	}
+	if _, err := oci.New(oci.Options{MaxListBytes: total / 2}).List(ctx, s); !errors.As(err, &tl) {
+		t.Fatalf("half the referrers: %v", err)
+	}
+}
