@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -63,6 +64,10 @@ type Client struct {
 	userAgent     string
 	maxBundle     int64
 	maxList       int64
+	// tagLocks serialises this client's own updates of one referrers tag
+	// (repository:tag → *sync.Mutex): a registry without If-Match would
+	// otherwise let parallel attaches of one run overwrite each other.
+	tagLocks sync.Map
 }
 
 // New returns a Client.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -285,9 +286,14 @@ func (c *Client) readReferrersTag(ctx context.Context, hc *http.Client, subject 
 // among them) can lose an update to a concurrent writer, so the tag is read
 // back after a short random pause and the update redone if the entry is
 // missing; a concurrent writer's read of a half-written tag is retried too.
+// Writers in this process take turns (tagLocks), so only other processes'
+// writers can race it; against those, the OCI fallback has no lock to take.
 func (c *Client) addToReferrersTag(ctx context.Context, hc *http.Client, subject name.Digest, desc v1.Descriptor) error {
 	repo := subject.Context()
 	tag := fallbackTag(subject)
+	mu, _ := c.tagLocks.LoadOrStore(repo.String()+":"+tag, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
 	const attempts = 10
 	var lastErr error
 	for attempt := 0; attempt < attempts; attempt++ {
