@@ -24,6 +24,8 @@ const (
 // usageError marks errors caused by how the command was called.
 type usageError struct{ error }
 
+func (u usageError) Unwrap() error { return u.error }
+
 func main() {
 	transport.Version = version
 	root := newRootCmd()

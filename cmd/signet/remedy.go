@@ -38,13 +38,6 @@ func verifyRemedy(r verify.Remedy) func(error) bool {
 // withRemedy appends the remedy for err in flag terms, when there is one.
 // The result still unwraps to err, so the exit code is unchanged.
 func withRemedy(err error) error {
-	var ue usageError
-	if errors.As(err, &ue) {
-		if inner := withRemedy(ue.error); inner != ue.error {
-			return usageError{inner}
-		}
-		return err
-	}
 	for _, r := range remedies {
 		if r.is(err) {
 			return fmt.Errorf("%w; %s", err, r.remedy)

@@ -13,6 +13,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"encoding/hex"
@@ -134,7 +135,7 @@ type Signed struct {
 func (s *Signed) SignArtifact(ctx context.Context, content []byte) (*sign.Result, error) {
 	o := s.o
 	o.ViaAttestationStore = false
-	return sign.ArtifactReader(ctx, o, strings.NewReader(string(content)))
+	return sign.ArtifactReader(ctx, o, bytes.NewReader(content))
 }
 
 // Placement is where a destination put a bundle.
