@@ -77,7 +77,9 @@ type object struct {
 	obj                         any    // the typed object
 }
 
-func (o object) String() string { return fmt.Sprintf("%s %s/%s (%s)", o.kind, o.namespace, o.name, o.file) }
+func (o object) String() string {
+	return fmt.Sprintf("%s %s/%s (%s)", o.kind, o.namespace, o.name, o.file)
+}
 
 // newTyped returns the typed object for a manifest's apiVersion and kind:
 // the kinds the manifests may hold.
@@ -674,7 +676,9 @@ func TestDeployment(t *testing.T) {
 	if sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) > 0 {
 		t.Errorf("capabilities %+v, want drop [ALL] and add nothing", sc.Capabilities)
 	}
-	seccomp := func(s *corev1.SeccompProfile) bool { return s != nil && s.Type == corev1.SeccompProfileTypeRuntimeDefault }
+	seccomp := func(s *corev1.SeccompProfile) bool {
+		return s != nil && s.Type == corev1.SeccompProfileTypeRuntimeDefault
+	}
 	if !seccomp(sc.SeccompProfile) && !(sc.SeccompProfile == nil && seccomp(psc.SeccompProfile)) {
 		t.Errorf("seccomp %+v / %+v, want RuntimeDefault", psc.SeccompProfile, sc.SeccompProfile)
 	}
