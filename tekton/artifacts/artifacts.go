@@ -173,11 +173,13 @@ func Children(pr *v1.PipelineRun, children []*v1.TaskRun) (ordered []*v1.TaskRun
 	if spec == nil {
 		return nil, problems
 	}
+	used := map[string]bool{}
 	for _, task := range slices.Concat(spec.Tasks, spec.Finally) {
 		for _, ref := range refs {
-			if ref.PipelineTaskName != task.Name {
+			if ref.PipelineTaskName != task.Name || used[ref.Name] {
 				continue
 			}
+			used[ref.Name] = true
 			tr := given[ref.Name]
 			if tr == nil {
 				problems = append(problems, fmt.Sprintf("TaskRun %s (pipeline task %s) was not given; its results are left out", ref.Name, task.Name))
@@ -187,7 +189,6 @@ func Children(pr *v1.PipelineRun, children []*v1.TaskRun) (ordered []*v1.TaskRun
 				continue // did not run; Chains leaves it out too
 			}
 			ordered = append(ordered, tr)
-			delete(given, ref.Name) // a task listed twice in the spec counts once
 		}
 	}
 	return ordered, problems

@@ -24,7 +24,7 @@ const (
 	gitCommitName        = "CHAINS-GIT_COMMIT"
 )
 
-// Result is a run's or a step's result by name.
+// result is a run's or a step's result by name.
 type result struct {
 	name  string
 	value v1.ParamValue
@@ -46,7 +46,7 @@ func pipelineRunResults(rs []v1.PipelineRunResult) []result {
 	return out
 }
 
-// ValueType is the value's type; objects built in code may leave Type unset.
+// valueType is the value's type; objects built in code may leave Type unset.
 func valueType(v v1.ParamValue) v1.ParamType {
 	switch {
 	case v.Type != "":
