@@ -463,6 +463,7 @@ func children() []*v1.TaskRun {
 		res("src-ARTIFACT_OUTPUTS", obj("uri", "pkg:generic/src.tar", "digest", "sha256:"+shaB, "isBuildArtifact", "true")),
 		res("CHAINS-GIT_URL", str("https://git.example.com/clone")),
 		res("CHAINS-GIT_COMMIT", str(hexN("1", 40))),
+		res("cache_IMAGE_URL", str("gcr.io/cache/img")),
 	)
 	notify := finished("pr-notify", res("IMAGES", str("gcr.io/never@sha256:"+shaD)))
 	notify.Status.CompletionTime = nil // did not run
@@ -502,7 +503,10 @@ func TestPipelineRun(t *testing.T) {
 	if !reflect.DeepEqual(f.Inputs, wantInputs) {
 		t.Errorf("Inputs =\n%s\nwant\n%s", dump(f.Inputs), dump(wantInputs))
 	}
-	wantProblems := []string{"TaskRun other-run is not in the PipelineRun's status.childReferences; left out"}
+	wantProblems := []string{
+		"TaskRun other-run is not in the PipelineRun's status.childReferences; left out",
+		`taskrun pr-git-clone/result cache_IMAGE_URL "gcr.io/cache/img": no cache_IMAGE_DIGEST result to go with it`,
+	}
 	if !slices.Equal(f.Problems, wantProblems) {
 		t.Errorf("Problems = %q", f.Problems)
 	}
