@@ -61,13 +61,14 @@ var wantConfigKeys = map[string]string{
 	"signet.max-attempts":             "5",
 }
 
-// controllerFlags are the flags of signet-tekton; the Deployment may pass
-// only these.
+// controllerFlags are the flags of signet-tekton (tekton/cmd/signet-tekton);
+// the Deployment may pass only these.
 var controllerFlags = []string{
 	"kubeconfig", "server", "signing-config", "trusted-root", "namespace",
 	"config", "config-namespace", "workers", "metrics-addr",
 	"allow-insecure-registry", "identity-token", "lease-name",
 	"kube-api-qps", "kube-api-burst",
+	"lease-duration", "id", "retry-initial-delay", "retry-max-delay", "log-format",
 }
 
 // object is one decoded document.

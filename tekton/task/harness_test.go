@@ -8,11 +8,13 @@
 package task_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +25,7 @@ import (
 	"time"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
@@ -36,6 +39,11 @@ func loadTask(t *testing.T, path string) *v1.Task {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return decodeTask(t, path, data)
+}
+
+func decodeTask(t *testing.T, path string, data []byte) *v1.Task {
+	t.Helper()
 	js, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
@@ -54,6 +62,31 @@ func loadTask(t *testing.T, path string) *v1.Task {
 		t.Fatalf("%s: Tekton refuses the Task: %v", path, ferr)
 	}
 	return &task
+}
+
+// loadTasks is loadTask for a file of several Tasks, by name.
+func loadTasks(t *testing.T, path string) map[string]*v1.Task {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*v1.Task{}
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if len(bytes.TrimSpace(doc)) == 0 {
+			continue
+		}
+		task := decodeTask(t, path, doc)
+		out[task.Name] = task
+	}
 }
 
 // taskRun is what a TaskRun gives the Task: parameter values (string or
@@ -264,7 +297,11 @@ func runTask(t *testing.T, task *v1.Task, tr taskRun, shell []string, pathDir st
 		}
 		// Tekton gives a step the image's environment plus its own env
 		// and HOME; nothing of this test process leaks in.
-		env := []string{"PATH=" + pathDir + ":/usr/local/bin:/usr/bin:/bin", "HOME=" + home}
+		path := "/usr/local/bin:/usr/bin:/bin"
+		if pathDir != "" {
+			path = pathDir + ":" + path
+		}
+		env := []string{"PATH=" + path, "HOME=" + home}
 		for _, e := range step.Env {
 			if e.ValueFrom != nil {
 				t.Fatalf("step %s: env %s from %v: the harness knows plain values only", step.Name, e.Name, e.ValueFrom)
