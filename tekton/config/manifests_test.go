@@ -30,6 +30,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/signet-dev/signet/tekton/settings"
 )
 
 const (
@@ -42,23 +44,14 @@ const (
 )
 
 // wantConfigKeys is every key of the controller's ConfigMap with its
-// default, as the controller's settings define them (tekton/settings
-// Keys). The ConfigMap must hold exactly these, each written out with its
-// default. TODO(controller): compare with settings.Keys itself once the
-// package is committed.
-var wantConfigKeys = map[string]string{
-	"artifacts.taskrun.format":        "slsa/v2alpha4",
-	"artifacts.taskrun.storage":       "oci",
-	"artifacts.pipelinerun.format":    "slsa/v2alpha4",
-	"artifacts.pipelinerun.storage":   "oci",
-	"artifacts.oci.storage":           "oci",
-	"storage.oci.repository.insecure": "false",
-	"transparency.enabled":            "true",
-	"builder.id":                      "https://tekton.dev/chains/v2",
-	"builddefinition.buildtype":       "https://tekton.dev/chains/v2/slsa",
-	"signet.identity":                 "controller",
-	"signet.failed-runs":              "false",
-	"signet.max-attempts":             "5",
+// default, from the controller's own settings (tekton/settings Keys): the
+// ConfigMap must hold exactly these, each written out with its default.
+func wantConfigKeys() map[string]string {
+	out := map[string]string{}
+	for _, k := range settings.Keys {
+		out[k.Name] = k.Default
+	}
+	return out
 }
 
 // controllerFlags are the flags of signet-tekton (tekton/cmd/signet-tekton);
@@ -526,11 +519,19 @@ func TestConfigMap(t *testing.T) {
 	if cm.Name != configMapName || cm.Namespace != namespace {
 		t.Errorf("ConfigMap %s/%s, want %s/%s (the controller's --config and --config-namespace defaults)", cm.Namespace, cm.Name, namespace, configMapName)
 	}
+	want := wantConfigKeys()
+	if len(want) < 12 {
+		t.Fatalf("settings.Keys lists %d keys; expected Chains' nine and signet's three at least", len(want))
+	}
+	// The controller takes it, as it is.
+	if _, err := settings.Parse(cm.Data); err != nil {
+		t.Errorf("the controller refuses the ConfigMap: %v", err)
+	}
 	if len(cm.BinaryData) > 0 {
 		t.Errorf("binaryData %v: the controller reads data only", cm.BinaryData)
 	}
 	for k, v := range cm.Data {
-		def, ok := wantConfigKeys[k]
+		def, ok := want[k]
 		switch {
 		case !ok:
 			t.Errorf("key %q is not one the controller takes (it would refuse the ConfigMap)", k)
@@ -538,16 +539,16 @@ func TestConfigMap(t *testing.T) {
 			t.Errorf("key %q = %q, want its default %q", k, v, def)
 		}
 	}
-	for k := range wantConfigKeys {
+	for k := range want {
 		if _, ok := cm.Data[k]; !ok {
-			t.Errorf("key %q (default %q) is not written out", k, wantConfigKeys[k])
+			t.Errorf("key %q (default %q) is not written out", k, want[k])
 		}
 	}
 	// A comment on every key: the line before each key is a comment.
 	lines := strings.Split(string(m.files[o.file]), "\n")
 	for i, l := range lines {
 		key, _, ok := strings.Cut(strings.TrimSpace(l), ":")
-		if _, isKey := wantConfigKeys[key]; !ok || !isKey || !strings.HasPrefix(l, "  ") {
+		if _, isKey := want[key]; !ok || !isKey || !strings.HasPrefix(l, "  ") {
 			continue
 		}
 		if i == 0 || !strings.HasPrefix(strings.TrimSpace(lines[i-1]), "#") {
