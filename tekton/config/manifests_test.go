@@ -774,4 +774,9 @@ func TestAdmissionPolicyMatchesServiceAccount(t *testing.T) {
 	if p.Spec.FailurePolicy == nil || *p.Spec.FailurePolicy != admissionv1.Fail {
 		t.Error("failurePolicy is not Fail")
 	}
+	for _, v := range p.Spec.Validations {
+		if v.Reason == nil || *v.Reason != "Forbidden" {
+			t.Errorf("validation %q: reason %v, want Forbidden (the controller takes Invalid for a deleted run)", v.Message, v.Reason)
+		}
+	}
 }
