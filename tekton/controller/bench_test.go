@@ -1,0 +1,231 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+// The controller's throughput and latency on the real apiserver, with its
+// default settings and the whole keyless flow per run. Run it with
+//
+//	go test ./tekton/controller -run '^$' -bench . -benchtime 1x -timeout 60m
+//
+// SIGNET_TEKTON_BENCH_RUNS (default 2000) sets the burst size,
+// SIGNET_TEKTON_BENCH_BACKLOG (default 5000) the backlog. Results are in
+// docs/benchmarks.md.
+
+func benchRuns(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// createRuns makes n completed TaskRuns with one image result each, with
+// parallel clients, and returns when all exist.
+func (e *env) createRuns(b testing.TB, ns string, n int, digest string) {
+	b.Helper()
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 32 {
+		wg.Go(func() {
+			for i := range work {
+				e.taskRun(b, ns, fmt.Sprintf("run-%05d", i), runSpec{results: map[string]string{
+					"IMAGE_URL": e.reg.Ref("bench/app"), "IMAGE_DIGEST": digest,
+				}})
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+}
+
+// watchSigned counts runs marked signed in ns and records, for each, the
+// time from its completion to the annotation as the watch saw it.
+func (e *env) watchSigned(b testing.TB, ns string, n int) (done chan struct{}, latencies func() []time.Duration) {
+	b.Helper()
+	w, err := e.tekton.TektonV1().TaskRuns(ns).Watch(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	done = make(chan struct{})
+	var mu sync.Mutex
+	var lat []time.Duration
+	seen := map[string]bool{}
+	go func() {
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			tr, ok := ev.Object.(*pipelinev1.TaskRun)
+			if !ok || ev.Type == watch.Deleted || tr.Annotations["signet.dev/signed"] == "" || seen[tr.Name] {
+				continue
+			}
+			seen[tr.Name] = true
+			mu.Lock()
+			if tr.Status.CompletionTime != nil {
+				lat = append(lat, time.Since(tr.Status.CompletionTime.Time))
+			}
+			mu.Unlock()
+			if len(seen) == n {
+				close(done)
+				return
+			}
+		}
+	}()
+	return done, func() []time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Sorted(slices.Values(lat))
+	}
+}
+
+func pct(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	return d[min(len(d)-1, int(float64(len(d))*p))]
+}
+
+func rssMiB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return float64(kb) / 1024
+		}
+	}
+	return 0
+}
+
+// peakRSS samples a process's RSS until stop is closed.
+func peakRSS(pid int, stop chan struct{}) func() float64 {
+	var mu sync.Mutex
+	peak := 0.0
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				r := rssMiB(pid)
+				mu.Lock()
+				peak = max(peak, r)
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() float64 { mu.Lock(); defer mu.Unlock(); return peak }
+}
+
+// BenchmarkBurst: n completed TaskRuns created at once, the controller
+// running: time until all are signed, and completion-to-signed latency.
+func BenchmarkBurst(b *testing.B) {
+	e := getEnv(b)
+	n := benchRuns("SIGNET_TEKTON_BENCH_RUNS", 2000)
+	for i := range b.N {
+		ns := fmt.Sprintf("burst-%d-%d", time.Now().UnixNano(), i)
+		e.namespace(b, ns)
+		p := e.controller(b, ns)
+		digest := e.pushImage(b, "bench/app")
+		done, lat := e.watchSigned(b, ns, n)
+		stop := make(chan struct{})
+		peak := peakRSS(p.cmd.Process.Pid, stop)
+		start := time.Now()
+		e.createRuns(b, ns, n, digest)
+		created := time.Since(start)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Minute):
+			b.Fatalf("not all %d runs signed within 30 minutes", n)
+		}
+		took := time.Since(start)
+		close(stop)
+		l := lat()
+		b.ReportMetric(float64(n)/took.Seconds(), "runs/s")
+		b.ReportMetric(took.Seconds(), "s-total")
+		b.ReportMetric(created.Seconds(), "s-creating")
+		b.ReportMetric(pct(l, 0.5).Seconds(), "s-p50")
+		b.ReportMetric(pct(l, 0.99).Seconds(), "s-p99")
+		b.ReportMetric(peak(), "MiB-peak-rss")
+		p.stop(b)
+	}
+}
+
+// BenchmarkSteady: runs completing at 10/s; completion-to-signed latency.
+func BenchmarkSteady(b *testing.B) {
+	e := getEnv(b)
+	const rate, seconds = 10, 30
+	for i := range b.N {
+		ns := fmt.Sprintf("steady-%d-%d", time.Now().UnixNano(), i)
+		e.namespace(b, ns)
+		p := e.controller(b, ns)
+		digest := e.pushImage(b, "bench/app")
+		done, lat := e.watchSigned(b, ns, rate*seconds)
+		tick := time.NewTicker(time.Second / rate)
+		for j := range rate * seconds {
+			<-tick.C
+			go func() {
+				if _, err := e.taskRunErr(ns, fmt.Sprintf("run-%05d", j), runSpec{results: map[string]string{"IMAGE_URL": e.reg.Ref("bench/app"), "IMAGE_DIGEST": digest}}); err != nil {
+					b.Error(err)
+				}
+			}()
+		}
+		tick.Stop()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Minute):
+			b.Fatal("not all runs signed within 5 minutes")
+		}
+		l := lat()
+		b.ReportMetric(pct(l, 0.5).Seconds(), "s-p50")
+		b.ReportMetric(pct(l, 0.99).Seconds(), "s-p99")
+		p.stop(b)
+	}
+}
+
+// BenchmarkBacklog: n completed runs already in the cluster when the
+// controller starts: time to drain them and the controller's peak RSS.
+func BenchmarkBacklog(b *testing.B) {
+	e := getEnv(b)
+	n := benchRuns("SIGNET_TEKTON_BENCH_BACKLOG", 5000)
+	for i := range b.N {
+		ns := fmt.Sprintf("backlog-%d-%d", time.Now().UnixNano(), i)
+		e.namespace(b, ns)
+		digest := e.pushImage(b, "bench/app")
+		e.createRuns(b, ns, n, digest)
+		done, _ := e.watchSigned(b, ns, n)
+		start := time.Now()
+		p := e.controller(b, ns)
+		stop := make(chan struct{})
+		peak := peakRSS(p.cmd.Process.Pid, stop)
+		select {
+		case <-done:
+		case <-time.After(60 * time.Minute):
+			b.Fatalf("backlog of %d not drained within an hour", n)
+		}
+		took := time.Since(start)
+		close(stop)
+		b.ReportMetric(float64(n)/took.Seconds(), "runs/s")
+		b.ReportMetric(took.Seconds(), "s-total")
+		b.ReportMetric(peak(), "MiB-peak-rss")
+		p.stop(b)
+	}
+}
