@@ -15,7 +15,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -54,14 +56,32 @@ func wantConfigKeys() map[string]string {
 	return out
 }
 
-// controllerFlags are the flags of signet-tekton (tekton/cmd/signet-tekton);
-// the Deployment may pass only these.
-var controllerFlags = []string{
-	"kubeconfig", "server", "signing-config", "trusted-root", "namespace",
-	"config", "config-namespace", "workers", "metrics-addr",
-	"allow-insecure-registry", "identity-token", "lease-name",
-	"kube-api-qps", "kube-api-burst",
-	"lease-duration", "id", "retry-initial-delay", "retry-max-delay", "log-format",
+// controllerFlags are the flags of signet-tekton (tekton/cmd/signet-tekton)
+// as its --help lists them, from the binary built here: the Deployment may
+// pass only these.
+func controllerFlags(t *testing.T) []string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "signet-tekton")
+	build := exec.Command("go", "build", "-o", bin, "./tekton/cmd/signet-tekton")
+	build.Dir = filepath.Join("..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./tekton/cmd/signet-tekton: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("signet-tekton --help: %v\n%s", err, out)
+	}
+	line := regexp.MustCompile(`^\s+(?:-[a-zA-Z], )?--([a-z0-9-]+)[ \t]`)
+	var flags []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if m := line.FindStringSubmatch(l); m != nil {
+			flags = append(flags, m[1])
+		}
+	}
+	if len(flags) < 10 {
+		t.Fatalf("signet-tekton --help lists %d flags; the output was not understood:\n%s", len(flags), out)
+	}
+	return flags
 }
 
 // object is one decoded document.
@@ -585,6 +605,7 @@ func TestDeployment(t *testing.T) {
 
 	// Flags: only the controller's, the server a placeholder, the metrics
 	// address on the container port the probes use.
+	known := controllerFlags(t)
 	flags := map[string]string{}
 	for _, a := range append(slices.Clone(c.Command), c.Args...) {
 		name, val, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
@@ -592,7 +613,7 @@ func TestDeployment(t *testing.T) {
 			t.Errorf("arg %q: write flags as --name=value", a)
 			continue
 		}
-		if !slices.Contains(controllerFlags, name) {
+		if !slices.Contains(known, name) {
 			t.Errorf("flag --%s is not one of signet-tekton's", name)
 		}
 		flags[name] = val
