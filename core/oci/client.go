@@ -56,6 +56,43 @@ type Options struct {
 // largest size, far more than any image carries in practice.
 const DefaultMaxListBytes = 4 * DefaultMaxBundleSize
 
+// tagLocks serialises this process's updates of one referrers tag, across
+// clients: a registry without If-Match would otherwise let parallel
+// attaches overwrite each other (the Tekton controller makes a client per
+// run, and runs share images). A tag's lock lives while someone holds or
+// waits for it, so a long-running process keeps none for idle tags.
+var tagLocks = struct {
+	sync.Mutex
+	m map[string]*tagLock
+}{m: map[string]*tagLock{}}
+
+type tagLock struct {
+	sync.Mutex
+	users int
+}
+
+// lockTag takes the lock of one registry/repository:tag; the returned
+// function releases it.
+func lockTag(key string) (unlock func()) {
+	tagLocks.Lock()
+	l := tagLocks.m[key]
+	if l == nil {
+		l = &tagLock{}
+		tagLocks.m[key] = l
+	}
+	l.users++
+	tagLocks.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		tagLocks.Lock()
+		if l.users--; l.users == 0 {
+			delete(tagLocks.m, key)
+		}
+		tagLocks.Unlock()
+	}
+}
+
 // Client talks to OCI registries.
 type Client struct {
 	keychain      authn.Keychain
@@ -64,10 +101,6 @@ type Client struct {
 	userAgent     string
 	maxBundle     int64
 	maxList       int64
-	// tagLocks serialises this client's own updates of one referrers tag
-	// (repository:tag → *sync.Mutex): a registry without If-Match would
-	// otherwise let parallel attaches of one run overwrite each other.
-	tagLocks sync.Map
 }
 
 // New returns a Client.

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -291,9 +290,7 @@ func (c *Client) readReferrersTag(ctx context.Context, hc *http.Client, subject 
 func (c *Client) addToReferrersTag(ctx context.Context, hc *http.Client, subject name.Digest, desc v1.Descriptor) error {
 	repo := subject.Context()
 	tag := fallbackTag(subject)
-	mu, _ := c.tagLocks.LoadOrStore(repo.String()+":"+tag, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
+	defer lockTag(repo.String() + ":" + tag)()
 	const attempts = 10
 	var lastErr error
 	for attempt := 0; attempt < attempts; attempt++ {

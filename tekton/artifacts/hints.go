@@ -73,9 +73,21 @@ func (s *scan) taskRunOutputs(scope string, tr *v1.TaskRun) {
 			}
 			for i, v := range art.Values {
 				src := fmt.Sprintf("%sstatus.artifacts output %q", scope, art.Name)
-				if a, ok := s.artifactValue(src, i, v); ok {
-					s.addArtifact(a)
+				a, ok := s.artifactValue(src, i, v)
+				if !ok {
+					continue
 				}
+				// As for *ARTIFACT_OUTPUTS: an output that names an image
+				// is signed as one (Tekton's artifacts docs list images
+				// among build outputs).
+				if hex := a.Digest["sha256"]; hex != "" && namesRegistry(a.URI) {
+					if img, err := parseImage(a.URI, "sha256:"+hex); err == nil {
+						img.Source = src
+						s.addImage(img)
+						continue
+					}
+				}
+				s.addArtifact(a)
 			}
 		}
 	}

@@ -19,7 +19,8 @@ const (
 	AnnotationSigned = "signet.dev/signed"
 	// AnnotationSubjects is how many subjects the provenance names.
 	AnnotationSubjects = "signet.dev/subjects"
-	// AnnotationLogIndexes lists the log entries made, "origin/index,...".
+	// AnnotationLogIndexes lists the log indexes of the entries made,
+	// "12,13" (every bundle's entries, in the log the signing config names).
 	AnnotationLogIndexes = "signet.dev/log-indexes"
 	// AnnotationAttestations lists the attestation store's IDs.
 	AnnotationAttestations = "signet.dev/attestation-ids"

@@ -32,9 +32,31 @@ func benchRuns(name string, def int) int {
 	return def
 }
 
-// createRuns makes n completed TaskRuns with one image result each, with
-// parallel clients, and returns when all exist.
-func (e *env) createRuns(b testing.TB, ns string, n int, digest string) {
+// pushImages pushes n images (each run builds its own) with parallel
+// clients and returns their digests.
+func (e *env) pushImages(b testing.TB, repo string, n int) []string {
+	b.Helper()
+	digests := make([]string, n)
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 16 {
+		wg.Go(func() {
+			for i := range work {
+				digests[i] = e.pushImage(b, repo)
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	return digests
+}
+
+// createRuns makes a completed TaskRun for each image, with parallel
+// clients, and returns when all exist.
+func (e *env) createRuns(b testing.TB, ns, repo string, digests []string) {
 	b.Helper()
 	var wg sync.WaitGroup
 	work := make(chan int)
@@ -42,11 +64,12 @@ func (e *env) createRuns(b testing.TB, ns string, n int, digest string) {
 		wg.Go(func() {
 			for i := range work {
 				e.taskRun(b, ns, fmt.Sprintf("run-%05d", i), runSpec{results: map[string]string{
-					"IMAGE_URL": e.reg.Ref("bench/app"), "IMAGE_DIGEST": digest,
+					"IMAGE_URL": e.reg.Ref(repo), "IMAGE_DIGEST": digests[i],
 				}})
 			}
 		})
 	}
+	n := len(digests)
 	for i := range n {
 		work <- i
 	}
@@ -144,12 +167,12 @@ func BenchmarkBurst(b *testing.B) {
 		ns := fmt.Sprintf("burst-%d-%d", time.Now().UnixNano(), i)
 		e.namespace(b, ns)
 		p := e.controller(b, ns)
-		digest := e.pushImage(b, "bench/app")
+		digests := e.pushImages(b, "bench/"+ns, n)
 		done, lat := e.watchSigned(b, ns, n)
 		stop := make(chan struct{})
 		peak := peakRSS(p.cmd.Process.Pid, stop)
 		start := time.Now()
-		e.createRuns(b, ns, n, digest)
+		e.createRuns(b, ns, "bench/"+ns, digests)
 		created := time.Since(start)
 		select {
 		case <-done:
@@ -177,13 +200,13 @@ func BenchmarkSteady(b *testing.B) {
 		ns := fmt.Sprintf("steady-%d-%d", time.Now().UnixNano(), i)
 		e.namespace(b, ns)
 		p := e.controller(b, ns)
-		digest := e.pushImage(b, "bench/app")
+		digests := e.pushImages(b, "bench/"+ns, rate*seconds)
 		done, lat := e.watchSigned(b, ns, rate*seconds)
 		tick := time.NewTicker(time.Second / rate)
 		for j := range rate * seconds {
 			<-tick.C
 			go func() {
-				if _, err := e.taskRunErr(ns, fmt.Sprintf("run-%05d", j), runSpec{results: map[string]string{"IMAGE_URL": e.reg.Ref("bench/app"), "IMAGE_DIGEST": digest}}); err != nil {
+				if _, err := e.taskRunErr(ns, fmt.Sprintf("run-%05d", j), runSpec{results: map[string]string{"IMAGE_URL": e.reg.Ref("bench/" + ns), "IMAGE_DIGEST": digests[j]}}); err != nil {
 					b.Error(err)
 				}
 			}()
@@ -209,8 +232,7 @@ func BenchmarkBacklog(b *testing.B) {
 	for i := range b.N {
 		ns := fmt.Sprintf("backlog-%d-%d", time.Now().UnixNano(), i)
 		e.namespace(b, ns)
-		digest := e.pushImage(b, "bench/app")
-		e.createRuns(b, ns, n, digest)
+		e.createRuns(b, ns, "bench/"+ns, e.pushImages(b, "bench/"+ns, n))
 		done, _ := e.watchSigned(b, ns, n)
 		start := time.Now()
 		p := e.controller(b, ns)

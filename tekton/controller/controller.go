@@ -306,7 +306,10 @@ func (c *Controller) onTaskRun(obj any) {
 	if pr := tr.Labels[pipelineapi.PipelineRunLabelKey]; pr != "" && tr.IsDone() {
 		c.queue.Add(runKey(kindPipelineRun, tr.Namespace, pr))
 	}
-	if tr.IsDone() && tr.Annotations[AnnotationSigned] == "" {
+	switch {
+	case tr.Annotations[AnnotationSigned] != "":
+		c.forget(tr.UID)
+	case tr.IsDone():
 		c.queue.Add(runKey(kindTaskRun, tr.Namespace, tr.Name))
 	}
 }
@@ -316,7 +319,10 @@ func (c *Controller) onPipelineRun(obj any) {
 	if !ok {
 		return
 	}
-	if pr.IsDone() && pr.Annotations[AnnotationSigned] == "" {
+	switch {
+	case pr.Annotations[AnnotationSigned] != "":
+		c.forget(pr.UID)
+	case pr.IsDone():
 		c.queue.Add(runKey(kindPipelineRun, pr.Namespace, pr.Name))
 	}
 }
@@ -450,8 +456,9 @@ type waitError struct {
 
 func (e *waitError) Error() string { return e.reason }
 
-// markDone remembers a run marked by this process; forget drops runs the
-// cache has caught up with, and anything older than the resync period.
+// markDone remembers a run marked (or skipped) by this process; forget drops
+// a run once the cache shows its mark, so that a user who removes the mark
+// gets the run signed again. Past 10,000 entries the oldest are dropped.
 func (c *Controller) markDone(uid types.UID) {
 	c.doneMu.Lock()
 	defer c.doneMu.Unlock()
@@ -497,4 +504,10 @@ func (c *Controller) dropOutcome(uid types.UID) {
 	c.doneMu.Lock()
 	defer c.doneMu.Unlock()
 	delete(c.pending, uid)
+}
+
+func (c *Controller) forget(uid types.UID) {
+	c.doneMu.Lock()
+	defer c.doneMu.Unlock()
+	delete(c.done, uid)
 }

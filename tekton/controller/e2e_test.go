@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/signet-dev/signet/core/oci/ocitest"
@@ -506,5 +507,38 @@ func TestPipelineRunAfterItsTaskRuns(t *testing.T) {
 	}
 	if b := mustJSON(pred["runDetails"]); !strings.Contains(b, "COVERAGE") {
 		t.Errorf("the PipelineRun's byproducts do not carry its TaskRuns' results: %s", b)
+	}
+}
+
+// With --signing-config (any Sigstore deployment, so no attestation store),
+// provenance goes only where it can be kept: attached to the run's images.
+// A run whose provenance would be kept nowhere is refused, not logged and
+// lost.
+func TestSigningConfigWithoutStore(t *testing.T) {
+	e := getEnv(t)
+	const ns = "no-store"
+	e.namespace(t, ns)
+	sc := filepath.Join(t.TempDir(), "signing_config.json")
+	b, err := e.srv.Get("/trust/signing_config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(sc, b, 0o644)
+	e.config(t, map[string]string{"signet.max-attempts": "1"})
+	e.controller(t, ns, "--server", "", "--signing-config", sc, "--trusted-root", e.root)
+	ref, digest := signedRef(t, e, "team/no-store")
+	e.taskRun(t, ns, "image", runSpec{results: map[string]string{"IMAGE_URL": e.reg.Ref("team/no-store"), "IMAGE_DIGEST": digest}})
+	if ann := e.marked(t, "taskrun", ns, "image", time.Minute); ann["signet.dev/signed"] != "true" || ann["signet.dev/attestation-ids"] != "" {
+		t.Fatalf("annotations %v; want signed, no attestation store IDs", ann)
+	}
+	if code, out := e.signet(t, append([]string{"verify-attestation", ref, "--type", "slsaprovenance1"}, e.policy(e.identity)...)...); code != 0 {
+		t.Errorf("verify-attestation: exit %d\n%s", code, out)
+	}
+	e.hintTaskRun(t, ns, "file-only", hintRun{results: []pipelinev1.TaskRunResult{
+		hintObject("app-ARTIFACT_OUTPUTS", "uri", "https://files.example.com/app.tar.gz", "digest", "sha256:"+strings.Repeat("c", 64), "isBuildArtifact", "true"),
+	}})
+	ann := e.marked(t, "taskrun", ns, "file-only", time.Minute)
+	if ann["signet.dev/signed"] != "failed" || !strings.Contains(ann["signet.dev/reason"], "kept nowhere") || ann["signet.dev/log-indexes"] != "" {
+		t.Errorf("annotations %v; want failed, the reason, and nothing logged", ann)
 	}
 }

@@ -499,8 +499,8 @@ func TestHintStatusArtifacts(t *testing.T) {
 		},
 	}})
 	ann := e.marked(t, "taskrun", ns, "build", time.Minute)
-	if ann["signet.dev/signed"] != "true" || ann["signet.dev/subjects"] != "2" || logEntries(ann) != 1 {
-		t.Fatalf("annotations %v; want signed, 2 subjects, 1 log entry (the provenance; nothing signed as an image)", ann)
+	if ann["signet.dev/signed"] != "true" || ann["signet.dev/subjects"] != "2" || logEntries(ann) != 2 {
+		t.Fatalf("annotations %v; want signed, 2 subjects, 2 log entries (the image's signature, the provenance)", ann)
 	}
 	id, st := e.provenanceOf(t, ann)
 	want := map[string]string{
@@ -527,13 +527,14 @@ func TestHintStatusArtifacts(t *testing.T) {
 		t.Errorf("the store has %+v for the non-build output", got)
 	}
 
-	// The image named by status.artifacts is not handled as an image.
+	// A build output that names an image is signed as one, with the
+	// provenance attached, as for *ARTIFACT_OUTPUTS.
 	ref := e.reg.Ref("hints/status-img@" + dImg)
-	if s, a := e.attached(t, ref); s != 0 || a != 0 {
-		t.Errorf("%s: %d signatures, %d attestations attached; status.artifacts outputs are subjects by URI, not images", ref, s, a)
+	if s, a := e.attached(t, ref); s != 1 || a != 1 {
+		t.Errorf("%s: %d signatures, %d attestations attached; want one of each", ref, s, a)
 	}
-	if code, out := e.verifies(t, ref, false); code != 1 {
-		t.Errorf("signet verify of the status.artifacts image: exit %d, want 1 (not signed)\n%s", code, out)
+	if code, out := e.verifies(t, ref, false); code != 0 {
+		t.Errorf("signet verify of the status.artifacts image: exit %d, want 0\n%s", code, out)
 	}
 }
 

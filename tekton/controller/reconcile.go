@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -23,6 +24,11 @@ import (
 	"github.com/signet-dev/signet/tekton/provenance"
 	"github.com/signet-dev/signet/tekton/settings"
 )
+
+// ErrProvenanceNowhere is a provenance with nowhere to be kept: the signing
+// services have no attestation store (--signing-config rather than a signet
+// server) and the run has no image to attach it to, or attaching is off.
+var ErrProvenanceNowhere = errors.New("the provenance would be kept nowhere: the signing services have no attestation store (give --server, a signet server) and it is not attached to an image (the run produced none, or artifacts.taskrun.storage / artifacts.pipelinerun.storage is empty)")
 
 // run is what signing needs of a TaskRun or a PipelineRun.
 type run struct {
@@ -60,9 +66,11 @@ func (c *Controller) process(ctx context.Context, key string) error {
 		c.metrics.seen.WithLabelValues(r.kind).Inc()
 	}
 	log := c.log.With("run", r.String(), "attempt", attempt)
-	for _, p := range r.found.Problems {
-		log.Warn("type hint skipped", "problem", p)
-		c.recorder.Event(r.obj, corev1.EventTypeWarning, "TypeHintSkipped", clip(p))
+	if attempt == 1 {
+		for _, p := range r.found.Problems {
+			log.Warn("type hint skipped", "problem", p)
+			c.recorder.Event(r.obj, corev1.EventTypeWarning, "TypeHintSkipped", clip(p))
+		}
 	}
 	start := c.o.Now()
 	out, signedBefore := c.pendingOutcome(r.meta.UID)
@@ -146,6 +154,7 @@ func (c *Controller) lookup(ctx context.Context, kind, namespace, name string) (
 		if err != nil || !tr.IsDone() {
 			return nil, err
 		}
+		found := artifacts.TaskRun(tr)
 		return &run{
 			kind:           kindTaskRun,
 			obj:            tr,
@@ -153,9 +162,9 @@ func (c *Controller) lookup(ctx context.Context, kind, namespace, name string) (
 			succeeded:      tr.IsSuccessful(),
 			completed:      completion(tr.Status.CompletionTime),
 			serviceAccount: tr.Spec.ServiceAccountName,
-			found:          artifacts.TaskRun(tr),
+			found:          found,
 			predicate: func(o provenance.Options) ([]byte, error) {
-				return provenance.TaskRun(tr, artifacts.TaskRun(tr), o)
+				return provenance.TaskRun(tr, found, o)
 			},
 			patch: func(ctx context.Context, ns, n string, pt types.PatchType, data []byte, opts metav1.PatchOptions, sub ...string) error {
 				_, err := c.o.Tekton.TektonV1().TaskRuns(ns).Patch(ctx, n, pt, data, opts, sub...)
@@ -207,20 +216,36 @@ func completion(t *metav1.Time) time.Time {
 }
 
 // childWait is how long a PipelineRun waits before looking at its TaskRuns
-// again.
-const childWait = 2 * time.Second
+// again; childPatience how long after its completion it waits for a TaskRun
+// that is missing or unfinished before it is attested without it (a TaskRun
+// deleted first must not hold its PipelineRun unsigned for ever).
+const (
+	childWait     = 2 * time.Second
+	childPatience = 2 * time.Minute
+)
 
 // children are a PipelineRun's TaskRuns, all done; until they are, the
 // PipelineRun waits (its provenance carries their results).
 func (c *Controller) children(ctx context.Context, pr *pipelinev1.PipelineRun) ([]*pipelinev1.TaskRun, error) {
 	var out []*pipelinev1.TaskRun
+	patient := pr.Status.CompletionTime == nil || c.o.Now().Sub(pr.Status.CompletionTime.Time) < childPatience
+	wait := func(reason string) error {
+		if patient {
+			return &waitError{after: childWait, reason: reason}
+		}
+		c.log.Warn("attesting a PipelineRun without one of its TaskRuns", "pipelinerun", pr.Namespace+"/"+pr.Name, "why", reason, "waited", childPatience.String())
+		return nil
+	}
 	for _, ref := range pr.Status.ChildReferences {
 		if ref.Kind != "" && ref.Kind != "TaskRun" {
 			continue // CustomRuns carry no Chains type hints
 		}
 		tr, err := c.taskRuns.TaskRuns(pr.Namespace).Get(ref.Name)
 		if k8serrors.IsNotFound(err) {
-			return nil, &waitError{after: childWait, reason: "waiting for TaskRun " + ref.Name}
+			if err := wait("TaskRun " + ref.Name + " not found"); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		if err != nil {
 			return nil, err
@@ -229,14 +254,20 @@ func (c *Controller) children(ctx context.Context, pr *pipelinev1.PipelineRun) (
 			// Signed TaskRuns are cached as metadata only (see slim);
 			// the provenance needs the whole run.
 			if tr, err = c.o.Tekton.TektonV1().TaskRuns(pr.Namespace).Get(ctx, ref.Name, metav1.GetOptions{}); err != nil {
-				if k8serrors.IsNotFound(err) {
-					return nil, &waitError{after: childWait, reason: "waiting for TaskRun " + ref.Name}
+				if !k8serrors.IsNotFound(err) {
+					return nil, err
 				}
-				return nil, err
+				if err := wait("TaskRun " + ref.Name + " not found"); err != nil {
+					return nil, err
+				}
+				continue
 			}
 		}
 		if !tr.IsDone() {
-			return nil, &waitError{after: childWait, reason: "waiting for TaskRun " + ref.Name + " to finish"}
+			if err := wait("TaskRun " + ref.Name + " has not finished"); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		out = append(out, tr)
 	}
@@ -248,7 +279,7 @@ func (c *Controller) children(ctx context.Context, pr *pipelinev1.PipelineRun) (
 func (c *Controller) sign(ctx context.Context, r *run, st settings.Settings) (outcome, error) {
 	var out outcome
 	if len(r.found.Images) == 0 && len(r.found.Artifacts) == 0 {
-		out.reason = "nothing to sign: the run has no type-hinted results (IMAGE_URL/IMAGE_DIGEST, IMAGES, *_ARTIFACT_URI/*_ARTIFACT_DIGEST, *_ARTIFACT_OUTPUTS) and no status.artifacts outputs"
+		out.reason = "nothing to sign: the run has no type-hinted results (*IMAGE_URL/*IMAGE_DIGEST, IMAGES, *ARTIFACT_OUTPUTS with isBuildArtifact) and no status.artifacts build outputs"
 		return out, nil
 	}
 	services, err := c.o.Services(ctx)
@@ -316,6 +347,11 @@ func (c *Controller) sign(ctx context.Context, r *run, st settings.Settings) (ou
 	attachProvenance := st.TaskRunOCI
 	if r.kind == kindPipelineRun {
 		attachProvenance = st.PipelineRunOCI
+	}
+	if services.Attestations == nil && (!attachProvenance || len(r.found.Images) == 0) {
+		// Without an attestation store the provenance would be logged and
+		// then kept nowhere.
+		return out, ErrProvenanceNowhere
 	}
 	opts := sign.Options{Services: services, IdentityToken: tok}
 	plans := []pipeline.Plan{{

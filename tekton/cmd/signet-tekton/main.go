@@ -40,8 +40,8 @@ const usage = `signet-tekton signs what Tekton pipelines build, keyless.
 
 It watches v1 TaskRuns and PipelineRuns. When one completes it reads what it
 built from Tekton Chains' type hints (IMAGE_URL/IMAGE_DIGEST, IMAGES,
-*_IMAGE_URL/*_IMAGE_DIGEST, *_ARTIFACT_URI/*_ARTIFACT_DIGEST,
-*_ARTIFACT_OUTPUTS) and status.artifacts, signs each image (and each platform
+*IMAGE_URL/*IMAGE_DIGEST, *ARTIFACT_OUTPUTS with isBuildArtifact) and
+status.artifacts build outputs, signs each image (and each platform
 of an index), attests SLSA v1 provenance in Chains' slsa/v2alpha4 shape,
 attaches the bundles to the images as OCI referrers (cosign v3's layout),
 keeps them in the signet server's attestation store, and marks the run with
