@@ -95,6 +95,13 @@ func lockTag(key string) (unlock func()) {
 
 // Client talks to OCI registries.
 type Client struct {
+	// reuse holds go-containerregistry's Puller and Pusher, and hc the raw
+	// requests' clients, so that one client authenticates (and pings) once
+	// per repository instead of once per call: an attach is a dozen calls.
+	reuseOnce sync.Once
+	reuse     []remote.Option
+	hc        sync.Map // "push|repo" or "pull|repo" -> *http.Client
+
 	keychain      authn.Keychain
 	allowInsecure bool
 	rt            http.RoundTripper
@@ -187,8 +194,20 @@ func (p *schemePolicy) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func (c *Client) remoteOptions(ctx context.Context) []remote.Option {
+	opts := c.baseOptions()
+	c.reuseOnce.Do(func() {
+		if puller, err := remote.NewPuller(opts...); err == nil {
+			c.reuse = append(c.reuse, remote.Reuse(puller))
+		}
+		if pusher, err := remote.NewPusher(opts...); err == nil {
+			c.reuse = append(c.reuse, remote.Reuse(pusher))
+		}
+	})
+	return append(append(opts, remote.WithContext(ctx)), c.reuse...)
+}
+
+func (c *Client) baseOptions() []remote.Option {
 	opts := []remote.Option{
-		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(c.keychain),
 		remote.WithTransport(c.rt),
 	}
@@ -202,6 +221,13 @@ func (c *Client) remoteOptions(ctx context.Context) []remote.Option {
 // go-containerregistry has no call for (conditional manifest PUTs, reading
 // the OCI-Subject header, probing the referrers endpoint).
 func (c *Client) httpClient(ctx context.Context, repo name.Repository, push bool) (*http.Client, error) {
+	key := "pull|" + repo.String()
+	if push {
+		key = "push|" + repo.String()
+	}
+	if hc, ok := c.hc.Load(key); ok {
+		return hc.(*http.Client), nil
+	}
 	auth, err := authn.Resolve(ctx, c.keychain, repo)
 	if err != nil {
 		return nil, fmt.Errorf("registry credentials for %s: %w", repo.RegistryStr(), err)
@@ -218,5 +244,7 @@ func (c *Client) httpClient(ctx context.Context, repo name.Repository, push bool
 	if err != nil {
 		return nil, classify(err, repo.String(), repo, push)
 	}
-	return &http.Client{Transport: t}, nil
+	hc := &http.Client{Transport: t}
+	c.hc.Store(key, hc)
+	return hc, nil
 }

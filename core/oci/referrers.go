@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -143,19 +144,49 @@ func (c *Client) putReferrer(ctx context.Context, subject name.Digest, raw []byt
 		res.Path = PathReferrersAPI
 		return res, nil
 	}
-	api, _, err := c.referrersAPI(ctx, hc, subject)
-	if err != nil {
-		return nil, err
-	}
-	if api {
-		res.Path = PathReferrersAPI
-		return res, nil
+	if !noReferrersAPI(repo.RegistryStr()) {
+		api, _, err := c.referrersAPI(ctx, hc, subject)
+		if err != nil {
+			return nil, err
+		}
+		if api {
+			res.Path = PathReferrersAPI
+			return res, nil
+		}
+		rememberNoReferrersAPI(repo.RegistryStr())
 	}
 	res.Path, res.FallbackTag = PathReferrersTag, fallbackTag(subject)
 	if err := c.addToReferrersTag(ctx, hc, subject, desc); err != nil {
 		return nil, &ReferrersFallbackError{Repository: repo.String(), Tag: res.FallbackTag, Referrer: h.String(), Err: err}
 	}
 	return res, nil
+}
+
+// noAPI remembers, for a minute, registries whose referrers endpoint said
+// they have none, so that a process attaching many bundles asks once rather
+// than before each one. A registry that does have the API says so on every
+// push (OCI-Subject), so only the absence is remembered.
+var noAPI = struct {
+	sync.Mutex
+	m map[string]time.Time
+}{m: map[string]time.Time{}}
+
+const noAPITTL = time.Minute
+
+func noReferrersAPI(registry string) bool {
+	noAPI.Lock()
+	defer noAPI.Unlock()
+	t, ok := noAPI.m[registry]
+	return ok && time.Since(t) < noAPITTL
+}
+
+func rememberNoReferrersAPI(registry string) {
+	noAPI.Lock()
+	defer noAPI.Unlock()
+	if len(noAPI.m) > 1024 {
+		clear(noAPI.m)
+	}
+	noAPI.m[registry] = time.Now()
 }
 
 // fallbackTag is the referrers tag schema's tag: <alg>-<ref>, truncated to
@@ -306,17 +337,10 @@ func (c *Client) addToReferrersTag(ctx context.Context, hc *http.Client, subject
 			return err
 		}
 		if present(im, desc) {
-			if attempt == 0 {
-				return nil // already listed before we wrote anything
-			}
-			// Listed after our write: settle once more, then confirm.
-			pause(ctx, attempt)
-			again, _, err := c.readReferrersTag(ctx, hc, subject)
-			if err == nil && present(again, desc) {
-				return nil
-			}
-			lastErr = fmt.Errorf("entry lost to a concurrent update")
-			continue
+			// Listed before we wrote anything, or read back after our
+			// write (and a pause in which a concurrent writer's update
+			// would have landed).
+			return nil
 		}
 		kept := im.Manifests[:0]
 		for _, d := range im.Manifests {

@@ -92,6 +92,9 @@ func (c *Client) Platforms(ctx context.Context, s *Subject) ([]*Subject, error) 
 // names the digest that was signed. A tag that moved means the bundle would
 // describe an image the tag no longer serves.
 func (c *Client) checkUnchanged(ctx context.Context, s *Subject) error {
+	if d, ok := s.Reference.(name.Digest); ok && d.DigestStr() == s.Descriptor.Digest.String() {
+		return nil // a digest names the same manifest for ever
+	}
 	desc, err := remote.Head(s.Reference, c.remoteOptions(ctx)...)
 	if err != nil {
 		err = classify(err, s.Reference.String(), s.Reference.Context(), false)

@@ -1,7 +1,6 @@
 package controller_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -12,8 +11,8 @@ import (
 	"time"
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
+	tektoninformers "github.com/tektoncd/pipeline/pkg/client/informers/externalversions"
+	"k8s.io/client-go/tools/cache"
 )
 
 // The controller's throughput and latency on the real apiserver, with its
@@ -42,7 +41,7 @@ func (e *env) pushImages(b testing.TB, repo string, n int) []string {
 	for range 16 {
 		wg.Go(func() {
 			for i := range work {
-				digests[i] = e.pushImage(b, repo)
+				digests[i] = e.pushImageTag(b, repo, fmt.Sprintf("build-%05d", i))
 			}
 		})
 	}
@@ -78,36 +77,47 @@ func (e *env) createRuns(b testing.TB, ns, repo string, digests []string) {
 }
 
 // watchSigned counts runs marked signed in ns and records, for each, the
-// time from its completion to the annotation as the watch saw it.
+// time from its completion to the annotation as an informer saw it (an
+// informer, not a bare watch: it survives the apiserver closing watches).
 func (e *env) watchSigned(b testing.TB, ns string, n int) (done chan struct{}, latencies func() []time.Duration) {
 	b.Helper()
-	w, err := e.tekton.TektonV1().TaskRuns(ns).Watch(context.Background(), metav1.ListOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
 	done = make(chan struct{})
 	var mu sync.Mutex
 	var lat []time.Duration
 	seen := map[string]bool{}
-	go func() {
-		defer w.Stop()
-		for ev := range w.ResultChan() {
-			tr, ok := ev.Object.(*pipelinev1.TaskRun)
-			if !ok || ev.Type == watch.Deleted || tr.Annotations["signet.dev/signed"] == "" || seen[tr.Name] {
-				continue
-			}
-			seen[tr.Name] = true
-			mu.Lock()
-			if tr.Status.CompletionTime != nil {
-				lat = append(lat, time.Since(tr.Status.CompletionTime.Time))
-			}
-			mu.Unlock()
-			if len(seen) == n {
-				close(done)
-				return
-			}
+	stop := make(chan struct{})
+	f := tektoninformers.NewSharedInformerFactoryWithOptions(e.tekton, 0, tektoninformers.WithNamespace(ns))
+	inf := f.Tekton().V1().TaskRuns().Informer()
+	note := func(obj any) {
+		tr, ok := obj.(*pipelinev1.TaskRun)
+		if !ok || tr.Annotations["signet.dev/signed"] == "" {
+			return
 		}
-	}()
+		mu.Lock()
+		defer mu.Unlock()
+		if seen[tr.Name] {
+			return
+		}
+		seen[tr.Name] = true
+		if tr.Status.CompletionTime != nil {
+			lat = append(lat, time.Since(tr.Status.CompletionTime.Time))
+		}
+		if len(seen) == n {
+			close(done)
+			close(stop)
+		}
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: note, UpdateFunc: func(_, o any) { note(o) }}); err != nil {
+		b.Fatal(err)
+	}
+	f.Start(stop)
+	b.Cleanup(func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+	})
 	return done, func() []time.Duration {
 		mu.Lock()
 		defer mu.Unlock()
@@ -249,5 +259,16 @@ func BenchmarkBacklog(b *testing.B) {
 		b.ReportMetric(took.Seconds(), "s-total")
 		b.ReportMetric(peak(), "MiB-peak-rss")
 		p.stop(b)
+		keepLog(b, p)
+	}
+}
+
+// keepLog writes the controller's log to $SIGNET_TEKTON_BENCH_LOG, for
+// --log-level debug step timings (SIGNET_TEKTON_LOG_LEVEL=debug).
+func keepLog(b testing.TB, p *proc) {
+	if f := os.Getenv("SIGNET_TEKTON_BENCH_LOG"); f != "" {
+		if err := os.WriteFile(f, []byte(p.logs()), 0o644); err != nil {
+			b.Error(err)
+		}
 	}
 }

@@ -302,6 +302,7 @@ func (e *env) controller(t testing.TB, ns string, extra ...string) *proc {
 		"--retry-initial-delay", "200ms",
 		"--retry-max-delay", "2s",
 		"--log-format", "text",
+		"--log-level", envOr("SIGNET_TEKTON_LOG_LEVEL", "info"),
 	}, extra...)
 	p := &proc{cmd: exec.Command(bin, args...), metrics: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p, p
@@ -412,11 +413,18 @@ func (e *env) config(t testing.TB, data map[string]string) {
 // pushImage pushes a random single-platform image and returns its digest.
 func (e *env) pushImage(t testing.TB, repo string) string {
 	t.Helper()
+	return e.pushImageTag(t, repo, "latest")
+}
+
+// pushImageTag is pushImage under another tag (parallel pushes to one tag
+// make distribution answer 500).
+func (e *env) pushImageTag(t testing.TB, repo, tag string) string {
+	t.Helper()
 	img, err := random.Image(512, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := name.ParseReference(e.reg.Ref(repo+":latest"), name.Insecure)
+	ref, err := name.ParseReference(e.reg.Ref(repo+":"+tag), name.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -674,4 +682,11 @@ func (e *env) statement(t testing.TB, id string) map[string]any {
 		t.Fatalf("statement of %s: %v", id, err)
 	}
 	return st
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
 }

@@ -367,6 +367,11 @@ func (c *Controller) sign(ctx context.Context, r *run, st settings.Settings) (ou
 	if st.SignImages && r.succeeded && len(toSign) > 0 {
 		plans = append(plans, pipeline.Plan{Subjects: toSign, Sign: true, Destinations: []pipeline.Destination{refs}, Verifier: c.o.Verifier})
 	}
+	for i := range plans {
+		plans[i].Progress = func(e pipeline.Event) {
+			c.log.Debug("step", "run", r.String(), "item", e.Item.Describe(), "step", string(e.Step), "elapsed", e.Elapsed.Seconds(), "detail", e.Detail)
+		}
+	}
 	reports := make([]*pipeline.Report, len(plans))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, p := range plans {

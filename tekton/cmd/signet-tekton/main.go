@@ -66,7 +66,7 @@ follower), 2 on bad flags or a refused ConfigMap at start.
 type flags struct {
 	kubeconfig, server, signingConfig, trustedRoot    string
 	namespace, config, configNamespace, leaseName, id string
-	identityToken, metricsAddr, logFormat             string
+	identityToken, metricsAddr, logFormat, logLevel   string
 	workers                                           int
 	qps                                               float32
 	burst                                             int
@@ -99,11 +99,12 @@ func run(args []string, stderr io.Writer) int {
 	fs.IntVar(&f.workers, "workers", controller.DefaultWorkers, "runs signed at once")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", ":9090", "address serving /metrics and /healthz")
 	fs.BoolVar(&f.insecure, "allow-insecure-registry", false, "allow plain HTTP to registries off loopback (loopback registries always may)")
-	fs.Float32Var(&f.qps, "kube-api-qps", 50, "Kubernetes API requests per second (client-side limit)")
-	fs.IntVar(&f.burst, "kube-api-burst", 100, "Kubernetes API request burst")
+	fs.Float32Var(&f.qps, "kube-api-qps", 200, "Kubernetes API requests per second (client-side limit)")
+	fs.IntVar(&f.burst, "kube-api-burst", 400, "Kubernetes API request burst")
 	fs.DurationVar(&f.retryBase, "retry-initial-delay", time.Second, "delay before a failed run is tried again; it doubles with each attempt")
 	fs.DurationVar(&f.retryMax, "retry-max-delay", 5*time.Minute, "longest delay between attempts")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug (each signing step and its time), info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
@@ -114,12 +115,18 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "signet-tekton takes no arguments (got %q); see --help\n", fs.Args())
 		return 2
 	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "--log-level %q: takes debug, info, warn or error\n", f.logLevel)
+		return 2
+	}
+	hopts := &slog.HandlerOptions{Level: level}
 	var handler slog.Handler
 	switch f.logFormat {
 	case "json":
-		handler = slog.NewJSONHandler(stderr, nil)
+		handler = slog.NewJSONHandler(stderr, hopts)
 	case "text":
-		handler = slog.NewTextHandler(stderr, nil)
+		handler = slog.NewTextHandler(stderr, hopts)
 	default:
 		fmt.Fprintf(stderr, "--log-format %q: takes json or text\n", f.logFormat)
 		return 2
