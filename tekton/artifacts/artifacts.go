@@ -106,7 +106,7 @@ func PipelineRun(pr *v1.PipelineRun, children []*v1.TaskRun) Found {
 	for _, tr := range kids {
 		s.taskRunOutputs(childScope(tr), tr)
 	}
-	prResults := pipelineRunResults(pr.Status.Results)
+	prResults := PipelineRunResults(pr.Status.Results)
 	s.outputs("", prResults, true)
 
 	// Inputs in Chains' resolvedDependencies order: the children's step

@@ -24,24 +24,28 @@ const (
 	gitCommitName        = "CHAINS-GIT_COMMIT"
 )
 
-// result is a run's or a step's result by name.
-type result struct {
-	name  string
-	value v1.ParamValue
+// Result is a run's or a step's result by name: TaskRun, step and
+// PipelineRun results are read alike (here and in tekton/provenance).
+type Result struct {
+	Name  string
+	Value v1.ParamValue
 }
 
-func taskRunResults(rs []v1.TaskRunResult) []result {
-	out := make([]result, 0, len(rs))
+
+// TaskRunResults are a TaskRun's (or a step's) results.
+func TaskRunResults(rs []v1.TaskRunResult) []Result {
+	out := make([]Result, 0, len(rs))
 	for _, r := range rs {
-		out = append(out, result{r.Name, r.Value})
+		out = append(out, Result{r.Name, r.Value})
 	}
 	return out
 }
 
-func pipelineRunResults(rs []v1.PipelineRunResult) []result {
-	out := make([]result, 0, len(rs))
+// PipelineRunResults are a PipelineRun's results.
+func PipelineRunResults(rs []v1.PipelineRunResult) []Result {
+	out := make([]Result, 0, len(rs))
 	for _, r := range rs {
-		out = append(out, result{r.Name, r.Value})
+		out = append(out, Result{r.Name, r.Value})
 	}
 	return out
 }
@@ -63,9 +67,9 @@ func valueType(v v1.ParamValue) v1.ParamType {
 // v2alpha4 reads StepAction results), the TaskRun's, then status.artifacts.
 func (s *scan) taskRunOutputs(scope string, tr *v1.TaskRun) {
 	for _, st := range tr.Status.Steps {
-		s.outputs(scope+"step "+st.Name+"/", taskRunResults(st.Results), false)
+		s.outputs(scope+"step "+st.Name+"/", TaskRunResults(st.Results), false)
 	}
-	s.outputs(scope, taskRunResults(tr.Status.Results), true)
+	s.outputs(scope, TaskRunResults(tr.Status.Results), true)
 	if a := tr.Status.Artifacts; a != nil {
 		for _, art := range a.Outputs {
 			if !art.BuildOutput {
@@ -95,7 +99,7 @@ func (s *scan) taskRunOutputs(scope string, tr *v1.TaskRun) {
 
 // outputs reads one list of results for subjects. legacy: also the hints
 // only Chains' older formats read, which never looked at step results.
-func (s *scan) outputs(scope string, rs []result, legacy bool) {
+func (s *scan) outputs(scope string, rs []Result, legacy bool) {
 	s.pairs(scope, rs, imageURLSuffix, imageDigestSuffix, func(src, urlName, url, digestName, digest string) {
 		if err := checkImageDigest(digest); err != nil {
 			s.problem("%sresult %s %s: %v", scope, digestName, quote(digest), err)
@@ -125,9 +129,9 @@ func (s *scan) outputs(scope string, rs []result, legacy bool) {
 	}
 	for _, r := range rs {
 		switch {
-		case r.name == imagesName:
+		case r.Name == imagesName:
 			s.imageList(scope, r)
-		case strings.HasSuffix(r.name, outputsSuffix):
+		case strings.HasSuffix(r.Name, outputsSuffix):
 			s.artifactOutput(scope, r, legacy)
 		}
 	}
@@ -137,26 +141,26 @@ func (s *scan) outputs(scope string, rs []result, legacy bool) {
 // as Chains' structuredSignableExtractor does, calling found for each whole
 // pair in the order its first half appears. Empty values are absent (Chains
 // skips them); a half without its other half is a problem.
-func (s *scan) pairs(scope string, rs []result, uriSuffix, digestSuffix string, found func(src, uriName, uri, digestName, digest string)) {
+func (s *scan) pairs(scope string, rs []Result, uriSuffix, digestSuffix string, found func(src, uriName, uri, digestName, digest string)) {
 	type pair struct{ uriName, uri, digestName, digest string }
 	var order []string
 	byMarker := map[string]*pair{}
 	for _, r := range rs {
 		var marker string
-		isURI := strings.HasSuffix(r.name, uriSuffix)
+		isURI := strings.HasSuffix(r.Name, uriSuffix)
 		switch {
 		case isURI:
-			marker = strings.TrimSuffix(r.name, uriSuffix)
-		case strings.HasSuffix(r.name, digestSuffix):
-			marker = strings.TrimSuffix(r.name, digestSuffix)
+			marker = strings.TrimSuffix(r.Name, uriSuffix)
+		case strings.HasSuffix(r.Name, digestSuffix):
+			marker = strings.TrimSuffix(r.Name, digestSuffix)
 		default:
 			continue
 		}
-		if t := valueType(r.value); t != v1.ParamTypeString {
-			s.problem("%sresult %s: an %s, not a string", scope, r.name, t)
+		if t := valueType(r.Value); t != v1.ParamTypeString {
+			s.problem("%sresult %s: an %s, not a string", scope, r.Name, t)
 			continue
 		}
-		v := strings.TrimSpace(r.value.StringVal)
+		v := strings.TrimSpace(r.Value.StringVal)
 		if v == "" {
 			continue
 		}
@@ -187,31 +191,31 @@ func (s *scan) pairs(scope string, rs []result, uriSuffix, digestSuffix string, 
 
 // imageList reads IMAGES: image references by digest, separated by commas or
 // newlines.
-func (s *scan) imageList(scope string, r result) {
-	if t := valueType(r.value); t != v1.ParamTypeString {
-		s.problem("%sresult %s: an %s, not a string", scope, r.name, t)
+func (s *scan) imageList(scope string, r Result) {
+	if t := valueType(r.Value); t != v1.ParamTypeString {
+		s.problem("%sresult %s: an %s, not a string", scope, r.Name, t)
 		return
 	}
-	for entry := range strings.FieldsFuncSeq(r.value.StringVal, func(c rune) bool { return c == ',' || c == '\n' }) {
+	for entry := range strings.FieldsFuncSeq(r.Value.StringVal, func(c rune) bool { return c == ',' || c == '\n' }) {
 		entry = strings.TrimSpace(entry)
 		if entry == "" {
 			continue
 		}
 		repo, digest, ok := strings.Cut(entry, "@")
 		if !ok {
-			s.problem("%sresult %s entry %s: not <image>@sha256:<hex>", scope, r.name, quote(entry))
+			s.problem("%sresult %s entry %s: not <image>@sha256:<hex>", scope, r.Name, quote(entry))
 			continue
 		}
 		if err := checkImageDigest(digest); err != nil {
-			s.problem("%sresult %s entry %s: %v", scope, r.name, quote(entry), err)
+			s.problem("%sresult %s entry %s: %v", scope, r.Name, quote(entry), err)
 			continue
 		}
 		img, err := parseImage(repo, digest)
 		if err != nil {
-			s.problem("%sresult %s entry %s: %v", scope, r.name, quote(entry), err)
+			s.problem("%sresult %s entry %s: %v", scope, r.Name, quote(entry), err)
 			continue
 		}
-		img.Source = scope + "result " + r.name
+		img.Source = scope + "result " + r.Name
 		s.addImage(img)
 	}
 }
@@ -220,9 +224,9 @@ func (s *scan) imageList(scope string, r result) {
 // isBuildArtifact}. Chains' v2alpha4 makes it a subject only when
 // isBuildArtifact is exactly "true"; its older formats make every one a
 // subject.
-func (s *scan) artifactOutput(scope string, r result, legacy bool) {
-	src := scope + "result " + r.name
-	obj, err := objectValue(r.value)
+func (s *scan) artifactOutput(scope string, r Result, legacy bool) {
+	src := scope + "result " + r.Name
+	obj, err := objectValue(r.Value)
 	if err != nil {
 		s.problem("%s: %v", src, err)
 		return
@@ -261,10 +265,10 @@ func (s *scan) artifactOutput(scope string, r result, legacy bool) {
 // FromStepActionsResults order).
 func (s *scan) stepInputs(scope string, tr *v1.TaskRun) {
 	for _, st := range tr.Status.Steps {
-		s.git(scope+"step "+st.Name+"/", st.Name, gitHints(nil, nil, taskRunResults(st.Results)))
+		s.git(scope+"step "+st.Name+"/", st.Name, gitHints(nil, nil, TaskRunResults(st.Results)))
 	}
 	for _, st := range tr.Status.Steps {
-		s.resultInputs(scope+"step "+st.Name+"/", st.Name, taskRunResults(st.Results))
+		s.resultInputs(scope+"step "+st.Name+"/", st.Name, TaskRunResults(st.Results))
 	}
 }
 
@@ -276,7 +280,7 @@ func (s *scan) taskInputs(scope string, tr *v1.TaskRun) {
 	if tr.Status.TaskSpec != nil {
 		defaults = tr.Status.TaskSpec.Params
 	}
-	results := taskRunResults(tr.Status.Results)
+	results := TaskRunResults(tr.Status.Results)
 	s.git(scope, "", gitHints(defaults, tr.Spec.Params, results))
 	s.resultInputs(scope, "", results)
 }
@@ -296,13 +300,13 @@ func (s *scan) statusInputs(scope string, tr *v1.TaskRun) {
 }
 
 // resultInputs reads *ARTIFACT_INPUTS objects {uri, digest}.
-func (s *scan) resultInputs(scope, step string, rs []result) {
+func (s *scan) resultInputs(scope, step string, rs []Result) {
 	for _, r := range rs {
-		if !strings.HasSuffix(r.name, inputsSuffix) {
+		if !strings.HasSuffix(r.Name, inputsSuffix) {
 			continue
 		}
-		src := scope + "result " + r.name
-		obj, err := objectValue(r.value)
+		src := scope + "result " + r.Name
+		obj, err := objectValue(r.Value)
 		if err != nil {
 			s.problem("%s: %v", src, err)
 			continue
@@ -324,7 +328,7 @@ type gitPair struct{ url, commit gitHint }
 
 // gitHints picks CHAINS-GIT_URL and CHAINS-GIT_COMMIT as Chains does: param
 // defaults, overridden by params, overridden by results.
-func gitHints(defaults []v1.ParamSpec, params v1.Params, results []result) gitPair {
+func gitHints(defaults []v1.ParamSpec, params v1.Params, results []Result) gitPair {
 	var g gitPair
 	set := func(n string, v gitHint) {
 		switch n {
@@ -343,7 +347,7 @@ func gitHints(defaults []v1.ParamSpec, params v1.Params, results []result) gitPa
 		set(p.Name, gitHint{p.Value.StringVal, "param"})
 	}
 	for _, r := range results {
-		set(r.name, gitHint{r.value.StringVal, "result"})
+		set(r.Name, gitHint{r.Value.StringVal, "result"})
 	}
 	return g
 }

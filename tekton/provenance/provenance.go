@@ -110,7 +110,7 @@ func PipelineRun(pr *v1.PipelineRun, children []*v1.TaskRun, found artifacts.Fou
 	if err != nil {
 		return nil, err
 	}
-	byproducts, err := results("pipelineRunResults", pr.Name, pipelineRunResults(pr.Status.Results))
+	byproducts, err := results("pipelineRunResults", pr.Name, artifacts.PipelineRunResults(pr.Status.Results))
 	if err != nil {
 		return nil, err
 	}
@@ -366,38 +366,16 @@ func dedup(deps []*attestation.ResourceDescriptor) []*attestation.ResourceDescri
 	return out
 }
 
-// result is a run's or a step's result by name.
-type result struct {
-	name  string
-	value v1.ParamValue
-}
-
-func taskRunResults(rs []v1.TaskRunResult) []result {
-	out := make([]result, 0, len(rs))
-	for _, r := range rs {
-		out = append(out, result{r.Name, r.Value})
-	}
-	return out
-}
-
-func pipelineRunResults(rs []v1.PipelineRunResult) []result {
-	out := make([]result, 0, len(rs))
-	for _, r := range rs {
-		out = append(out, result{r.Name, r.Value})
-	}
-	return out
-}
-
 // taskRunByproducts: the TaskRun's results, then its steps', that are not
 // subjects (Chains' v2alpha4 taskrun.ByProducts).
 func taskRunByproducts(tr *v1.TaskRun) ([]*attestation.ResourceDescriptor, error) {
-	bp, err := results("taskRunResults", tr.Name, taskRunResults(tr.Status.Results))
+	bp, err := results("taskRunResults", tr.Name, artifacts.TaskRunResults(tr.Status.Results))
 	if err != nil {
 		return nil, err
 	}
-	var steps []result
+	var steps []artifacts.Result
 	for _, st := range tr.Status.Steps {
-		steps = append(steps, taskRunResults(st.Results)...)
+		steps = append(steps, artifacts.TaskRunResults(st.Results)...)
 	}
 	sbp, err := results("stepResults", tr.Name, steps)
 	if err != nil {
@@ -410,16 +388,16 @@ func taskRunByproducts(tr *v1.TaskRun) ([]*attestation.ResourceDescriptor, error
 // leaving out what Chains reads as subjects: image hints (*IMAGE_URL,
 // *IMAGE_DIGEST, IMAGES) and *ARTIFACT_OUTPUTS that are build artifacts or
 // not objects (results.GetResultsWithoutBuildArtifacts).
-func results(kind, run string, rs []result) ([]*attestation.ResourceDescriptor, error) {
+func results(kind, run string, rs []artifacts.Result) ([]*attestation.ResourceDescriptor, error) {
 	var out []*attestation.ResourceDescriptor
 	for _, r := range rs {
-		if strings.HasSuffix(r.name, "IMAGE_URL") || strings.HasSuffix(r.name, "IMAGE_DIGEST") || r.name == "IMAGES" {
+		if strings.HasSuffix(r.Name, "IMAGE_URL") || strings.HasSuffix(r.Name, "IMAGE_DIGEST") || r.Name == "IMAGES" {
 			continue
 		}
-		if strings.HasSuffix(r.name, "ARTIFACT_OUTPUTS") && (r.value.ObjectVal == nil || r.value.ObjectVal["isBuildArtifact"] == "true") {
+		if strings.HasSuffix(r.Name, "ARTIFACT_OUTPUTS") && (r.Value.ObjectVal == nil || r.Value.ObjectVal["isBuildArtifact"] == "true") {
 			continue
 		}
-		v := r.value
+		v := r.Value
 		if v.Type == "" { // objects built in code; the API server always sets it
 			switch {
 			case v.ObjectVal != nil:
@@ -432,9 +410,9 @@ func results(kind, run string, rs []result) ([]*attestation.ResourceDescriptor, 
 		}
 		content, err := json.Marshal(v)
 		if err != nil {
-			return nil, fmt.Errorf("provenance: result %s of %s: %w", r.name, run, err)
+			return nil, fmt.Errorf("provenance: result %s of %s: %w", r.Name, run, err)
 		}
-		out = append(out, &attestation.ResourceDescriptor{Name: kind + "/" + run + "/" + r.name, Content: content, MediaType: jsonMediaType})
+		out = append(out, &attestation.ResourceDescriptor{Name: kind + "/" + run + "/" + r.Name, Content: content, MediaType: jsonMediaType})
 	}
 	return out, nil
 }
