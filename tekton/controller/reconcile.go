@@ -97,6 +97,8 @@ func (c *Controller) process(ctx context.Context, key string) error {
 		return nil
 	}
 	out.signed = signedTrue
+	markStart := c.o.Now()
+	defer func() { c.log.Debug("phase", "run", r.String(), "phase", "mark", "elapsed", c.o.Now().Sub(markStart).Seconds()) }()
 	if err := patchAnnotations(ctx, r.patch, r.meta.Namespace, r.meta.Name, string(r.meta.UID), out); err != nil {
 		// Signed but not marked: the outcome is kept, so the next attempt
 		// only marks the run instead of signing it again.
@@ -282,6 +284,8 @@ func (c *Controller) sign(ctx context.Context, r *run, st settings.Settings) (ou
 		out.reason = "nothing to sign: the run has no type-hinted results (*IMAGE_URL/*IMAGE_DIGEST, IMAGES, *ARTIFACT_OUTPUTS with isBuildArtifact) and no status.artifacts build outputs"
 		return out, nil
 	}
+	prepStart := c.o.Now()
+	defer func() { c.log.Debug("phase", "run", r.String(), "phase", "sign total", "elapsed", c.o.Now().Sub(prepStart).Seconds()) }()
 	services, err := c.o.Services(ctx)
 	if err != nil {
 		return out, err
@@ -300,6 +304,7 @@ func (c *Controller) sign(ctx context.Context, r *run, st settings.Settings) (ou
 	}
 	reg := oci.New(oci.Options{Keychain: kc, AllowInsecureRegistry: c.o.AllowInsecureRegistry || st.InsecureRegistry, Transport: c.o.RegistryTransport, UserAgent: "signet-tekton"})
 
+	resolveStart := c.o.Now()
 	var subjects, toSign []pipeline.Subject
 	for _, img := range r.found.Images {
 		s, err := reg.Resolve(ctx, img.Reference())
@@ -372,6 +377,8 @@ func (c *Controller) sign(ctx context.Context, r *run, st settings.Settings) (ou
 			c.log.Debug("step", "run", r.String(), "item", e.Item.Describe(), "step", string(e.Step), "elapsed", e.Elapsed.Seconds(), "detail", e.Detail)
 		}
 	}
+	c.log.Debug("phase", "run", r.String(), "phase", "resolve", "elapsed", c.o.Now().Sub(resolveStart).Seconds())
+	plansStart := c.o.Now()
 	reports := make([]*pipeline.Report, len(plans))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, p := range plans {
@@ -384,6 +391,7 @@ func (c *Controller) sign(ctx context.Context, r *run, st settings.Settings) (ou
 	if err := g.Wait(); err != nil {
 		return out, err
 	}
+	c.log.Debug("phase", "run", r.String(), "phase", "sign and store", "elapsed", c.o.Now().Sub(plansStart).Seconds())
 	for _, rep := range reports {
 		for _, b := range rep.Bundles {
 			for _, e := range b.LogEntries {

@@ -154,7 +154,7 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	services, err := f.services()
+	services, err := f.services(f.workers)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
@@ -249,8 +249,12 @@ const servicesTTL = 10 * time.Minute
 
 // services returns the signing services, read once per servicesTTL; a
 // failure (the server is down) is not kept, so the next attempt asks again.
-func (f *flags) services() (func(context.Context) (*sign.Services, error), error) {
-	hc := transport.NewClient(transport.Options{})
+func (f *flags) services(workers int) (func(context.Context) (*sign.Services, error), error) {
+	// Every worker talks to the CA, TSA and log at once (two bundles per
+	// run): keep a connection each, instead of opening new ones under load.
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.MaxIdleConnsPerHost = 2 * workers
+	hc := transport.NewClient(transport.Options{Base: base, UserAgent: "signet-tekton/" + transport.Version})
 	var sc *trust.SigningConfig
 	if f.signingConfig != "" {
 		var err error
