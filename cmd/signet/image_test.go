@@ -16,9 +16,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -46,53 +43,6 @@ func newImageEnv(t *testing.T) *cliEnv {
 func (e *cliEnv) sign(t *testing.T, env []string, args ...string) cliRun {
 	t.Helper()
 	return runSignet(t, append(append([]string{}, e.serverEnv...), env...), append(args, "--identity-token", e.token)...)
-}
-
-// pushImage pushes a random single-platform image and returns its digest.
-func pushImage(t *testing.T, ref string) string {
-	t.Helper()
-	img, err := random.Image(512, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatal(err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d.String()
-}
-
-// pushIndex pushes a linux/amd64 + linux/arm64 index and returns its digest
-// and the platform manifests' digests.
-func pushIndex(t *testing.T, ref string) (string, []string) {
-	t.Helper()
-	var idx v1.ImageIndex = empty.Index
-	var platforms []string
-	for _, arch := range []string{"amd64", "arm64"} {
-		img, err := random.Image(256, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
-		d, _ := img.Digest()
-		platforms = append(platforms, d.String())
-	}
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.WriteIndex(r, idx); err != nil {
-		t.Fatal(err)
-	}
-	d, _ := idx.Digest()
-	return d.String(), platforms
 }
 
 const slsaPredicate = `{"buildDefinition":{"buildType":"https://actions.github.io/buildtypes/workflow/v1","externalParameters":{"workflow":"release.yml"}},"runDetails":{"builder":{"id":"https://github.com/actions/runner"}}}`
@@ -493,3 +443,7 @@ func TestLoadPredicateBundleLimit(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+func pushImage(t *testing.T, ref string) string { return ocitest.PushImage(t, ref) }
+
+func pushIndex(t *testing.T, ref string) (string, []string) { return ocitest.PushIndex(t, ref) }

@@ -31,7 +31,6 @@ type Result struct {
 	Value v1.ParamValue
 }
 
-
 // TaskRunResults are a TaskRun's (or a step's) results.
 func TaskRunResults(rs []v1.TaskRunResult) []Result {
 	out := make([]Result, 0, len(rs))

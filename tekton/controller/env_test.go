@@ -19,12 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
@@ -420,45 +414,14 @@ func (e *env) pushImage(t testing.TB, repo string) string {
 // make distribution answer 500).
 func (e *env) pushImageTag(t testing.TB, repo, tag string) string {
 	t.Helper()
-	img, err := random.Image(512, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := name.ParseReference(e.reg.Ref(repo+":"+tag), name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
-	d, _ := img.Digest()
-	return d.String()
+	return ocitest.PushImage(t, e.reg.Ref(repo+":"+tag))
 }
 
 // pushIndex pushes a two-platform index and returns its digest and the
 // platforms'.
 func (e *env) pushIndex(t testing.TB, repo string) (string, []string) {
 	t.Helper()
-	var idx v1.ImageIndex = empty.Index
-	var platforms []string
-	for _, arch := range []string{"amd64", "arm64"} {
-		img, err := random.Image(256, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, _ := img.Digest()
-		platforms = append(platforms, d.String())
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
-	}
-	ref, err := name.ParseReference(e.reg.Ref(repo+":latest"), name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.WriteIndex(ref, idx); err != nil {
-		t.Fatal(err)
-	}
-	d, _ := idx.Digest()
-	return d.String(), platforms
+	return ocitest.PushIndex(t, e.reg.Ref(repo+":latest"))
 }
 
 // runSpec is what a test says of a run.

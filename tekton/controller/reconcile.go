@@ -98,7 +98,9 @@ func (c *Controller) process(ctx context.Context, key string) error {
 	}
 	out.signed = signedTrue
 	markStart := c.o.Now()
-	defer func() { c.log.Debug("phase", "run", r.String(), "phase", "mark", "elapsed", c.o.Now().Sub(markStart).Seconds()) }()
+	defer func() {
+		c.log.Debug("phase", "run", r.String(), "phase", "mark", "elapsed", c.o.Now().Sub(markStart).Seconds())
+	}()
 	if err := patchAnnotations(ctx, r.patch, r.meta.Namespace, r.meta.Name, string(r.meta.UID), out); err != nil {
 		// Signed but not marked: the outcome is kept, so the next attempt
 		// only marks the run instead of signing it again.
@@ -285,7 +287,9 @@ func (c *Controller) sign(ctx context.Context, r *run, st settings.Settings) (ou
 		return out, nil
 	}
 	prepStart := c.o.Now()
-	defer func() { c.log.Debug("phase", "run", r.String(), "phase", "sign total", "elapsed", c.o.Now().Sub(prepStart).Seconds()) }()
+	defer func() {
+		c.log.Debug("phase", "run", r.String(), "phase", "sign total", "elapsed", c.o.Now().Sub(prepStart).Seconds())
+	}()
 	services, err := c.o.Services(ctx)
 	if err != nil {
 		return out, err

@@ -13,12 +13,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	ggcrv1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 
@@ -209,47 +203,6 @@ func newEnv(t *testing.T) *env {
 	e.singleDigest = pushImage(t, e.registry.Ref("app:1"))
 	e.index, e.indexPlatforms = pushIndex(t, e.registry.Ref("lib:2"))
 	return e
-}
-
-func pushImage(t *testing.T, ref string) string {
-	t.Helper()
-	img, err := random.Image(512, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatal(err)
-	}
-	d, _ := img.Digest()
-	return d.String()
-}
-
-func pushIndex(t *testing.T, ref string) (string, []string) {
-	t.Helper()
-	var idx ggcrv1.ImageIndex = empty.Index
-	var platforms []string
-	for _, arch := range []string{"amd64", "arm64"} {
-		img, err := random.Image(256, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: ggcrv1.Descriptor{Platform: &ggcrv1.Platform{OS: "linux", Architecture: arch}}})
-		d, _ := img.Digest()
-		platforms = append(platforms, d.String())
-	}
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.WriteIndex(r, idx); err != nil {
-		t.Fatal(err)
-	}
-	d, _ := idx.Digest()
-	return d.String(), platforms
 }
 
 // sourceWorkspace is a workspace as a build would leave it: two artifacts
@@ -578,3 +531,7 @@ func failedChecks(v any) string {
 	walk(v)
 	return strings.Join(out, ",")
 }
+
+func pushImage(t *testing.T, ref string) string { return ocitest.PushImage(t, ref) }
+
+func pushIndex(t *testing.T, ref string) (string, []string) { return ocitest.PushIndex(t, ref) }
