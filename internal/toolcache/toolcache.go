@@ -1,7 +1,8 @@
 // Package toolcache builds the real third-party tools the integration tests
-// run (distribution's registry, act, cosign, etcd, kube-apiserver) from the
-// Go module proxy, once, into a cache outside the clone: $SIGNET_TOOLS_CACHE,
-// default $HOME/.cache/signet-tools/<name>-<version>/. CI machines are
+// run (distribution's registry, act, cosign, etcd, kube-apiserver, the CNB
+// lifecycle and launcher) from the Go module proxy, once, into a cache
+// outside the clone: $SIGNET_TOOLS_CACHE, default
+// $HOME/.cache/signet-tools/<name>-<version>/. CI machines are
 // reused, so the build cost is paid once per tool version (docs/ci.md has
 // the cold costs).
 package toolcache
@@ -17,6 +18,7 @@ import (
 	"syscall"
 
 	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/module"
 )
 
 // Tool is a Go command installable with `go install Package@Version`, or,
@@ -33,7 +35,12 @@ type Tool struct {
 	// ReplaceVersion instead, which is what the repository tags it as.
 	Module         string
 	ReplaceVersion string
-	LDFlags        string // go build -ldflags for wrapper builds
+	// Pins are requirements of Module's graph the wrapper module replaces
+	// with another published version, for a version the proxy does not
+	// serve (the lifecycle's kaniko); they need Module set, even with no
+	// directory replacements.
+	Pins    []module.Version
+	LDFlags string // go build -ldflags for wrapper builds
 }
 
 // Versions of the Kubernetes parts the tekton controller's tests run. etcd
@@ -65,7 +72,41 @@ var (
 		Module: "k8s.io/kubernetes", ReplaceVersion: KubernetesStagingVersion,
 		LDFlags: "-s -w " + kubeVersionFlags(KubernetesVersion),
 	}
+	// Lifecycle is the Cloud Native Buildpacks lifecycle: one binary that
+	// runs the phase named by argv[0] (creator, exporter, ...).
+	Lifecycle = lifecycleTool("lifecycle")
+	// Launcher is the lifecycle's launcher, which the exporter copies into
+	// every image it exports (-launcher).
+	Launcher = lifecycleTool("launcher")
 )
+
+// LifecycleVersion is the CNB lifecycle release internal/cnbtest runs.
+const LifecycleVersion = "v0.21.17"
+
+// lifecycleTool is cmd/<name> of the lifecycle module. Its go.mod requires
+// kaniko v1.28.3, which the Go module proxy refuses to serve ("not
+// available"); it builds with v1.27.5, the newest kaniko the proxy has
+// (only the extender phase uses kaniko, and cnbtest never runs it).
+func lifecycleTool(name string) Tool {
+	return Tool{
+		Name: name, Package: "github.com/buildpacks/lifecycle/cmd/" + name, Version: LifecycleVersion,
+		Module: "github.com/buildpacks/lifecycle",
+		Pins:   []module.Version{{Path: "github.com/osscontainertools/kaniko", Version: "v1.27.5"}},
+		// v0.21.17 is commit ba8eca5b7b02a3a138bc200af2378726465f6819.
+		LDFlags: "-s -w " + lifecycleVersionFlags(LifecycleVersion, "ba8eca5"),
+	}
+}
+
+// lifecycleVersionFlags stamps what the lifecycle's Makefile does for a
+// release (LIFECYCLE_VERSION without the v, the short commit), so
+// `lifecycle -version` prints 0.21.17+ba8eca5 as the released binary does
+// and the image's io.buildpacks.build.metadata names lifecycle 0.21.17
+// instead of 0.0.0.
+func lifecycleVersionFlags(version, shortCommit string) string {
+	const pkg = "github.com/buildpacks/lifecycle/cmd."
+	return "-X " + pkg + "SCMRepository=github.com/buildpacks/lifecycle -X " + pkg + "SCMCommit=" + shortCommit +
+		" -X " + pkg + "Version=" + strings.TrimPrefix(version, "v")
+}
 
 // kubeVersionFlags stamps what Kubernetes' release build does, so /version
 // reports the release instead of v0.0.0-master.
@@ -83,7 +124,11 @@ type result struct {
 	err  error
 }
 
-var built sync.Map // Tool -> *result
+var built sync.Map // Tool.key() -> *result
+
+// key identifies t's build as its cache directory does (a Tool with Pins
+// is not comparable, so it cannot be the key itself).
+func (t Tool) key() string { return t.Name + "-" + t.Version }
 
 // Dir is where t is kept.
 func (t Tool) Dir() (string, error) {
@@ -97,7 +142,7 @@ func (t Tool) Dir() (string, error) {
 // Binary returns the path of t, building it on first use. A lock file
 // serialises the test binaries of parallel packages so only one builds.
 func (t Tool) Binary() (string, error) {
-	r, _ := built.LoadOrStore(t, &result{})
+	r, _ := built.LoadOrStore(t.key(), &result{})
 	res := r.(*result)
 	res.once.Do(func() { res.path, res.err = t.build() })
 	return res.path, res.err
@@ -201,18 +246,34 @@ func (t Tool) buildInModule(tmp string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(f, "\nreplace (")
-	for _, path := range replaces {
-		fmt.Fprintf(f, "\t%s => %s %s\n", path, path, t.ReplaceVersion)
+	_, err = f.WriteString(t.replaceBlock(replaces))
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	fmt.Fprintln(f, ")")
-	if err := f.Close(); err != nil {
+	if err != nil {
 		return err
 	}
 	if err := t.run(goCmd(src, env, "get", t.Package+"@"+t.Version)); err != nil {
 		return err
 	}
 	return t.run(goCmd(src, env, "build", "-trimpath", "-ldflags="+t.LDFlags, "-o", filepath.Join(tmp, t.Name), t.Package))
+}
+
+// replaceBlock is the wrapper go.mod's replace block: each directory
+// replacement of Module (dirs) pointed at ReplaceVersion, then the Pins.
+// A pin replaces every version of its path, so it holds whatever version
+// Module's graph selects.
+func (t Tool) replaceBlock(dirs []string) string {
+	var b strings.Builder
+	b.WriteString("\nreplace (\n")
+	for _, path := range dirs {
+		fmt.Fprintf(&b, "\t%s => %s %s\n", path, path, t.ReplaceVersion)
+	}
+	for _, p := range t.Pins {
+		fmt.Fprintf(&b, "\t%s => %s %s\n", p.Path, p.Path, p.Version)
+	}
+	b.WriteString(")\n")
+	return b.String()
 }
 
 // moduleInfo is what `go mod download -json` reports of a module.

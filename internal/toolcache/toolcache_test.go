@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/module"
 )
 
 // Only directory replacements are redirected: a replacement by another
@@ -59,6 +62,52 @@ func TestKubeVersionFlags(t *testing.T) {
 	for _, want := range []string{"version.gitVersion=v1.37.2 ", "version.gitMajor=1 ", "version.gitMinor=37 "} {
 		if !strings.Contains(got, want) {
 			t.Errorf("%q lacks %q", got, want)
+		}
+	}
+}
+
+// The wrapper go.mod redirects directory replacements to ReplaceVersion and
+// pins replace every version of their module, so the Go command accepts it
+// and resolves each to the published version.
+func TestReplaceBlock(t *testing.T) {
+	tool := Tool{
+		Name: "x", Module: "example.com/x", ReplaceVersion: "v0.3.0",
+		Pins: []module.Version{{Path: "example.com/unserved", Version: "v1.2.3"}},
+	}
+	gomod := "module signet.invalid/build/x\n\ngo 1.26\n" + tool.replaceBlock([]string{"example.com/x/api"})
+	mf, err := modfile.Parse("go.mod", []byte(gomod), nil)
+	if err != nil {
+		t.Fatalf("wrapper go.mod does not parse: %v\n%s", err, gomod)
+	}
+	var got []string
+	for _, r := range mf.Replace {
+		got = append(got, r.Old.String()+" => "+r.New.String())
+	}
+	want := []string{"example.com/x/api => example.com/x/api@v0.3.0", "example.com/unserved => example.com/unserved@v1.2.3"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("replaces = %q, want %q", got, want)
+	}
+}
+
+// The lifecycle reads its version from cmd.Version without the v, as its
+// Makefile stamps it; the other tools build without pins.
+func TestLifecycleTools(t *testing.T) {
+	for _, tool := range []Tool{Lifecycle, Launcher} {
+		for _, want := range []string{"-X github.com/buildpacks/lifecycle/cmd.Version=0.21.17 ", "cmd.SCMCommit=ba8eca5 ", "cmd.SCMRepository=github.com/buildpacks/lifecycle"} {
+			if !strings.Contains(tool.LDFlags+" ", want) {
+				t.Errorf("%s ldflags %q lack %q", tool.Name, tool.LDFlags, want)
+			}
+		}
+		if tool.Module == "" || len(tool.Pins) != 1 || tool.Pins[0].Path != "github.com/osscontainertools/kaniko" {
+			t.Errorf("%s: want a wrapper build pinning kaniko, got %+v", tool.Name, tool)
+		}
+	}
+	if Lifecycle.key() == Launcher.key() {
+		t.Errorf("lifecycle and launcher share the build key %q", Lifecycle.key())
+	}
+	for _, tool := range []Tool{Registry, Act, Cosign, Etcd, KubeAPIServer} {
+		if len(tool.Pins) != 0 {
+			t.Errorf("%s has pins %v", tool.Name, tool.Pins)
 		}
 	}
 }
