@@ -20,6 +20,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
@@ -69,11 +70,30 @@ var tagLocks = struct {
 type tagLock struct {
 	sync.Mutex
 	users int
+	// pending are the entries waiting to be added to the tag (guarded by
+	// tagLocks' mutex): the holder adds those of its own HTTP client with
+	// its own, so a run's bundles cost one tag update, not one each.
+	pending []*tagAdd
+}
+
+// tagAdd is one descriptor waiting to be added to a referrers tag.
+type tagAdd struct {
+	desc v1.Descriptor
+	hc   *http.Client
+	done chan struct{} // closed when another holder has added it (err says how)
+	err  error
 }
 
 // lockTag takes the lock of one registry/repository:tag; the returned
 // function releases it.
 func lockTag(key string) (unlock func()) {
+	_, unlock = queueTag(key, nil)
+	return unlock
+}
+
+// queueTag is lockTag that first queues a (if not nil) as pending, so that
+// whoever holds the lock meanwhile may add it.
+func queueTag(key string, a *tagAdd) (*tagLock, func()) {
 	tagLocks.Lock()
 	l := tagLocks.m[key]
 	if l == nil {
@@ -81,9 +101,12 @@ func lockTag(key string) (unlock func()) {
 		tagLocks.m[key] = l
 	}
 	l.users++
+	if a != nil {
+		l.pending = append(l.pending, a)
+	}
 	tagLocks.Unlock()
 	l.Lock()
-	return func() {
+	return l, func() {
 		l.Unlock()
 		tagLocks.Lock()
 		if l.users--; l.users == 0 {
@@ -91,6 +114,24 @@ func lockTag(key string) (unlock func()) {
 		}
 		tagLocks.Unlock()
 	}
+}
+
+// take removes and returns the pending entries of hc; the caller holds l.
+func (l *tagLock) take(hc *http.Client) []*tagAdd {
+	tagLocks.Lock()
+	defer tagLocks.Unlock()
+	var mine []*tagAdd
+	kept := l.pending[:0]
+	for _, a := range l.pending {
+		if a.hc == hc {
+			mine = append(mine, a)
+		} else {
+			kept = append(kept, a)
+		}
+	}
+	clear(l.pending[len(kept):])
+	l.pending = kept
+	return mine
 }
 
 // Client talks to OCI registries.
@@ -132,7 +173,7 @@ func New(o Options) *Client {
 	if base == nil {
 		base = remote.DefaultTransport
 	}
-	c.rt = &schemePolicy{base: base, allowInsecure: o.AllowInsecureRegistry}
+	c.rt = &schemePolicy{base: &pingCache{base: base}, allowInsecure: o.AllowInsecureRegistry}
 	return c
 }
 

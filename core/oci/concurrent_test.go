@@ -3,8 +3,11 @@ package oci_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sync"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/signet-dev/signet/core/oci"
 	"github.com/signet-dev/signet/core/oci/ocitest"
@@ -42,5 +45,72 @@ func TestConcurrentFallbackAttach(t *testing.T) {
 	}
 	if len(l.Items) != n {
 		t.Errorf("%d of %d concurrent attachments are listed", len(l.Items), n)
+	}
+}
+
+// Bundles attached at once by one client share the referrers-tag updates
+// (one read, write and read-back for all that queued meanwhile), and every
+// one of them is listed.
+func TestConcurrentAttachesShareTagUpdates(t *testing.T) {
+	ctx := context.Background()
+	reg := ocitest.Start(t)
+	pushImage(t, reg.Ref("app:v1"))
+	ct := &countingTransport{base: http.DefaultTransport}
+	c := oci.New(oci.Options{Keychain: authn.NewMultiKeychain(), Transport: ct})
+	s, err := c.Resolve(ctx, reg.Ref("app:v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		b := dsseBundle(t, hexOf(s), fmt.Sprintf("https://example.com/predicate/%d", i))
+		wg.Go(func() { _, errs[i] = c.Attach(ctx, s, oci.Attachment{Kind: oci.KindAttestation, Bundle: b}) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ct.mu.Lock()
+	reads, writes := ct.kind["GET http referrers tag"], ct.kind["PUT http referrers tag"]
+	ct.mu.Unlock()
+	// Alone, each attach reads the tag twice and writes it once.
+	if writes >= n || reads >= 2*n {
+		t.Errorf("%d attaches read the referrers tag %d times and wrote it %d times; want shared updates", n, reads, writes)
+	}
+	l, err := c.List(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Items) != n {
+		t.Errorf("%d of %d concurrent attachments are listed", len(l.Items), n)
+	}
+}
+
+// A process that makes a client per job pings a registry once a minute, not
+// once per client and transport: the auth challenge is remembered, and so is
+// a plain-HTTP registry's failed HTTPS handshake.
+func TestPingsAreShared(t *testing.T) {
+	ctx := context.Background()
+	reg := ocitest.Start(t)
+	pushImage(t, reg.Ref("app:v1"))
+	ct := &countingTransport{base: http.DefaultTransport}
+	for range 5 {
+		c := oci.New(oci.Options{Keychain: authn.NewMultiKeychain(), Transport: ct})
+		s, err := c.Resolve(ctx, reg.Ref("app:v1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Attach(ctx, s, oci.Attachment{Kind: oci.KindSignature, Bundle: messageBundle(t, hexOf(s))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	if https, plain := ct.kind["GET https ping"], ct.kind["GET http ping"]; https > 1 || plain > 1 {
+		t.Errorf("5 clients pinged the registry %d times over HTTPS and %d over HTTP; want at most once each", https, plain)
 	}
 }

@@ -34,7 +34,7 @@ const interop = "../../../shared/interop/"
 // content re-pointed at a test image. Their signatures no longer verify;
 // this package checks bundle structure and binding, not signatures.
 
-func loadBundle(t *testing.T, file string) *protobundle.Bundle {
+func loadBundle(t testing.TB, file string) *protobundle.Bundle {
 	t.Helper()
 	raw, err := os.ReadFile(interop + file)
 	if err != nil {
@@ -47,7 +47,7 @@ func loadBundle(t *testing.T, file string) *protobundle.Bundle {
 	return &pb
 }
 
-func marshal(t *testing.T, pb *protobundle.Bundle) []byte {
+func marshal(t testing.TB, pb *protobundle.Bundle) []byte {
 	t.Helper()
 	b, err := protojson.Marshal(pb)
 	if err != nil {
@@ -57,7 +57,7 @@ func marshal(t *testing.T, pb *protobundle.Bundle) []byte {
 }
 
 // messageBundle is a message-signature bundle over digest (hex sha256).
-func messageBundle(t *testing.T, digestHex string) []byte {
+func messageBundle(t testing.TB, digestHex string) []byte {
 	pb := loadBundle(t, "cosign3-email.sigstore.json")
 	d, err := hex.DecodeString(digestHex)
 	if err != nil {
@@ -68,7 +68,7 @@ func messageBundle(t *testing.T, digestHex string) []byte {
 }
 
 // dsseBundle is a DSSE bundle whose in-toto statement names digest with predicateType.
-func dsseBundle(t *testing.T, digestHex, predicateType string) []byte {
+func dsseBundle(t testing.TB, digestHex, predicateType string) []byte {
 	pb := loadBundle(t, "cosign3-github-provenance.sigstore.json")
 	st := fmt.Sprintf(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"img","digest":{"sha256":%q}}],"predicateType":%q,"predicate":{"k":"v"}}`, digestHex, predicateType)
 	pb.GetDsseEnvelope().Payload = []byte(st)

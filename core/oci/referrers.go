@@ -16,9 +16,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -108,7 +106,16 @@ func (c *Client) Attach(ctx context.Context, s *Subject, a Attachment) (*AttachR
 	if err != nil {
 		return nil, err
 	}
-	return c.putReferrer(ctx, s.Digest, raw, m.ArtifactType, m.Annotations)
+	res, err := c.putReferrer(ctx, s.Digest, raw, m.ArtifactType, m.Annotations)
+	if err != nil && forgetBlob(repo.String()+"@"+cfg.Digest.String()) {
+		// The config blob was remembered, not checked; if the registry
+		// collected it since, upload it again and retry once.
+		if _, uerr := c.uploadBlob(ctx, repo, emptyJSON, EmptyMediaType); uerr != nil {
+			return nil, err
+		}
+		return c.putReferrer(ctx, s.Digest, raw, m.ArtifactType, m.Annotations)
+	}
+	return res, err
 }
 
 // putReferrer pushes a referrer manifest by digest and makes it
@@ -318,12 +325,45 @@ func (c *Client) readReferrersTag(ctx context.Context, hc *http.Client, subject 
 // missing; a concurrent writer's read of a half-written tag is retried too.
 // Writers in this process take turns (tagLocks), so only other processes'
 // writers can race it; against those, the OCI fallback has no lock to take.
+// Entries queued by the same HTTP client while one update is under way are
+// added by it (in its write, or in one more after its read-back), so the
+// bundles of one run share the reads and the pause.
 func (c *Client) addToReferrersTag(ctx context.Context, hc *http.Client, subject name.Digest, desc v1.Descriptor) error {
 	repo := subject.Context()
+	me := &tagAdd{desc: desc, hc: hc, done: make(chan struct{})}
+	l, unlock := queueTag(repo.String()+":"+fallbackTag(subject), me)
+	defer unlock()
+	select {
+	case <-me.done:
+		// Added by the holder before us, unless its own context ended.
+		if me.err == nil || ctx.Err() != nil || !isContextError(me.err) {
+			return me.err
+		}
+		me = &tagAdd{desc: desc, hc: hc, done: make(chan struct{})}
+		batch := append(l.take(hc), me)
+		return c.updateReferrersTag(ctx, hc, subject, l, batch)
+	default:
+	}
+	return c.updateReferrersTag(ctx, hc, subject, l, l.take(hc))
+}
+
+func isContextError(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// updateReferrersTag adds batch to the tag and tells each entry the outcome.
+func (c *Client) updateReferrersTag(ctx context.Context, hc *http.Client, subject name.Digest, l *tagLock, batch []*tagAdd) (err error) {
+	defer func() {
+		for _, a := range batch {
+			a.err = err
+			close(a.done)
+		}
+	}()
+	repo := subject.Context()
 	tag := fallbackTag(subject)
-	defer lockTag(repo.String() + ":" + tag)()
-	const attempts = 10
+	const attempts, merges = 10, 8
 	var lastErr error
+	merged := 0
 	for attempt := 0; attempt < attempts; attempt++ {
 		if attempt > 0 {
 			pause(ctx, attempt)
@@ -336,19 +376,35 @@ func (c *Client) addToReferrersTag(ctx context.Context, hc *http.Client, subject
 			}
 			return err
 		}
-		if present(im, desc) {
+		if allPresent(im, batch) {
 			// Listed before we wrote anything, or read back after our
 			// write (and a pause in which a concurrent writer's update
-			// would have landed).
-			return nil
+			// would have landed). Entries queued meanwhile go in next.
+			if merged == merges {
+				return nil // whatever is still queued, its owner adds
+			}
+			more := l.take(hc)
+			if len(more) == 0 {
+				return nil
+			}
+			batch = append(batch, more...)
+			merged++
+			attempt = 0
+		}
+		ours := map[v1.Hash]bool{}
+		for _, a := range batch {
+			ours[a.desc.Digest] = true
 		}
 		kept := im.Manifests[:0]
 		for _, d := range im.Manifests {
-			if d.Digest != desc.Digest { // an entry without our annotations is replaced
+			if !ours[d.Digest] { // an entry without our annotations is replaced
 				kept = append(kept, d)
 			}
 		}
-		im.Manifests = append(kept, desc)
+		im.Manifests = kept
+		for _, a := range batch {
+			im.Manifests = append(im.Manifests, a.desc)
+		}
 		raw, err := json.Marshal(im)
 		if err != nil {
 			return err
@@ -380,6 +436,15 @@ func (c *Client) addToReferrersTag(ctx context.Context, hc *http.Client, subject
 		lastErr = fmt.Errorf("the tag kept changing")
 	}
 	return fmt.Errorf("updating the referrers tag under concurrent writers failed after %d attempts: %w", attempts, lastErr)
+}
+
+func allPresent(im *v1.IndexManifest, batch []*tagAdd) bool {
+	for _, a := range batch {
+		if !present(im, a.desc) {
+			return false
+		}
+	}
+	return true
 }
 
 // retryable: registry-side failures (5xx) seen while another writer replaces
@@ -416,19 +481,6 @@ func equalMaps(a, b map[string]string) bool {
 		}
 	}
 	return true
-}
-
-// uploadBlob uploads b (if the registry lacks it) and returns its descriptor.
-func (c *Client) uploadBlob(ctx context.Context, repo name.Repository, b []byte, mt types.MediaType) (v1.Descriptor, error) {
-	l := static.NewLayer(b, mt)
-	d, err := l.Digest()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	if err := remote.WriteLayer(repo, l, c.remoteOptions(ctx)...); err != nil {
-		return v1.Descriptor{}, classify(err, repo.Digest(d.String()).String(), repo, true)
-	}
-	return v1.Descriptor{MediaType: mt, Digest: d, Size: int64(len(b))}, nil
 }
 
 // referrers lists the descriptors referring to subject and says which path
