@@ -431,6 +431,19 @@ func TestReadErrors(t *testing.T) {
 		})
 	}
 
+	t.Run("SBOM too large to attach", func(t *testing.T) {
+		e := export(t, fixture{api: "0.15", build: map[string][]byte{"acme_node/sbom.cdx.json": cdx}})
+		// A sparse file: its size is what is checked, before it is read.
+		if err := os.Truncate(filepath.Join(e.dir, "sbom/build/acme_node/sbom.cdx.json"), 60<<20); err != nil {
+			t.Fatal(err)
+		}
+		_, err := buildpack.Read(ctx, e.options("0.15"))
+		var se *buildpack.SBOMError
+		if !errors.As(err, &se) || se.Buildpack != bpID || !strings.Contains(err.Error(), "an SBOM attached to an image may be at most") {
+			t.Errorf("err = %v, want SBOMError for its size", err)
+		}
+	})
+
 	t.Run("group.toml of another build", func(t *testing.T) {
 		e := export(t, fixture{api: "0.13"})
 		other := strings.Replace(groupTOML, `version = "5.0.0"`, `version = "6.0.0"`, 1)
