@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -445,8 +444,8 @@ func earliestModTime(paths ...string) time.Time {
 	var t time.Time
 	for _, p := range paths {
 		st, err := os.Stat(p)
-		if errors.Is(err, fs.ErrNotExist) || err != nil {
-			continue
+		if err != nil {
+			continue // absent: the Platform API or the platform left it out
 		}
 		if t.IsZero() || st.ModTime().Before(t) {
 			t = st.ModTime()
