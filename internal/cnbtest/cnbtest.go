@@ -115,8 +115,9 @@ type Options struct {
 	// (the directories go when the test that made them ends). "": a new
 	// build in a new directory.
 	LayersDir string
-	// ReportPath is passed as -report; "": the lifecycle's default,
-	// <layers>/report.toml.
+	// ReportPath is passed as -report, relative to the build's work
+	// directory (the build user cannot write to a t.TempDir); "": the
+	// lifecycle's default, <layers>/report.toml.
 	ReportPath string
 	// Source, when set, is written as the platform's project-metadata.toml
 	// (<layers>/project-metadata.toml), which the lifecycle turns into the
@@ -226,8 +227,16 @@ func run(t testing.TB, o Options) (*Build, error) {
 		PlatformAPI: o.PlatformAPI, BuildpackAPI: BuildpackAPI, LifecycleVersion: version, UID: uid, GID: gid,
 		Buildpack: BuildpackID + "@" + BuildpackVersion,
 	}
-	if b.ReportPath == "" {
+	switch {
+	case b.ReportPath == "":
 		b.ReportPath = filepath.Join(b.LayersDir, "report.toml")
+	case filepath.IsAbs(b.ReportPath) || !filepath.IsLocal(b.ReportPath):
+		return nil, fmt.Errorf("ReportPath %q should be relative to the work directory", b.ReportPath)
+	default:
+		b.ReportPath = filepath.Join(work, b.ReportPath)
+		if err := os.MkdirAll(filepath.Dir(b.ReportPath), 0o755); err != nil {
+			return nil, err
+		}
 	}
 	cnb := filepath.Join(work, "cnb")
 	for _, d := range []string{b.LayersDir, b.AppDir, filepath.Join(b.PlatformDir, "env"), b.CacheDir, filepath.Join(cnb, "lifecycle"), filepath.Join(work, "docker"), filepath.Join(work, "tmp")} {

@@ -168,6 +168,9 @@ func TestBuild(t *testing.T) {
 		t.Errorf("report.toml tags = %v, want %v", b.Tags, want)
 	}
 	img := exported(t, b)
+	if want := reg.Host + "/team/app@" + b.Digest; b.Ref() != want {
+		t.Errorf("Ref() = %s, want %s", b.Ref(), want)
+	}
 	if mt, _ := img.MediaType(); mt != types.OCIManifestSchema1 {
 		t.Errorf("export is %s; an OCI run image should give an OCI manifest", mt)
 	}
@@ -295,7 +298,13 @@ func TestRebuild(t *testing.T) {
 // A run image in Docker media types gives a Docker v2 schema 2 export.
 func TestDockerMediaTypes(t *testing.T) {
 	reg := ocitest.Start(t)
-	b := Run(t, Options{Registry: reg.Host, DockerMediaTypes: true})
+	b := Run(t, Options{Registry: reg.Host, DockerMediaTypes: true, ReportPath: "out/report.toml"})
+	if b.ReportPath != filepath.Join(b.WorkDir, "out/report.toml") {
+		t.Errorf("ReportPath = %s, want it in the work directory", b.ReportPath)
+	}
+	if _, err := os.Stat(filepath.Join(b.LayersDir, "report.toml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a report in the layers directory too (%v): -report was not passed", err)
+	}
 	img := exported(t, b)
 	m, err := img.Manifest()
 	if err != nil {
