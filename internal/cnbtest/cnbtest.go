@@ -101,7 +101,7 @@ type Options struct {
 	Registry    string // host:port, e.g. from ocitest.Start; required
 	Repository  string // image repository under Registry, default "app"
 	Tag         string // default "latest"
-	Tags        []string
+	Tags        []string // more tags in Repository (-tag), listed in report.toml after Tag
 	PlatformAPI string // CNB_PLATFORM_API; default the newest, PlatformAPIs' last
 	// SBOMs the test buildpack writes; nil: one launch CycloneDX SBOM. An
 	// empty non-nil slice writes none.
