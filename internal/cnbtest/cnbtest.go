@@ -98,11 +98,11 @@ var BuildpackAPIs = []string{"0.7", "0.8", "0.9", "0.10", "0.11", "0.12"}
 
 // Options describe a build.
 type Options struct {
-	Registry    string // host:port, e.g. from ocitest.Start; required
-	Repository  string // image repository under Registry, default "app"
-	Tag         string // default "latest"
+	Registry    string   // host:port, e.g. from ocitest.Start; required
+	Repository  string   // image repository under Registry, default "app"
+	Tag         string   // default "latest"
 	Tags        []string // more tags in Repository (-tag), listed in report.toml after Tag
-	PlatformAPI string // CNB_PLATFORM_API; default the newest, PlatformAPIs' last
+	PlatformAPI string   // CNB_PLATFORM_API; default the newest, PlatformAPIs' last
 	// SBOMs the test buildpack writes; nil: one launch CycloneDX SBOM. An
 	// empty non-nil slice writes none.
 	SBOMs []SBOM
