@@ -232,7 +232,7 @@ func layersDir(t testing.TB, files map[string]string) string {
 
 func registry() buildpack.Registry {
 	o := oci.Options{Keychain: authn.NewMultiKeychain()}
-	return buildpack.NewRegistry(oci.New(o), o)
+	return oci.New(o)
 }
 
 const groupTOML = `[[group]]

@@ -39,7 +39,7 @@ type Options struct {
 	// PlatformAPI is the build's CNB_PLATFORM_API; "" if unknown (then
 	// what the files hold is read as it is).
 	PlatformAPI string
-	// Client reads the registry: NewRegistry(ociClient, ociOptions).
+	// Client reads the registry: an *oci.Client.
 	Client Registry
 	// BuilderImage is the builder image the platform ran, from a flag or
 	// the environment; it is resolved to a digest. Without it, the build

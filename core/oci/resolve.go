@@ -108,3 +108,14 @@ func (c *Client) checkUnchanged(ctx context.Context, s *Subject) error {
 	}
 	return nil
 }
+
+// Image reads the image manifest s names; its config and layers are fetched
+// when asked for, under the same credentials and context. For plugins that
+// read what a build put in the image (labels, an SBOM layer).
+func (c *Client) Image(ctx context.Context, s *Subject) (v1.Image, error) {
+	img, err := remote.Image(s.Digest, c.remoteOptions(ctx)...)
+	if err != nil {
+		return nil, classify(err, s.Digest.String(), s.Digest.Context(), false)
+	}
+	return img, nil
+}
