@@ -20,50 +20,38 @@ func (b *Build) Attestations() ([]pipeline.Attestation, error) {
 	return append(atts, pipeline.Attestation{Type: intoto.PredicateSLSAProvenanceV1, Predicate: prov}), nil
 }
 
-// Plan is what to make, for dests. For an image manifest it is one plan:
-// its signature and every attestation. For an index it is two, since one
-// plan attests to all its subjects alike: the signatures of the index and
-// of every platform manifest, then the attestations about the index (what
-// the tag names) and the platform manifest this build exported (what the
-// SBOMs describe) — not about other platforms, which other builds made.
-// cmd should expand every plan (pipeline.Items) and check every
-// destination before running the first, so that nothing is signed if any
-// would be refused.
-func (b *Build) Plan(dests []pipeline.Destination) ([]pipeline.Plan, error) {
+// Plan is what to make, for dests: the signature of the image and, for an
+// index, of every platform manifest; then every attestation about the image
+// (what the tag names) and, for an index, the platform manifest this build
+// exported (what the SBOMs describe), not the other platforms, which other
+// builds made. Every statement is built and checked before anything is
+// signed.
+func (b *Build) Plan(dests []pipeline.Destination) (pipeline.Plan, error) {
 	atts, err := b.Attestations()
 	if err != nil {
-		return nil, err
+		return pipeline.Plan{}, err
 	}
 	img, err := pipeline.ImageSubject(b.Image)
 	if err != nil {
-		return nil, err
+		return pipeline.Plan{}, err
 	}
-	var plans []pipeline.Plan
-	if !b.Image.IsIndex() {
-		plans = []pipeline.Plan{{Subjects: []pipeline.Subject{img}, Sign: true, Attestations: atts, PerSubject: true, Destinations: dests}}
-	} else {
-		signed := []pipeline.Subject{img}
-		for _, p := range b.Platforms {
-			s, err := pipeline.ImageSubject(p)
+	p := pipeline.Plan{Subjects: []pipeline.Subject{img}, Sign: true, Attestations: atts, PerSubject: true, Destinations: dests}
+	if b.Image.IsIndex() {
+		for _, ps := range b.Platforms {
+			s, err := pipeline.ImageSubject(ps)
 			if err != nil {
-				return nil, err
+				return pipeline.Plan{}, err
 			}
-			signed = append(signed, s)
+			p.Subjects = append(p.Subjects, s)
 		}
 		exported, err := pipeline.ImageSubject(b.Exported)
 		if err != nil {
-			return nil, err
+			return pipeline.Plan{}, err
 		}
-		plans = []pipeline.Plan{
-			{Subjects: signed, Sign: true, PerSubject: true, Destinations: dests},
-			{Subjects: []pipeline.Subject{img, exported}, Attestations: atts, PerSubject: true, Destinations: dests},
-		}
+		p.AttestSubjects = []pipeline.Subject{img, exported}
 	}
-	// Every statement is built and checked now, before anything is signed.
-	for _, p := range plans {
-		if _, err := pipeline.Items(sign.Options{}, p); err != nil {
-			return nil, err
-		}
+	if _, err := pipeline.Items(sign.Options{}, p); err != nil {
+		return pipeline.Plan{}, err
 	}
-	return plans, nil
+	return p, nil
 }

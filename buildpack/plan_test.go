@@ -33,14 +33,14 @@ func TestPlanItems(t *testing.T) {
 	}
 	c := oci.New(oci.Options{Keychain: authn.NewMultiKeychain()})
 	dests := []pipeline.Destination{&pipeline.Referrers{Client: c}}
-	plans, err := b.Plan(dests)
+	plan, err := b.Plan(dests)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(plans) != 1 || !reflect.DeepEqual(plans[0].Destinations, dests) {
-		t.Fatalf("plans %+v", plans)
+	if !reflect.DeepEqual(plan.Destinations, dests) || plan.AttestSubjects != nil {
+		t.Fatalf("plan %+v", plan)
 	}
-	items, err := pipeline.Items(sign.Options{}, plans[0])
+	items, err := pipeline.Items(sign.Options{}, plan)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -194,14 +194,14 @@ func TestReadAcrossPlatformAPIs(t *testing.T) {
 					t.Errorf("build SBOM path %q, want the file in the layers directory", s.Path)
 				}
 			}
-			plans, err := b.Plan(nil)
+			plan, err := b.Plan(nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(plans) != 1 || len(plans[0].Subjects) != 1 || !plans[0].Sign || !plans[0].PerSubject || len(plans[0].Attestations) != len(want)+1 {
-				t.Fatalf("plans %+v", plans)
+			if len(plan.Subjects) != 1 || !plan.Sign || !plan.PerSubject || len(plan.Attestations) != len(want)+1 || plan.AttestSubjects != nil {
+				t.Fatalf("plan %+v", plan)
 			}
-			if s := plans[0].Subjects[0]; s.Image != b.Image || s.SHA256 != strings.TrimPrefix(e.digest, "sha256:") {
+			if s := plan.Subjects[0]; s.Image != b.Image || s.SHA256 != strings.TrimPrefix(e.digest, "sha256:") {
 				t.Errorf("subject %+v", s)
 			}
 		})
@@ -297,24 +297,21 @@ func TestReadIndex(t *testing.T) {
 	if len(b.SBOMs) != 1 || !strings.Contains(string(b.SBOMs[0].Content), "left-pad-arm64") {
 		t.Errorf("SBOMs %+v, want the arm64 image's", b.SBOMs)
 	}
-	plans, err := b.Plan(nil)
+	plan, err := b.Plan(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(plans) != 2 {
-		t.Fatalf("%d plans, want signatures then attestations", len(plans))
-	}
 	var signed, attested []string
-	for _, s := range plans[0].Subjects {
+	for _, s := range plan.Subjects {
 		signed = append(signed, "sha256:"+s.SHA256)
 	}
-	for _, s := range plans[1].Subjects {
+	for _, s := range plan.AttestSubjects {
 		attested = append(attested, "sha256:"+s.SHA256)
 	}
-	if want := []string{d.String(), digests["amd64"], digests["arm64"]}; !reflect.DeepEqual(signed, want) || !plans[0].Sign || len(plans[0].Attestations) != 0 {
+	if want := []string{d.String(), digests["amd64"], digests["arm64"]}; !reflect.DeepEqual(signed, want) || !plan.Sign {
 		t.Errorf("signed %v, want %v", signed, want)
 	}
-	if want := []string{d.String(), digests["arm64"]}; !reflect.DeepEqual(attested, want) || plans[1].Sign || len(plans[1].Attestations) != 2 || !plans[1].PerSubject {
+	if want := []string{d.String(), digests["arm64"]}; !reflect.DeepEqual(attested, want) || len(plan.Attestations) != 2 || !plan.PerSubject {
 		t.Errorf("attested %v, want %v", attested, want)
 	}
 

@@ -54,6 +54,11 @@ type Plan struct {
 	// PerSubject, one statement per subject (one per platform manifest).
 	Attestations []Attestation
 	PerSubject   bool
+	// AttestSubjects, if set, are what the attestations are about instead
+	// of Subjects (all of which are still signed): a build signs the index
+	// it pushed and every platform in it, but attests only to the index and
+	// the platform it built.
+	AttestSubjects []Subject
 	// Destinations receive every bundle; each takes what it stores.
 	Destinations []Destination
 	// Concurrency bounds the signatures made at once (default 4: each is a
@@ -218,7 +223,7 @@ func Items(o sign.Options, p Plan) ([]*Item, error) {
 	if len(p.Subjects) == 0 {
 		return nil, errors.New("the plan has no subjects")
 	}
-	for _, s := range p.Subjects {
+	for _, s := range append(p.Subjects, p.AttestSubjects...) {
 		if err := s.check(); err != nil {
 			return nil, err
 		}
@@ -245,10 +250,14 @@ func Items(o sign.Options, p Plan) ([]*Item, error) {
 			items = append(items, it)
 		}
 	}
-	groups := [][]Subject{p.Subjects}
+	attested := p.Subjects
+	if len(p.AttestSubjects) > 0 {
+		attested = p.AttestSubjects
+	}
+	groups := [][]Subject{attested}
 	if p.PerSubject {
 		groups = nil
-		for _, s := range p.Subjects {
+		for _, s := range attested {
 			groups = append(groups, []Subject{s})
 		}
 	}

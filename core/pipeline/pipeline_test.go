@@ -299,3 +299,30 @@ func TestCancelledRunFails(t *testing.T) {
 		t.Fatalf("cancelled run: %v, %d bundles, %d log calls", err, len(rep.Bundles), log.calls)
 	}
 }
+
+// With AttestSubjects, every subject is signed but the attestations are
+// about those only, each its own statement with PerSubject.
+func TestAttestSubjects(t *testing.T) {
+	dir := t.TempDir()
+	a, b, c := file(t, dir, "a.bin", "a"), file(t, dir, "b.bin", "b"), file(t, dir, "c.bin", "c")
+	o, _, _ := fakes(t, false)
+	items, err := pipeline.Items(o, pipeline.Plan{
+		Subjects: []pipeline.Subject{a, b, c}, Sign: true, PerSubject: true,
+		AttestSubjects: []pipeline.Subject{a, c},
+		Attestations:   []pipeline.Attestation{{Type: intoto.PredicateSLSAProvenanceV1, Predicate: []byte(slsa)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var signed, attested []string
+	for _, it := range items {
+		if it.Kind == intoto.KindSignature {
+			signed = append(signed, it.Subjects[0].Name)
+		} else {
+			attested = append(attested, it.Subjects[0].Name)
+		}
+	}
+	if strings.Join(signed, ",") != "a.bin,b.bin,c.bin" || strings.Join(attested, ",") != "a.bin,c.bin" {
+		t.Errorf("signed %v, attested %v; want all three signed and a, c attested", signed, attested)
+	}
+}
