@@ -59,7 +59,7 @@ Run your own private Sigstore with 'signet server'.`,
 	root.AddCommand(newServerCmd(), newBenchCmd(), newVersionCmd(), newGitHubActionCmd(),
 		newSignBlobCmd(), newAttestBlobCmd(), newVerifyBlobCmd(), newVerifyBlobAttestationCmd(),
 		newTrustCmd(), newLogCmd(), newQuickstartCmd(),
-		newImageSignCmd(), newImageAttestCmd(), newImageVerifyCmd(), newImageVerifyAttestationCmd(), newImageTreeCmd(), newImageCopyCmd())
+		newImageSignCmd(), newImageAttestCmd(), newImageVerifyCmd(), newImageVerifyAttestationCmd(), newImageTreeCmd(), newImageCopyCmd(), newBuildpackCmd())
 	markArgErrors(root)
 	documentExitCodes(root)
 	return root
