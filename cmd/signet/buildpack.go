@@ -195,6 +195,9 @@ func (f *buildpackFlags) run(cmd *cobra.Command) error {
 	}
 	plan.Progress = imageProgress(stderr, who, o.Progress)
 	plan.Verifier = v
+	// A build's bundles (signature, SBOMs, provenance) are made at once:
+	// the hook's time is added to every build.
+	plan.Concurrency = 8
 	res := newBuildpackResult(b)
 	rep, err := pipeline.Run(ctx, o, plan)
 	if rep != nil {

@@ -172,3 +172,54 @@ func TestPAEMatchesCosign(t *testing.T) {
 		t.Fatalf("cosign's statement: %v", err)
 	}
 }
+
+// A predicate two parsers could read differently is refused: duplicate
+// names (at any depth), invalid UTF-8, a second value after the object.
+// What is accepted is embedded as given, compacted, and parses back.
+func TestStatementPredicateBytes(t *testing.T) {
+	subject := []Subject{{Name: "app", Digest: map[string]string{"sha256": strings.Repeat("ab", 32)}}}
+	for _, bad := range []string{`{"a":1,"a":2}`, `{"b":{"a":1,"a":2}}`, `{"a":[{"x":1,"x":1}]}`, "{\"a\":\"\xff\"}", `{"a":1} {"b":2}`, `{"a":1}]`} {
+		if _, err := Statement(subject, "https://example.com/x/v1", []byte(bad)); err == nil || !strings.Contains(err.Error(), "not valid JSON") {
+			t.Errorf("%q: err = %v, want not valid JSON", bad, err)
+		}
+	}
+	raw, err := Statement(subject, PredicateCycloneDX, []byte("{\n  \"bomFormat\": \"CycloneDX\",\n  \"specVersion\": \"1.5\", \"n\": 1.50, \"s\": \"\\u00e9\"\n}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"app","digest":{"sha256":"` + strings.Repeat("ab", 32) + `"}}],"predicateType":"https://cyclonedx.org/bom","predicate":{"bomFormat":"CycloneDX","specVersion":"1.5","n":1.50,"s":"\u00e9"}}`
+	if string(raw) != want {
+		t.Errorf("statement\n got %s\nwant %s", raw, want)
+	}
+	st, err := ParseStatement(raw)
+	if err != nil || st.GetPredicate().GetFields()["bomFormat"].GetStringValue() != "CycloneDX" || st.GetSubject()[0].GetName() != "app" {
+		t.Errorf("parsed back %v, %v", st, err)
+	}
+}
+
+// The header parse checks what ParseStatement checks, except inside the
+// predicate, which it only requires to be one well-formed JSON object.
+func TestParseStatementHeader(t *testing.T) {
+	digest := strings.Repeat("ab", 32)
+	good := `{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"app","digest":{"sha256":"` + digest + `"}}],"predicateType":"https://cyclonedx.org/bom","predicate":{"bomFormat":"CycloneDX","big":[1,2,3]}}`
+	st, err := ParseStatementHeader([]byte(good))
+	if err != nil || st.GetPredicateType() != PredicateCycloneDX || st.GetSubject()[0].GetDigest()["sha256"] != digest || len(st.GetPredicate().GetFields()) != 0 {
+		t.Fatalf("%v, %v", st, err)
+	}
+	for name, bad := range map[string]string{
+		"not JSON":               `{"_type":`,
+		"no subject":             `{"_type":"https://in-toto.io/Statement/v1","predicateType":"x","predicate":{}}`,
+		"predicate not object":   strings.Replace(good, `"predicate":{"bomFormat":"CycloneDX","big":[1,2,3]}`, `"predicate":[1]`, 1),
+		"broken predicate":       strings.Replace(good, `"big":[1,2,3]`, `"big":[1,2,`, 1),
+		"duplicate in predicate": strings.Replace(good, `"big":[1,2,3]`, `"big":1,"big":2`, 1),
+		"trailing value":         good + ` {}`,
+		"wrong type":             strings.Replace(good, "https://in-toto.io/Statement/v1", "https://example.com/x", 1),
+	} {
+		if _, err := ParseStatementHeader([]byte(bad)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+		if _, err := ParseStatement([]byte(bad)); err == nil && name != "duplicate in predicate" && name != "trailing value" {
+			t.Errorf("%s: ParseStatement accepts what the header parse refuses", name)
+		}
+	}
+}

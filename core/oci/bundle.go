@@ -8,7 +8,6 @@ import (
 
 	intoto "github.com/in-toto/attestation/go/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/signet-dev/signet/core/bundle"
 	sintoto "github.com/signet-dev/signet/core/intoto"
@@ -119,14 +118,11 @@ func inspect(a Attachment, subjectDigest string) (*inspected, error) {
 	if env.GetPayloadType() != sintoto.PayloadType {
 		return nil, fmt.Errorf("attaching %v: DSSE payload type is %q, want %s", a.Kind, env.GetPayloadType(), sintoto.PayloadType)
 	}
-	var st intoto.Statement
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(env.GetPayload(), &st); err != nil {
-		return nil, fmt.Errorf("attaching %v: DSSE payload is not an in-toto statement: %v", a.Kind, err)
+	st, err := sintoto.ParseStatementHeader(env.GetPayload())
+	if err != nil {
+		return nil, fmt.Errorf("attaching %v: DSSE payload: %v", a.Kind, err)
 	}
-	if err := st.Validate(); err != nil {
-		return nil, fmt.Errorf("attaching %v: in-toto statement: %v", a.Kind, err)
-	}
-	if !statementNames(&st, hexDigest) {
+	if !statementNames(st, hexDigest) {
 		return nil, fmt.Errorf("attaching %v: the in-toto statement's subjects do not include the image %s; attest the image's manifest digest", a.Kind, subjectDigest)
 	}
 	pt := st.GetPredicateType()

@@ -193,7 +193,7 @@ func sameKind(b *bundle.Bundle, it *Item) bool {
 	if it.Statement == nil || env == nil {
 		return it.Statement == nil && env == nil
 	}
-	st, err := intoto.ParseStatement(env.GetPayload())
+	st, err := intoto.ParseStatementHeader(env.GetPayload())
 	return err == nil && st.GetPredicateType() == it.PredicateType
 }
 

@@ -236,13 +236,11 @@ func Items(o sign.Options, p Plan) ([]*Item, error) {
 			switch {
 			case s.Image != nil:
 				// cosign v3's image signature names the digest only.
-				st, err := intoto.NewStatement([]intoto.Subject{{Digest: map[string]string{"sha256": s.SHA256}}}, intoto.PredicateCosignSign, []byte("{}"))
+				st, err := intoto.Statement([]intoto.Subject{{Digest: map[string]string{"sha256": s.SHA256}}}, intoto.PredicateCosignSign, []byte("{}"))
 				if err != nil {
 					return nil, err
 				}
-				if it.Statement, err = intoto.MarshalStatement(st); err != nil {
-					return nil, err
-				}
+				it.Statement = st
 				it.PredicateType = intoto.PredicateCosignSign
 			case s.Path == "":
 				return nil, fmt.Errorf("subject %s: %w", s.Name, ErrNothingToSign)
@@ -271,13 +269,9 @@ func Items(o sign.Options, p Plan) ([]*Item, error) {
 			for i, s := range g {
 				subs[i] = s.intoto()
 			}
-			st, err := intoto.NewStatement(subs, a.Type, a.Predicate)
+			raw, err := intoto.Statement(subs, a.Type, a.Predicate)
 			if err != nil {
 				return nil, &PredicateError{Type: a.Type, Err: err}
-			}
-			raw, err := intoto.MarshalStatement(st)
-			if err != nil {
-				return nil, err
 			}
 			items = append(items, &Item{Kind: kind, PredicateType: a.Type, Subjects: g, Statement: raw, ViaAttestationStore: store})
 		}
@@ -438,9 +432,19 @@ func make1(ctx context.Context, o sign.Options, it *Item, dests []Destination, v
 		if err != nil {
 			return b, &PutError{Destination: d.Name(), Err: err}
 		}
+		for _, p := range ps {
+			detail := p.Destination + " " + p.Location
+			if p.Via != "" {
+				detail += " (" + p.Via + ")"
+			}
+			progress(Event{Item: it, Step: StepStored, Detail: detail})
+		}
 	}
 	return b, nil
 }
+
+// StepStored is the progress step after a destination stored a bundle.
+const StepStored sign.Step = "stored"
 
 func newBundle(it *Item, res *sign.Result) *Bundle {
 	b := &Bundle{Kind: it.Kind, PredicateType: it.PredicateType, Subjects: it.Subjects, AttestationID: res.AttestationID,
@@ -457,7 +461,7 @@ func newBundle(it *Item, res *sign.Result) *Bundle {
 // CheckPredicate checks a predicate against its type before any subject is
 // known, so a wrong predicate is refused before anything is resolved.
 func CheckPredicate(predicateType string, predicate []byte) error {
-	if _, err := intoto.NewStatement([]intoto.Subject{{Name: "check", Digest: map[string]string{"sha256": strings.Repeat("0", 64)}}}, predicateType, predicate); err != nil {
+	if _, err := intoto.Statement([]intoto.Subject{{Name: "check", Digest: map[string]string{"sha256": strings.Repeat("0", 64)}}}, predicateType, predicate); err != nil {
 		return &PredicateError{Type: predicateType, Err: err}
 	}
 	return nil

@@ -7,12 +7,13 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Format is an SBOM format.
@@ -80,7 +81,7 @@ func Recognize(r io.Reader) (*Info, error) {
 	default:
 		return nil, errors.New("sbom: not a JSON document (SPDX tag-value is not accepted); give an SPDX JSON or CycloneDX JSON SBOM")
 	}
-	dec := json.NewDecoder(br)
+	dec := jsontext.NewDecoder(br)
 	fields, err := topLevel(dec)
 	if err != nil {
 		return nil, fmt.Errorf("sbom: not valid JSON: %v", err)
@@ -103,36 +104,45 @@ func Recognize(r io.Reader) (*Info, error) {
 var wanted = map[string]bool{"spdxVersion": true, "SPDXID": true, "bomFormat": true, "specVersion": true, "@context": true}
 
 // topLevel scans the top-level object until the identifying keys are
-// decided, returning their string values ("" for a non-string value).
-func topLevel(dec *json.Decoder) (map[string]string, error) {
-	if _, err := dec.Token(); err != nil { // '{'
+// decided, returning their string values ("" for another kind of value; the
+// raw JSON of @context). Everything else is skipped without being built.
+func topLevel(dec *jsontext.Decoder) (map[string]string, error) {
+	if _, err := dec.ReadToken(); err != nil { // '{'
 		return nil, err
 	}
 	fields := map[string]string{}
-	for dec.More() {
-		t, err := dec.Token()
+	for dec.PeekKind() != '}' {
+		t, err := dec.ReadToken()
 		if err != nil {
 			return nil, err
 		}
-		key, _ := t.(string)
-		if wanted[key] {
-			var v any
-			if err := dec.Decode(&v); err != nil {
+		key := t.String()
+		switch {
+		case !wanted[key]:
+			if err := dec.SkipValue(); err != nil {
 				return nil, err
 			}
-			s, _ := v.(string)
-			if key == "@context" {
-				s = fmt.Sprint(v)
+		case key == "@context" || dec.PeekKind() != '"':
+			v, err := dec.ReadValue()
+			if err != nil {
+				return nil, err
 			}
-			fields[key] = s
-		} else if err := skip(dec); err != nil {
-			return nil, err
+			fields[key] = ""
+			if key == "@context" {
+				fields[key] = string(v)
+			}
+		default:
+			v, err := dec.ReadToken()
+			if err != nil {
+				return nil, err
+			}
+			fields[key] = v.String()
 		}
 		if decided(fields) {
 			return fields, nil
 		}
 	}
-	if _, err := dec.Token(); err != nil { // '}'
+	if _, err := dec.ReadToken(); err != nil { // '}'
 		return nil, err
 	}
 	return fields, nil
@@ -144,27 +154,6 @@ func decided(f map[string]string) bool {
 	_, bf := f["bomFormat"]
 	_, sv := f["specVersion"]
 	return (v && id) || (bf && sv)
-}
-
-// skip consumes one JSON value without building it.
-func skip(dec *json.Decoder) error {
-	depth := 0
-	for {
-		t, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		if d, ok := t.(json.Delim); ok {
-			if d == '{' || d == '[' {
-				depth++
-			} else {
-				depth--
-			}
-		}
-		if depth == 0 {
-			return nil
-		}
-	}
 }
 
 func identify(f map[string]string) (*Info, error) {

@@ -264,7 +264,7 @@ func AttestationBundle(ctx context.Context, o Options, statement []byte) (*Resul
 	if err := o.check(true); err != nil {
 		return nil, err
 	}
-	if _, err := intoto.ParseStatement(statement); err != nil {
+	if _, err := intoto.ParseStatementHeader(statement); err != nil {
 		return nil, fmt.Errorf("attestation: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
