@@ -30,6 +30,11 @@ import (
 // flags into it.
 type Options struct {
 	LayersDir string
+	// Image, for platforms that leave no report.toml where signet runs
+	// (kpack: its Build's status.latestImage), is the exported image;
+	// report.toml is then not read, and LayersDir may be empty (no build
+	// SBOMs, analyzed.toml or group.toml).
+	Image string
 	// ReportPath, AnalyzedPath and GroupPath default to report.toml,
 	// analyzed.toml and group.toml in LayersDir, as for every Platform API
 	// from 0.7 to 0.15.
@@ -127,14 +132,27 @@ func Read(ctx context.Context, o Options) (*Build, error) {
 	if err := checkPlatformAPI(o.PlatformAPI); err != nil {
 		return nil, err
 	}
-	if o.LayersDir == "" {
+	if o.LayersDir == "" && o.Image == "" {
 		return nil, errors.New("buildpack: no layers directory")
 	}
-	def := func(p, file string) string { return cmp.Or(p, filepath.Join(o.LayersDir, file)) }
+	def := func(p, file string) string {
+		if p == "" && o.LayersDir != "" {
+			return filepath.Join(o.LayersDir, file)
+		}
+		return p
+	}
 	o.ReportPath, o.AnalyzedPath, o.GroupPath = def(o.ReportPath, "report.toml"), def(o.AnalyzedPath, "analyzed.toml"), def(o.GroupPath, "group.toml")
 
 	var rep reportFile
-	if absent, err := decodeTOML(o.ReportPath, &rep); absent {
+	if o.Image != "" {
+		// No report: the image named is what was exported.
+		s, err := o.Client.Resolve(ctx, o.Image)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", o.Image, err)
+		}
+		rep.Image.Digest = s.Descriptor.Digest.String()
+		rep.Image.Tags = []string{o.Image}
+	} else if absent, err := decodeTOML(o.ReportPath, &rep); absent {
 		return nil, &ReportNotFoundError{Path: o.ReportPath}
 	} else if err != nil {
 		return nil, err
@@ -202,8 +220,10 @@ func Read(ctx context.Context, o Options) (*Build, error) {
 			return nil, labelOf(err, b.Exported)
 		}
 	}
-	if err := sr.readBuildSBOMs(o.LayersDir); err != nil {
-		return nil, err
+	if o.LayersDir != "" {
+		if err := sr.readBuildSBOMs(o.LayersDir); err != nil {
+			return nil, err
+		}
 	}
 	b.SBOMs = sr.sorted()
 

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signet-dev/signet/buildpack"
+	"github.com/signet-dev/signet/core/oci"
 	"github.com/signet-dev/signet/core/pipeline"
 )
 
@@ -23,6 +24,7 @@ type buildpackFlags struct {
 	legacyTags bool
 
 	layers, report, analyzed, group, platformAPI string
+	image                                        string
 	builder, platform, builderID                 string
 	sourceURI, sourceDigest                      string
 	startedOn, finishedOn                        string
@@ -32,7 +34,8 @@ type buildpackFlags struct {
 func (f *buildpackFlags) add(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	f.s.addCommon(fs)
-	fs.StringVar(&f.layers, "layers", envOr("CNB_LAYERS_DIR", "/layers"), "the lifecycle's layers directory (default $CNB_LAYERS_DIR, else /layers)")
+	fs.StringVar(&f.layers, "layers", envOr("CNB_LAYERS_DIR", "/layers"), "the lifecycle's layers directory (default $CNB_LAYERS_DIR, else /layers; with --image, \"\" for none)")
+	fs.StringVar(&f.image, "image", "", "sign this exported image instead of report.toml's, where the platform leaves no report (kpack: the Build's status.latestImage); build SBOMs are read only if --layers has them")
 	fs.StringVar(&f.report, "report", os.Getenv("CNB_REPORT_PATH"), "report.toml the exporter wrote (default $CNB_REPORT_PATH, else <layers>/report.toml)")
 	fs.StringVar(&f.analyzed, "analyzed", os.Getenv("CNB_ANALYZED_PATH"), "analyzed.toml (default $CNB_ANALYZED_PATH, else <layers>/analyzed.toml)")
 	fs.StringVar(&f.group, "group", os.Getenv("CNB_GROUP_PATH"), "group.toml (default $CNB_GROUP_PATH, else <layers>/group.toml)")
@@ -96,9 +99,9 @@ func (r *buildpackResult) print(w io.Writer) {
 	(&imageSignResult{Signed: r.Signed}).print(w)
 }
 
-func (f *buildpackFlags) options(c buildpack.Registry) (buildpack.Options, error) {
+func (f *buildpackFlags) options(c *oci.Client) (buildpack.Options, error) {
 	o := buildpack.Options{
-		LayersDir: f.layers, ReportPath: f.report, AnalyzedPath: f.analyzed, GroupPath: f.group,
+		LayersDir: f.layers, Image: f.image, ReportPath: f.report, AnalyzedPath: f.analyzed, GroupPath: f.group,
 		PlatformAPI: f.platformAPI, Client: c, BuilderImage: f.builder,
 		Platform: f.platform, BuilderID: f.builderID,
 		Source: buildpack.Source{URI: f.sourceURI},
@@ -123,8 +126,20 @@ func (f *buildpackFlags) options(c buildpack.Registry) (buildpack.Options, error
 		}
 		*t.to = v
 	}
-	if f.layers == "" {
-		return o, usageError{errors.New("--layers: give the lifecycle's layers directory")}
+	if f.layers == "" && f.image == "" {
+		return o, usageError{errors.New("--layers: give the lifecycle's layers directory, or --image")}
+	}
+	if f.image != "" && f.report != "" {
+		return o, usageError{errors.New("--image and --report exclude each other: --image names the exported image where there is no report.toml")}
+	}
+	if f.image != "" {
+		if _, err := c.ParseReference(f.image); err != nil {
+			return o, usageError{fmt.Errorf("--image: %w", err)}
+		}
+		if st, err := os.Stat(f.layers); f.layers != "" && (err != nil || !st.IsDir()) {
+			// The default /layers is not there outside a build pod.
+			o.LayersDir = ""
+		}
 	}
 	return o, nil
 }

@@ -296,3 +296,23 @@ func copyTree(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// Where no report.toml is left (kpack's build pod is gone when its Build
+// succeeds), --image names the exported image: its launch SBOMs and the
+// provenance come from the image itself.
+func TestBuildpackImageOnly(t *testing.T) {
+	e := newImageEnv(t)
+	reg := ocitest.Start(t)
+	b := cnbtest.Run(t, cnbtest.Options{Registry: reg.Host, Repository: "acme/app", Tag: "v1",
+		SBOMs: []cnbtest.SBOM{{Scope: cnbtest.ScopeLaunch, Format: cnbtest.CycloneDX}, {Scope: cnbtest.ScopeBuild, Format: cnbtest.SPDX}}})
+	var res buildpackResult
+	e.sign(t, nil, "buildpack", "--image", b.Ref(), "--layers", "", "--platform", "kpack", "-o", "json").want(t, 0).decode(t, &res)
+	if res.Image != b.Ref() || len(res.SBOMs) != 1 || res.SBOMs[0].Scope != "launch" || len(res.Signed) != 3 {
+		t.Errorf("result %+v; want the signature, the launch SBOM and the provenance of %s", res, b.Ref())
+	}
+	runSignet(t, nil, append([]string{"verify-attestation", b.Ref(), "--type", "slsaprovenance1"}, e.policy()...)...).want(t, 0)
+	r := e.sign(t, nil, "buildpack", "--image", b.Ref(), "--report", b.ReportPath).want(t, 2)
+	if !strings.Contains(r.stderr, "--image and --report exclude each other") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+}
