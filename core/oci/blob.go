@@ -65,8 +65,9 @@ func (c *Client) putBlob(ctx context.Context, repo name.Repository, b []byte, h 
 	if err != nil {
 		return err
 	}
+	err = transport.CheckError(resp, http.StatusAccepted) // reads the error body
 	resp.Body.Close()
-	if err := transport.CheckError(resp, http.StatusAccepted); err != nil {
+	if err != nil {
 		return classify(err, ref, repo, true)
 	}
 	loc, err := resp.Location()
@@ -83,8 +84,9 @@ func (c *Client) putBlob(ctx context.Context, repo name.Repository, b []byte, h 
 	if err != nil {
 		return err
 	}
+	err = transport.CheckError(resp, http.StatusCreated) // reads the error body
 	resp.Body.Close()
-	if err := transport.CheckError(resp, http.StatusCreated); err != nil {
+	if err != nil {
 		return classify(err, ref, repo, true)
 	}
 	if shared {

@@ -139,8 +139,9 @@ func (c *Client) putReferrer(ctx context.Context, subject name.Digest, raw []byt
 	if err != nil {
 		return nil, err
 	}
+	err = transport.CheckError(resp, http.StatusCreated, http.StatusOK, http.StatusAccepted) // reads the error body
 	resp.Body.Close()
-	if err := transport.CheckError(resp, http.StatusCreated, http.StatusOK, http.StatusAccepted); err != nil {
+	if err != nil {
 		return nil, classify(err, repo.Digest(h.String()).String(), repo, true)
 	}
 	res := &AttachResult{Referrer: repo.Digest(h.String()), Descriptor: desc}
@@ -417,12 +418,13 @@ func (c *Client) updateReferrersTag(ctx context.Context, hc *http.Client, subjec
 		if err != nil {
 			return err
 		}
+		err = transport.CheckError(resp, http.StatusCreated, http.StatusOK, http.StatusAccepted) // reads the error body
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusPreconditionFailed {
 			lastErr = fmt.Errorf("concurrent update (412)")
 			continue
 		}
-		if err := transport.CheckError(resp, http.StatusCreated, http.StatusOK, http.StatusAccepted); err != nil {
+		if err != nil {
 			err = classify(err, repo.Tag(tag).String(), repo, true)
 			if retryable(err) {
 				lastErr = err
