@@ -1,5 +1,6 @@
 // Package action is the signet GitHub Action: it reads the step's inputs,
-// signs, attests or verifies through the core packages, and reports back to
+// signs, attests or verifies through the core packages (a Cloud Native
+// Buildpacks build through package buildpack), and reports back to
 // the workflow through step outputs (GITHUB_OUTPUT), a job summary
 // (GITHUB_STEP_SUMMARY) and ::error annotations that say what to fix.
 //
@@ -67,9 +68,12 @@ func Run(ctx context.Context, o Options) error {
 	}
 	r.in = in
 	var rep *report
-	if in.Mode == ModeVerify {
+	switch in.Mode {
+	case ModeVerify:
 		rep, err = r.verify(ctx)
-	} else {
+	case ModeBuildpack:
+		rep, err = r.buildpack(ctx)
+	default:
 		rep, err = r.sign(ctx)
 	}
 	// A failed verification sets no outputs: later steps must not mistake

@@ -260,6 +260,10 @@ func TestAction(t *testing.T) {
 		if len(es) != 3 || es[0].Kind != action.KindSignature || es[1].Kind != action.KindProvenance || es[2].Kind != action.KindSBOM {
 			t.Fatalf("bundles %+v", es)
 		}
+		// The tag resolved once, to the digest a later step should use.
+		if o := r.outputs(); o["image"] != reg.Ref("acme/widget@"+imgDigest.String()) || o["digest"] != imgDigest.String() {
+			t.Errorf("image output %q, digest %q; pushed %s", o["image"], o["digest"], imgDigest)
+		}
 		for _, e := range es {
 			if e.Referrer == "" {
 				t.Errorf("%s not attached", e.Kind)

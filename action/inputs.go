@@ -3,10 +3,12 @@ package action
 import (
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	githubactions "github.com/sethvargo/go-githubactions"
 
+	"github.com/signet-dev/signet/buildpack"
 	"github.com/signet-dev/signet/core/intoto"
 )
 
@@ -22,6 +24,9 @@ const (
 	ModeAttest Mode = "attest"
 	// ModeVerify verifies bundles against a signer policy, offline.
 	ModeVerify Mode = "verify"
+	// ModeBuildpack signs the image a Cloud Native Buildpacks build
+	// exported and attests its SBOMs and provenance (package buildpack).
+	ModeBuildpack Mode = "buildpack"
 )
 
 // Inputs are the action's inputs (action.yml), parsed and checked.
@@ -52,6 +57,11 @@ type Inputs struct {
 	CertIssuer         string
 	CertIssuerRegexp   string
 	TrustedRoot        string
+
+	// Buildpack mode.
+	Layers      string // pack's --report-output-dir, or a lifecycle layers directory
+	Builder     string // the builder image pack ran
+	PlatformAPI string
 }
 
 // inputError is a mistake in the workflow's `with:` block.
@@ -87,6 +97,9 @@ func ReadInputs(a *githubactions.Action, getenv func(string) string) (*Inputs, e
 		CertIssuer:         strings.TrimSpace(a.GetInput("certificate-oidc-issuer")),
 		CertIssuerRegexp:   strings.TrimSpace(a.GetInput("certificate-oidc-issuer-regexp")),
 		TrustedRoot:        strings.TrimSpace(a.GetInput("trusted-root")),
+		Layers:             strings.TrimSpace(a.GetInput("layers")),
+		Builder:            strings.TrimSpace(a.GetInput("builder")),
+		PlatformAPI:        strings.TrimSpace(a.GetInput("platform-api")),
 	}
 	if in.Mode == "" {
 		in.Mode = ModeSign
@@ -99,9 +112,9 @@ func ReadInputs(a *githubactions.Action, getenv func(string) string) (*Inputs, e
 		in.PredicateType = uri
 	}
 	switch in.Mode {
-	case ModeSign, ModeAttest, ModeVerify:
+	case ModeSign, ModeAttest, ModeVerify, ModeBuildpack:
 	default:
-		return nil, badInput("mode", "%q is not a mode; use sign, attest or verify", in.Mode)
+		return nil, badInput("mode", "%q is not a mode; use sign, attest, verify or buildpack", in.Mode)
 	}
 	var err error
 	if in.Provenance, err = boolInput(a, "provenance", true); err != nil {
@@ -122,6 +135,14 @@ func ReadInputs(a *githubactions.Action, getenv func(string) string) (*Inputs, e
 			return nil, badInput("server", "%q is not an http(s) URL; give the signet server's base URL, e.g. https://signet.example.com", in.Server)
 		}
 		in.Server = strings.TrimRight(in.Server, "/")
+	}
+	if in.Mode == ModeBuildpack {
+		return in, in.checkBuildpack()
+	}
+	for _, f := range [][2]string{{"layers", in.Layers}, {"builder", in.Builder}, {"platform-api", in.PlatformAPI}} {
+		if f[1] != "" {
+			return nil, badInput(f[0], "%s is an input of mode buildpack; in mode %s it does nothing (set mode: buildpack to sign a pack build)", f[0], in.Mode)
+		}
 	}
 	if err := in.checkSubjects(); err != nil {
 		return nil, err
@@ -210,6 +231,56 @@ func (in *Inputs) checkVerify() error {
 		return badInput("sbom-path", "sbom-path, predicate and predicate-path make attestations; they do not apply to mode verify (use predicate-type to require a type)")
 	}
 	return nil
+}
+
+// checkBuildpack: the build says what is signed and attested, so the
+// inputs that name subjects or predicates would contradict it.
+func (in *Inputs) checkBuildpack() error {
+	if in.Server == "" {
+		return badInput("server", "no signet server: set the server input (or SIGNET_SERVER) to the server's URL, e.g. https://signet.example.com")
+	}
+	if in.Layers == "" {
+		return badInput("layers", "mode buildpack needs the build's output: set layers to the directory given to pack build --report-output-dir (with --sbom-output-dir <that directory>/sbom), or to the lifecycle's layers directory")
+	}
+	for _, c := range []struct {
+		name  string
+		given bool
+		why   string
+	}{
+		{"subject-path", len(in.SubjectPaths) > 0, "the image report.toml names is the subject"},
+		{"subject-digest", in.SubjectDigest != "" || in.SubjectName != "", "the image report.toml names is the subject"},
+		{"subject-checksums", in.SubjectChecksums != "", "the image report.toml names is the subject"},
+		{"image", in.Image != "", "the image report.toml names is the subject (its digest is the image output)"},
+		{"sbom-path", in.SBOMPath != "", "every SBOM the buildpacks wrote is attested"},
+		{"predicate-type", in.PredicateType != "", "the attestations are the build's SBOMs and provenance"},
+		{"predicate", in.Predicate != "", "the attestations are the build's SBOMs and provenance"},
+		{"predicate-path", in.PredicatePath != "", "the attestations are the build's SBOMs and provenance"},
+		{"bundle-dir", in.BundleDir != "", "the bundles are attached to the image and kept by the attestation store, not written to files"},
+		{"bundle-path", len(in.BundlePaths) > 0, "bundle-path is an input of mode verify"},
+	} {
+		if c.given {
+			return badInput(c.name, "mode buildpack does not take %s: %s; remove it", c.name, c.why)
+		}
+	}
+	if in.PlatformAPI != "" && !supportedPlatformAPI(in.PlatformAPI) {
+		return badInput("platform-api", "%q: signet reads lifecycle output of Platform API %s to %s; give the CNB_PLATFORM_API the build ran with, or leave platform-api out", in.PlatformAPI, buildpack.MinPlatformAPI, buildpack.MaxPlatformAPI)
+	}
+	return nil
+}
+
+// supportedPlatformAPI checks v (0.N) against buildpack's bounds here, so a
+// typo is an input error before anything is read.
+func supportedPlatformAPI(v string) bool {
+	minor := func(v string) int {
+		m, ok := strings.CutPrefix(v, "0.")
+		n, err := strconv.Atoi(m)
+		if !ok || err != nil || strconv.Itoa(n) != m {
+			return -1
+		}
+		return n
+	}
+	n := minor(v)
+	return n >= 0 && n >= minor(buildpack.MinPlatformAPI) && n <= minor(buildpack.MaxPlatformAPI)
 }
 
 func boolInput(a *githubactions.Action, name string, def bool) (bool, error) {

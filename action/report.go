@@ -1,11 +1,13 @@
 package action
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 
+	"github.com/signet-dev/signet/buildpack"
 	"github.com/signet-dev/signet/core/intoto"
 	"github.com/signet-dev/signet/core/pipeline"
 )
@@ -55,6 +57,11 @@ type report struct {
 	Mode    Mode
 	Server  string
 	Entries []Entry
+	// Image is the image signed or verified, repository@sha256:<hex>, when
+	// the run had one.
+	Image string
+	// Build is what mode buildpack read.
+	Build *buildpack.Build
 }
 
 // writeOutputs sets the step outputs. Lists are one value a line, in the
@@ -64,13 +71,18 @@ func (r *runner) writeOutputs(rep *report) {
 		return // not in a workflow (go-githubactions would panic)
 	}
 	var paths, indexes, ids, urls []string
+	anyPath := false
 	for _, e := range rep.Entries {
 		paths = append(paths, e.BundlePath)
+		anyPath = anyPath || e.BundlePath != ""
 		indexes = append(indexes, strconv.FormatInt(e.LogIndex, 10))
 		if e.AttestationID != "" {
 			ids = append(ids, e.AttestationID)
 			urls = append(urls, e.AttestationURL)
 		}
+	}
+	if !anyPath {
+		paths = nil // mode buildpack only attaches: no blank lines
 	}
 	r.a.SetOutput("bundle-path", strings.Join(paths, "\n"))
 	r.a.SetOutput("log-index", strings.Join(indexes, "\n"))
@@ -80,6 +92,13 @@ func (r *runner) writeOutputs(rep *report) {
 	r.a.SetOutput("bundles", string(js))
 	if rep.Mode == ModeVerify {
 		r.a.SetOutput("verified", "true")
+	}
+	// Later steps (deploy, cosign verify) need the digest, and in mode
+	// buildpack only report.toml knew it.
+	if rep.Image != "" {
+		_, digest, _ := strings.Cut(rep.Image, "@")
+		r.a.SetOutput("image", rep.Image)
+		r.a.SetOutput("digest", digest)
 	}
 }
 
@@ -97,6 +116,9 @@ func (r *runner) writeSummary(rep *report) {
 		b.WriteString("| Bundle | Kind | Subject | SHA-256 | Signer | Log entry |\n|---|---|---|---|---|---|\n")
 	} else {
 		b.WriteString("## signet: signed\n\n")
+		if rep.Build != nil {
+			writeBuild(&b, rep.Build)
+		}
 		b.WriteString("| Subject | SHA-256 | Kind | Bundle | Log entry | Attestation |\n|---|---|---|---|---|---|\n")
 	}
 	for _, e := range rep.Entries {
@@ -113,7 +135,8 @@ func (r *runner) writeSummary(rep *report) {
 			if e.AttestationURL != "" {
 				att = fmt.Sprintf("[%s](%s)", cell(e.AttestationID), e.AttestationURL)
 			}
-			fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s | %s |\n", cell(s.Name), s.SHA256, kindCell(e), cell(e.BundlePath), cell(logCell), att)
+			// An attached bundle has no file: its referrer says where it is.
+			fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s | %s |\n", cell(s.Name), s.SHA256, kindCell(e), cell(cmp.Or(e.BundlePath, e.Referrer)), cell(logCell), att)
 		}
 	}
 	if rep.Mode != ModeVerify && len(rep.Entries) > 0 {
@@ -126,6 +149,35 @@ func (r *runner) writeSummary(rep *report) {
 		b.WriteString("```\n")
 	}
 	r.a.AddStepSummary(b.String())
+}
+
+// writeBuild describes a buildpacks build: what the SBOM and provenance
+// attestations below are of.
+func writeBuild(b *strings.Builder, bd *buildpack.Build) {
+	fmt.Fprintf(b, "Cloud Native Buildpacks build of `%s`", bd.Image)
+	if len(bd.Tags) > 0 {
+		fmt.Fprintf(b, " (%s)", cell(strings.Join(bd.Tags, ", ")))
+	}
+	b.WriteString("\n\n| | |\n|---|---|\n")
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(b, "| %s | %s |\n", k, cell(v))
+		}
+	}
+	lifecycle := bd.Lifecycle
+	if bd.PlatformAPI != "" {
+		lifecycle += ", Platform API " + bd.PlatformAPI
+	}
+	row("Lifecycle", lifecycle)
+	row("Builder", cmp.Or(bd.Builder.Digest, bd.Builder.Reference))
+	row("Run image", cmp.Or(bd.RunImage.Digest, bd.RunImage.Reference))
+	for _, bp := range bd.Buildpacks {
+		row("Buildpack", bp.ID+"@"+bp.Version)
+	}
+	for _, s := range bd.SBOMs {
+		row(s.Scope+" SBOM", fmt.Sprintf("%s (%s, %s)", s.Name, s.Buildpack, intoto.ShortName(s.PredicateType)))
+	}
+	b.WriteString("\n")
 }
 
 func (r *runner) writeFailureSummary(rep *report, msg string) {
@@ -152,10 +204,12 @@ func kindCell(e Entry) string {
 }
 
 // verifyCommands are copy-paste commands that check the bundles with the
-// signer identity of this run: verify-blob for files, the action's verify
-// mode for digests and images (which have no file to hand the CLI).
+// signer identity of this run: verify-blob for files, verify and
+// verify-attestation for images (which read the attached bundles), the
+// action's verify mode for digests (which have no file to hand the CLI).
 func verifyCommands(rep *report) []string {
 	var out []string
+	seen := map[string]bool{}
 	for _, e := range rep.Entries {
 		policy := fmt.Sprintf("--certificate-identity %s --certificate-oidc-issuer %s --server %s", shellQuote(e.Identity), shellQuote(e.Issuer), shellQuote(rep.Server))
 		file := ""
@@ -163,6 +217,19 @@ func verifyCommands(rep *report) []string {
 			file = e.Subjects[0].Path
 		}
 		switch {
+		case len(e.Subjects) > 0 && e.Subjects[0].Image != nil:
+			// One command per image and type: it checks every bundle of
+			// that type attached (a build has several SBOMs of one type).
+			for _, s := range e.Subjects {
+				c := "signet verify " + shellQuote(s.Image.String()) + " " + policy
+				if e.Kind != KindSignature {
+					c = "signet verify-attestation " + shellQuote(s.Image.String()) + " --type " + shellQuote(typeArg(e)) + " " + policy
+				}
+				if !seen[c] {
+					seen[c] = true
+					out = append(out, c)
+				}
+			}
 		case file == "":
 			out = append(out, fmt.Sprintf("# %s of %s: in a workflow, uses: signet-dev/signet@v1 with mode: verify, bundle-path: %s, certificate-identity: %s, certificate-oidc-issuer: %s", e.Kind, subjectList(e.Subjects), e.BundlePath, e.Identity, e.Issuer))
 		case e.Kind == KindSignature:

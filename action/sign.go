@@ -82,6 +82,9 @@ func (r *runner) sign(ctx context.Context) (*report, error) {
 	}
 	rep, err := pipeline.Run(ctx, sign.Options{Services: services, IdentityToken: tok.Raw}, plan)
 	out := &report{Mode: in.Mode, Server: in.Server}
+	if len(subjects) == 1 && subjects[0].Image != nil {
+		out.Image = subjects[0].Image.String()
+	}
 	if rep != nil {
 		for _, b := range rep.Bundles {
 			out.Entries = append(out.Entries, r.entryOf(b))
@@ -179,15 +182,7 @@ func (r *runner) localPlans() ([]pipeline.Attestation, error) {
 }
 
 func (r *runner) provenancePlan(rawToken string) (pipeline.Attestation, error) {
-	claims, err := tokenClaims(rawToken)
-	if err != nil {
-		return pipeline.Attestation{}, err
-	}
-	ghc, err := r.a.Context()
-	if err != nil {
-		return pipeline.Attestation{}, fmt.Errorf("reading the workflow run's event (GITHUB_EVENT_PATH): %w", err)
-	}
-	info, err := ReadRunInfo(r.o.Getenv, ghc.Event, claims)
+	info, err := r.runInfo(rawToken)
 	if err != nil {
 		return pipeline.Attestation{}, err
 	}

@@ -44,6 +44,9 @@ func (r *runner) verify(ctx context.Context) (*report, error) {
 		return nil, fmt.Errorf("listing what is attached to %s: %w", in.Image, err)
 	}
 	rep := &report{Mode: ModeVerify, Server: in.Server}
+	if len(subjects) == 1 && subjects[0].Image != nil {
+		rep.Image = subjects[0].Image.String()
+	}
 	var failures []string
 	skipped := 0
 	for _, c := range byCandidate(vr) {
