@@ -69,47 +69,15 @@ func TestExampleWorkflowsWithAct(t *testing.T) {
 	}
 	t.Logf("act %s ready in %v", acttest.Version, time.Since(start).Round(time.Millisecond))
 	s := startServer(t)
-	root := moduleRoot(t)
 	signetBin, signetEnv := signetForAction(t)
 
-	repoDir := t.TempDir()
-	git := func(args ...string) string {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = repoDir
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=ci", "GIT_AUTHOR_EMAIL=ci@example.com", "GIT_COMMITTER_NAME=ci", "GIT_COMMITTER_EMAIL=ci@example.com")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	git("init", "-q", "-b", "main")
-	writeFile(t, filepath.Join(repoDir, "go.mod"), "module example.com/app\n\ngo 1.22\n")
-	writeFile(t, filepath.Join(repoDir, "main.go"), "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"app deployed\") }\n")
-	for _, wf := range []string{"release-binary.yml", "deploy.yml"} {
-		raw, err := os.ReadFile(filepath.Join(root, "examples", "github", wf))
-		if err != nil {
-			t.Fatal(err)
-		}
-		writeFile(t, filepath.Join(repoDir, ".github", "workflows", wf), string(raw))
-	}
-	trustedRoot, _ := os.ReadFile(s.RootPath)
-	writeFile(t, filepath.Join(repoDir, ".github", "signet", "trusted_root.json"), string(trustedRoot))
-	git("add", ".")
-	git("commit", "-q", "-m", "app")
-	git("remote", "add", "origin", "https://github.com/acme/widget.git")
-	head := git("rev-parse", "HEAD")
-
-	// The action as a release would ship it: action.yml and action/, nothing else.
-	actionDir := t.TempDir()
-	for _, f := range []string{"action.yml", "action/install-signet.sh", "action/RELEASE", "action/release.sha256"} {
-		raw, err := os.ReadFile(filepath.Join(root, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		writeFile(t, filepath.Join(actionDir, f), string(raw))
-	}
-	os.Chmod(filepath.Join(actionDir, "action", "install-signet.sh"), 0o755)
+	repoDir, head := actRepo(t, s, map[string]string{
+		"go.mod":                               "module example.com/app\n\ngo 1.22\n",
+		"main.go":                              "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"app deployed\") }\n",
+		".github/workflows/release-binary.yml": readExample(t, "github", "release-binary.yml"),
+		".github/workflows/deploy.yml":         readExample(t, "github", "deploy.yml"),
+	})
+	actionDir := releasedAction(t)
 	standins := writeStandins(t)
 	artifacts := t.TempDir()
 	home := t.TempDir()
@@ -210,6 +178,64 @@ func TestExampleWorkflowsWithAct(t *testing.T) {
 	if err == nil || strings.Contains(out, "pwned") || !strings.Contains(out, "no bundle verifies app-linux-amd64") {
 		t.Fatalf("deploy of a tampered binary: err %v\n%s", err, out)
 	}
+}
+
+// readExample reads examples/<dir>/<file>.
+func readExample(t *testing.T, dir, file string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(moduleRoot(t), "examples", dir, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
+}
+
+// actRepo makes the scratch repository acme/widget act runs workflows in:
+// files (path -> content), the server's trusted root committed as
+// .github/signet/trusted_root.json, one commit on main, and GitHub as its
+// origin (act takes github.repository from it). It returns the directory
+// and the commit.
+func actRepo(t *testing.T, s *server, files map[string]string) (dir, head string) {
+	t.Helper()
+	dir = t.TempDir()
+	git := func(args ...string) string {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=ci", "GIT_AUTHOR_EMAIL=ci@example.com", "GIT_COMMITTER_NAME=ci", "GIT_COMMITTER_EMAIL=ci@example.com")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("init", "-q", "-b", "main")
+	for path, content := range files {
+		writeFile(t, filepath.Join(dir, path), content)
+	}
+	trustedRoot, _ := os.ReadFile(s.RootPath)
+	writeFile(t, filepath.Join(dir, ".github", "signet", "trusted_root.json"), string(trustedRoot))
+	git("add", ".")
+	git("commit", "-q", "-m", "app")
+	git("remote", "add", "origin", "https://github.com/"+repo+".git")
+	return dir, git("rev-parse", "HEAD")
+}
+
+// releasedAction is the action as a release would ship it: action.yml and
+// action/, nothing else.
+func releasedAction(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"action.yml", "action/install-signet.sh", "action/RELEASE", "action/release.sha256"} {
+		raw, err := os.ReadFile(filepath.Join(moduleRoot(t), f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, f), string(raw))
+	}
+	if err := os.Chmod(filepath.Join(dir, "action", "install-signet.sh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // writeStandins writes local composite actions standing in for the remote
