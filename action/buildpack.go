@@ -132,6 +132,7 @@ func buildpackRemedy(err error) error {
 		se *buildpack.SBOMError
 		me *buildpack.MismatchError
 		fe *buildpack.FileError
+		le *buildpack.LabelError
 		be *builderError
 	)
 	switch {
@@ -148,6 +149,8 @@ func buildpackRemedy(err error) error {
 		return badInput("layers", "%v; layers holds another build's files: give each pack build an empty --report-output-dir (e.g. under runner.temp) and set layers to it", err)
 	case errors.As(err, &fe):
 		return badInput("layers", "%v; layers must hold the report.toml pack build --report-output-dir wrote for this build", err)
+	case errors.As(err, &le):
+		return badInput("layers", "%v; set layers to the output of the pack build that exported the image", err)
 	case errors.As(err, &be):
 		return badInput("builder", "%v; give the builder image pack build ran with (its --builder), by tag or digest, and log in to its registry", err)
 	}

@@ -301,6 +301,8 @@ func TestBuildpackMode(t *testing.T) {
 	t.Run("errors", func(t *testing.T) {
 		other := reg.Ref("acme/widget:moved")
 		ocitest.PushImage(t, other)
+		plain := reg.Ref("acme/plain:v1")
+		plainDigest := ocitest.PushImage(t, plain)
 		brokenSBOM := packOutput(t, b)
 		sboms, _ := filepath.Glob(filepath.Join(brokenSBOM, "sbom", "build", "*", "sbom.spdx.json"))
 		if len(sboms) != 1 {
@@ -324,6 +326,7 @@ func TestBuildpackMode(t *testing.T) {
 			{"no report.toml", []string{"layers", t.TempDir()}, "input layers: no report.toml at", ""},
 			{"exported to a daemon", []string{"layers", filepath.Dir(reportOnly("[image]\ntags = [\"" + b.Image + "\"]\nimage-id = \"sha256:" + strings.Repeat("ab", 32) + "\"\n"))}, "add --publish to the pack build step", ""},
 			{"tag moved", []string{"layers", filepath.Dir(reportOnly("[image]\ntags = [\"" + other + "\"]\ndigest = \"" + b.Digest + "\"\n"))}, "give pack build a tag of its own", b.Ref()},
+			{"an image no lifecycle exported", []string{"layers", filepath.Dir(reportOnly("[image]\ntags = [\"" + plain + "\"]\ndigest = \"" + plainDigest + "\"\n"))}, "input layers: label io.buildpacks.lifecycle.metadata of " + reg.Ref("acme/plain@"+plainDigest) + ": missing", reg.Ref("acme/plain@" + plainDigest)},
 			{"malformed build SBOM", []string{"layers", brokenSBOM}, "build SBOM " + sboms[0] + " (buildpack " + cnbtest.BuildpackID + "): ", b.Ref()},
 			{"another build's group.toml", []string{"layers", otherBuild}, "input layers: the layers directory does not belong to the exported image", b.Ref()},
 			{"builder not in the registry", []string{"builder", reg.Ref("acme/no-such-builder:v1")}, "input builder: builder image " + reg.Host + "/acme/no-such-builder:v1", b.Ref()},
