@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -40,8 +41,13 @@ type Record struct {
 // recordJSON is the wire and storage form of a Record; the protobuf parts use
 // protojson so they read exactly as in a Sigstore bundle.
 type recordJSON struct {
-	ID            string          `json:"attestationId"`
-	Envelope      json.RawMessage `json:"envelope"`
+	ID       string          `json:"attestationId"`
+	Envelope json.RawMessage `json:"envelope"`
+	recordTail
+}
+
+// recordTail is what follows the envelope, marshalled apart from it.
+type recordTail struct {
 	Verifier      json.RawMessage `json:"verifier"`
 	Entry         json.RawMessage `json:"transparencyLogEntry"`
 	StatementType string          `json:"statementType"`
@@ -60,8 +66,7 @@ var answerJSON = protojson.MarshalOptions{EmitUnpopulated: true}
 
 // MarshalJSON renders the record as the API returns it.
 func (r *Record) MarshalJSON() ([]byte, error) {
-	w := recordJSON{
-		ID:              r.ID,
+	w := recordTail{
 		StatementType:   r.StatementType,
 		PredicateType:   r.PredicateType,
 		Subjects:        r.Subjects,
@@ -70,8 +75,8 @@ func (r *Record) MarshalJSON() ([]byte, error) {
 		StoredTime:      r.StoredTime.UTC(),
 		SignedTimestamp: r.SignedTimestamp,
 	}
-	var err error
-	if w.Envelope, err = answerJSON.Marshal(r.Envelope); err != nil {
+	env, err := answerJSON.Marshal(r.Envelope)
+	if err != nil {
 		return nil, fmt.Errorf("envelope: %w", err)
 	}
 	if w.Verifier, err = answerJSON.Marshal(r.Verifier); err != nil {
@@ -80,7 +85,24 @@ func (r *Record) MarshalJSON() ([]byte, error) {
 	if w.Entry, err = answerJSON.Marshal(r.Entry); err != nil {
 		return nil, fmt.Errorf("transparency log entry: %w", err)
 	}
-	return json.Marshal(w)
+	// The envelope (megabytes for an SBOM) is spliced in after the ID, where
+	// recordJSON puts it, rather than handed to json.Marshal, which would
+	// scan protojson's output again.
+	rest, err := json.Marshal(w)
+	if err != nil {
+		return nil, err
+	}
+	id, err := json.Marshal(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(rest)+len(env)+len(id)+32)
+	out = append(out, `{"attestationId":`...)
+	out = append(out, id...)
+	out = append(out, `,"envelope":`...)
+	out = append(out, bytes.TrimSpace(env)...)
+	out = append(out, ',')
+	return append(out, rest[1:]...), nil
 }
 
 // UnmarshalJSON reads a record in the form MarshalJSON writes.
