@@ -103,34 +103,46 @@ func blobURL(repo name.Repository, digest string) string {
 // the empty config blob every referrer references. A registry's garbage
 // collection may remove it once no manifest does; Attach then forgets it
 // and uploads it again.
-var blobs = struct {
-	sync.Mutex
-	m map[string]time.Time
-}{m: map[string]time.Time{}}
+var blobs = newMemo(10*time.Minute, 4096)
 
-const blobTTL = 10 * time.Minute
+func knownBlob(key string) bool  { return blobs.has(key) }
+func rememberBlob(key string)    { blobs.add(key) }
+func forgetBlob(key string) bool { return blobs.forget(key) }
 
-func knownBlob(key string) bool {
-	blobs.Lock()
-	defer blobs.Unlock()
-	t, ok := blobs.m[key]
-	return ok && time.Since(t) < blobTTL
+// memo is a bounded set of keys that expire: what a process learnt about a
+// registry and may rely on for a while. Past max keys it starts over.
+type memo struct {
+	mu  sync.Mutex
+	m   map[string]time.Time
+	ttl time.Duration
+	max int
 }
 
-func rememberBlob(key string) {
-	blobs.Lock()
-	defer blobs.Unlock()
-	if len(blobs.m) > 4096 {
-		clear(blobs.m)
+func newMemo(ttl time.Duration, max int) *memo {
+	return &memo{m: map[string]time.Time{}, ttl: ttl, max: max}
+}
+
+func (m *memo) has(key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.m[key]
+	return ok && time.Since(t) < m.ttl
+}
+
+func (m *memo) add(key string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.m) >= m.max {
+		clear(m.m)
 	}
-	blobs.m[key] = time.Now()
+	m.m[key] = time.Now()
 }
 
-// forgetBlob drops a remembered blob and says whether it was remembered.
-func forgetBlob(key string) bool {
-	blobs.Lock()
-	defer blobs.Unlock()
-	_, ok := blobs.m[key]
-	delete(blobs.m, key)
+// forget drops key and says whether it was there.
+func (m *memo) forget(key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.m[key]
+	delete(m.m, key)
 	return ok
 }

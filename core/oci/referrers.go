@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -174,28 +173,10 @@ func (c *Client) putReferrer(ctx context.Context, subject name.Digest, raw []byt
 // they have none, so that a process attaching many bundles asks once rather
 // than before each one. A registry that does have the API says so on every
 // push (OCI-Subject), so only the absence is remembered.
-var noAPI = struct {
-	sync.Mutex
-	m map[string]time.Time
-}{m: map[string]time.Time{}}
+var noAPI = newMemo(time.Minute, 1024)
 
-const noAPITTL = time.Minute
-
-func noReferrersAPI(registry string) bool {
-	noAPI.Lock()
-	defer noAPI.Unlock()
-	t, ok := noAPI.m[registry]
-	return ok && time.Since(t) < noAPITTL
-}
-
-func rememberNoReferrersAPI(registry string) {
-	noAPI.Lock()
-	defer noAPI.Unlock()
-	if len(noAPI.m) > 1024 {
-		clear(noAPI.m)
-	}
-	noAPI.m[registry] = time.Now()
-}
+func noReferrersAPI(registry string) bool    { return noAPI.has(registry) }
+func rememberNoReferrersAPI(registry string) { noAPI.add(registry) }
 
 // fallbackTag is the referrers tag schema's tag: <alg>-<ref>, truncated to
 // the 128 characters a tag may have.
