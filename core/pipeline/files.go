@@ -115,17 +115,24 @@ func (f *Files) name(it *Item, many bool) (string, error) {
 // bundle of the same kind sits at the path, and no two bundles share one.
 func (f *Files) Check(_ context.Context, items []*Item) error {
 	paths := map[*Item]string{}
-	seen := map[string]bool{}
+	seen := map[string]*Item{}
 	for _, it := range items {
 		p, err := f.name(it, len(items) > 1)
 		if err != nil {
 			return err
 		}
 		clean := filepath.Clean(p)
-		if seen[clean] {
+		if prev := seen[clean]; prev != nil && f.Path == "" && it.Statement != nil && sameSubjects(prev, it) {
+			// Two statements of one type about the same subjects (a build's
+			// two CycloneDX SBOMs): the later is told apart by its digest.
+			sum := sha256.Sum256(it.Statement)
+			p = strings.TrimSuffix(p, ".sigstore.json") + "-" + hex.EncodeToString(sum[:6]) + ".sigstore.json"
+			clean = filepath.Clean(p)
+		}
+		if seen[clean] != nil {
 			return &PathError{Path: p, Err: ErrSamePath}
 		}
-		seen[clean] = true
+		seen[clean] = it
 		if err := checkWritable(p, it); err != nil {
 			return &PathError{Path: p, Err: err}
 		}
@@ -221,4 +228,16 @@ func safeName(s string) string {
 		}
 		return '_'
 	}, s)
+}
+
+func sameSubjects(a, b *Item) bool {
+	if len(a.Subjects) != len(b.Subjects) {
+		return false
+	}
+	for i := range a.Subjects {
+		if a.Subjects[i].SHA256 != b.Subjects[i].SHA256 || a.Subjects[i].Name != b.Subjects[i].Name {
+			return false
+		}
+	}
+	return true
 }

@@ -326,3 +326,31 @@ func TestAttestSubjects(t *testing.T) {
 		t.Errorf("signed %v, attested %v; want all three signed and a, c attested", signed, attested)
 	}
 }
+
+// Two attestations of one type about the same subject (a build's two
+// CycloneDX SBOMs) get two bundle files, the later named by its statement's
+// digest; both are written.
+func TestSameTypeTwiceGetsTwoFiles(t *testing.T) {
+	dir := t.TempDir()
+	a := file(t, dir, "a.bin", "a")
+	o, _, _ := fakes(t, false)
+	cdx := func(n string) pipeline.Attestation {
+		return pipeline.Attestation{Type: intoto.PredicateCycloneDX, Predicate: []byte(`{"bomFormat":"CycloneDX","specVersion":"1.5","serialNumber":"` + n + `"}`)}
+	}
+	rep, err := pipeline.Run(context.Background(), o, pipeline.Plan{
+		Subjects: []pipeline.Subject{a}, Attestations: []pipeline.Attestation{cdx("1"), cdx("2")},
+		Destinations: []pipeline.Destination{&pipeline.Files{}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p0, p1 := rep.Bundles[0].Placements[0].Location, rep.Bundles[1].Placements[0].Location
+	if p0 == p1 || p0 != a.Path+".cyclonedx.sigstore.json" || !strings.HasPrefix(p1, a.Path+".cyclonedx-") {
+		t.Errorf("files %s and %s", p0, p1)
+	}
+	for _, p := range []string{p0, p1} {
+		if _, err := bundle.ReadFile(p); err != nil {
+			t.Error(err)
+		}
+	}
+}
