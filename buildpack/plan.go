@@ -6,12 +6,24 @@ import (
 	"github.com/signet-dev/signet/core/sign"
 )
 
+// Annotations on each SBOM attestation's referrer (unsigned; the signed
+// record of the same is the provenance's byproducts): whether the SBOM
+// describes the image (launch) or the build, which buildpack wrote it, and
+// its path under the layers directory.
+const (
+	AnnotationSBOMScope     = "dev.signet.buildpack.sbom.scope"
+	AnnotationSBOMBuildpack = "dev.signet.buildpack.sbom.buildpack"
+	AnnotationSBOMPath      = "dev.signet.buildpack.sbom.path"
+)
+
 // Attestations are the build's attestations: one per SBOM, under its
 // format's predicate type, then the provenance.
 func (b *Build) Attestations() ([]pipeline.Attestation, error) {
 	var atts []pipeline.Attestation
 	for _, s := range b.SBOMs {
-		atts = append(atts, pipeline.Attestation{Type: s.PredicateType, Predicate: s.Content, Kind: intoto.KindSBOM})
+		atts = append(atts, pipeline.Attestation{Type: s.PredicateType, Predicate: s.Content, Kind: intoto.KindSBOM, Annotations: map[string]string{
+			AnnotationSBOMScope: s.Scope, AnnotationSBOMBuildpack: s.Buildpack, AnnotationSBOMPath: s.Name,
+		}})
 	}
 	prov, err := b.Provenance()
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"os"
@@ -11,7 +12,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+
 	"github.com/signet-dev/signet/buildpack"
+	"github.com/signet-dev/signet/core/oci"
 	"github.com/signet-dev/signet/core/oci/ocitest"
 	"github.com/signet-dev/signet/internal/cnbtest"
 )
@@ -94,6 +98,26 @@ func TestBuildpackRealLifecycle(t *testing.T) {
 	}
 	if scopes["https://cyclonedx.org/bom"] != "launch" || scopes["https://spdx.dev/Document"] != "launch" || scopes["https://syft.dev/bom"] != "build" {
 		t.Errorf("SBOMs %+v", res.SBOMs)
+	}
+	// Each SBOM's referrer says its scope, unsigned, for listings.
+	c := oci.New(oci.Options{Keychain: authn.NewMultiKeychain()})
+	subj, err := c.Resolve(context.Background(), image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listing, err := c.List(context.Background(), subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]string{}
+	for _, it := range listing.Items {
+		if sc := it.Annotations[buildpack.AnnotationSBOMScope]; sc != "" {
+			listed[it.Annotations[oci.AnnotationPredicateType]] = sc + " " + it.Annotations[buildpack.AnnotationSBOMBuildpack]
+		}
+	}
+	bpID, _, _ := strings.Cut(b.Buildpack, "@")
+	if listed["https://cyclonedx.org/bom"] != "launch "+bpID || listed["https://spdx.dev/Document"] != "launch "+bpID || listed["https://syft.dev/bom"] != "build "+bpID {
+		t.Errorf("SBOM referrers' annotations: %v", listed)
 	}
 	// The summary is the result, for later steps.
 	raw, err := os.ReadFile(summary)

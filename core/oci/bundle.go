@@ -76,6 +76,10 @@ type Attachment struct {
 	PredicateType string
 	// Created is recorded as org.opencontainers.image.created; zero means now.
 	Created time.Time
+	// Annotations are added to the referrer manifest's (unsigned: what a
+	// listing may show before the bundle is verified); they cannot replace
+	// the ones Attach derives from the bundle.
+	Annotations map[string]string
 }
 
 // inspected is what the manifest annotations say about a bundle, derived

@@ -95,12 +95,14 @@ func (c *Client) Attach(ctx context.Context, s *Subject, a Attachment) (*AttachR
 		Config:        cfg,
 		Layers:        []v1.Descriptor{layer},
 		Subject:       &v1.Descriptor{MediaType: s.Descriptor.MediaType, Digest: s.Descriptor.Digest, Size: s.Descriptor.Size},
-		Annotations: map[string]string{
-			AnnotationCreated:       created.UTC().Format(time.RFC3339),
-			AnnotationContent:       in.content,
-			AnnotationPredicateType: in.predicateType,
-		},
+		Annotations:   map[string]string{},
 	}
+	for k, v := range a.Annotations {
+		m.Annotations[k] = v
+	}
+	m.Annotations[AnnotationCreated] = created.UTC().Format(time.RFC3339)
+	m.Annotations[AnnotationContent] = in.content
+	m.Annotations[AnnotationPredicateType] = in.predicateType
 	raw, err := json.Marshal(m)
 	if err != nil {
 		return nil, err

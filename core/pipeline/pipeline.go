@@ -41,6 +41,9 @@ type Attestation struct {
 	// Kind overrides intoto.KindOf(Type) in the report, e.g. provenance
 	// under a plugin's own predicate type.
 	Kind intoto.Kind
+	// Annotations go on the OCI referrer of each bundle (unsigned), for
+	// what a listing should show before verifying, e.g. an SBOM's scope.
+	Annotations map[string]string
 }
 
 // Plan says what to make for which subjects.
@@ -95,6 +98,8 @@ type Item struct {
 	// ViaAttestationStore says the envelope goes through the attestation
 	// store, which logs it and keeps it, instead of straight to the log.
 	ViaAttestationStore bool
+	// Annotations are the attestation's, for referrers.
+	Annotations map[string]string
 }
 
 // Describe names the item for progress output.
@@ -273,7 +278,7 @@ func Items(o sign.Options, p Plan) ([]*Item, error) {
 			if err != nil {
 				return nil, &PredicateError{Type: a.Type, Err: err}
 			}
-			items = append(items, &Item{Kind: kind, PredicateType: a.Type, Subjects: g, Statement: raw, ViaAttestationStore: store})
+			items = append(items, &Item{Kind: kind, PredicateType: a.Type, Subjects: g, Statement: raw, ViaAttestationStore: store, Annotations: a.Annotations})
 		}
 	}
 	if len(items) == 0 {

@@ -79,7 +79,7 @@ func (r *Referrers) Put(ctx context.Context, it *Item, b *Signed) ([]Placement, 
 		if r.BeforeAttach != nil {
 			r.BeforeAttach(img)
 		}
-		ar, err := r.Client.Attach(ctx, img, oci.Attachment{Kind: kind, Bundle: b.JSON, PredicateType: it.PredicateType})
+		ar, err := r.Client.Attach(ctx, img, oci.Attachment{Kind: kind, Bundle: b.JSON, PredicateType: it.PredicateType, Annotations: it.Annotations})
 		if err != nil {
 			return out, err
 		}
