@@ -114,3 +114,27 @@ func TestPingsAreShared(t *testing.T) {
 		t.Errorf("5 clients pinged the registry %d times over HTTPS and %d over HTTP; want at most once each", https, plain)
 	}
 }
+
+// An attachment's own annotations reach the referrer, but cannot replace
+// what Attach derives from the bundle.
+func TestAttachAnnotations(t *testing.T) {
+	ctx := context.Background()
+	reg := ocitest.Start(t)
+	pushImage(t, reg.Ref("app:v1"))
+	c := anonymous()
+	s, err := c.Resolve(ctx, reg.Ref("app:v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := dsseBundle(t, hexOf(s), "https://cyclonedx.org/bom")
+	if _, err := c.Attach(ctx, s, oci.Attachment{Kind: oci.KindAttestation, Bundle: b, Annotations: map[string]string{"example.com/scope": "build", oci.AnnotationPredicateType: "https://example.com/forged"}}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := c.List(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Items) != 1 || l.Items[0].Annotations["example.com/scope"] != "build" || l.Items[0].Annotations[oci.AnnotationPredicateType] != "https://cyclonedx.org/bom" {
+		t.Errorf("listed %+v", l.Items)
+	}
+}
