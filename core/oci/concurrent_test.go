@@ -15,13 +15,8 @@ import (
 
 func TestConcurrentFallbackAttach(t *testing.T) {
 	ctx := context.Background()
-	reg := ocitest.Start(t)
-	pushImage(t, reg.Ref("app:v1"))
 	c := anonymous()
-	s, err := c.Resolve(ctx, reg.Ref("app:v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := freshImage(t, c)
 	const n = 6
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -53,14 +48,9 @@ func TestConcurrentFallbackAttach(t *testing.T) {
 // one of them is listed.
 func TestConcurrentAttachesShareTagUpdates(t *testing.T) {
 	ctx := context.Background()
-	reg := ocitest.Start(t)
-	pushImage(t, reg.Ref("app:v1"))
 	ct := &countingTransport{base: http.DefaultTransport}
 	c := oci.New(oci.Options{Keychain: authn.NewMultiKeychain(), Transport: ct})
-	s, err := c.Resolve(ctx, reg.Ref("app:v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := freshImage(t, c)
 	const n = 8
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -119,13 +109,8 @@ func TestPingsAreShared(t *testing.T) {
 // what Attach derives from the bundle.
 func TestAttachAnnotations(t *testing.T) {
 	ctx := context.Background()
-	reg := ocitest.Start(t)
-	pushImage(t, reg.Ref("app:v1"))
 	c := anonymous()
-	s, err := c.Resolve(ctx, reg.Ref("app:v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := freshImage(t, c)
 	b := dsseBundle(t, hexOf(s), "https://cyclonedx.org/bom")
 	if _, err := c.Attach(ctx, s, oci.Attachment{Kind: oci.KindAttestation, Bundle: b, Annotations: map[string]string{"example.com/scope": "build", oci.AnnotationPredicateType: "https://example.com/forged"}}); err != nil {
 		t.Fatal(err)
@@ -137,4 +122,16 @@ func TestAttachAnnotations(t *testing.T) {
 	if len(l.Items) != 1 || l.Items[0].Annotations["example.com/scope"] != "build" || l.Items[0].Annotations[oci.AnnotationPredicateType] != "https://cyclonedx.org/bom" {
 		t.Errorf("listed %+v", l.Items)
 	}
+}
+
+// freshImage pushes an image to a registry of its own and resolves it with c.
+func freshImage(t *testing.T, c *oci.Client) *oci.Subject {
+	t.Helper()
+	reg := ocitest.Start(t)
+	pushImage(t, reg.Ref("app:v1"))
+	s, err := c.Resolve(context.Background(), reg.Ref("app:v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
