@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -34,7 +35,7 @@ type buildpackFlags struct {
 func (f *buildpackFlags) add(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	f.s.addCommon(fs)
-	fs.StringVar(&f.layers, "layers", envOr("CNB_LAYERS_DIR", "/layers"), "the lifecycle's layers directory (default $CNB_LAYERS_DIR, else /layers; with --image, \"\" for none)")
+	fs.StringVar(&f.layers, "layers", cmp.Or(os.Getenv("CNB_LAYERS_DIR"), "/layers"), "the lifecycle's layers directory (default $CNB_LAYERS_DIR, else /layers; with --image, \"\" for none)")
 	fs.StringVar(&f.image, "image", "", "sign this exported image instead of report.toml's, where the platform leaves no report (kpack: the Build's status.latestImage); build SBOMs are read only if --layers has them")
 	fs.StringVar(&f.report, "report", os.Getenv("CNB_REPORT_PATH"), "report.toml the exporter wrote (default $CNB_REPORT_PATH, else <layers>/report.toml)")
 	fs.StringVar(&f.analyzed, "analyzed", os.Getenv("CNB_ANALYZED_PATH"), "analyzed.toml (default $CNB_ANALYZED_PATH, else <layers>/analyzed.toml)")
@@ -51,13 +52,6 @@ func (f *buildpackFlags) add(cmd *cobra.Command) {
 	fs.BoolVar(&f.legacyTags, "legacy-tags", false, "also write cosign's legacy sha256-<hex>.sig/.att tags, for policy engines that read only those")
 	f.reg.add(fs)
 	f.s.out.add(fs)
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }
 
 // buildpackSBOM is one SBOM attested (--output json).
@@ -215,11 +209,7 @@ func (f *buildpackFlags) run(cmd *cobra.Command) error {
 	plan.Concurrency = 8
 	res := newBuildpackResult(b)
 	rep, err := pipeline.Run(ctx, o, plan)
-	if rep != nil {
-		for _, bd := range rep.Bundles {
-			res.Signed = append(res.Signed, imageSignedOf(stderr, bd))
-		}
-	}
+	res.Signed = append(res.Signed, imageSignedOfReport(stderr, rep)...)
 	if err != nil {
 		if n := len(res.Signed); n > 0 {
 			fmt.Fprintf(stderr, "note: %d bundle(s) were made and stay attached; the summary was not written\n", n)

@@ -152,12 +152,7 @@ func (f *imageSignFlags) run(cmd *cobra.Command, image string, job imageJob) err
 		plan.Subjects = append(plan.Subjects, sub)
 	}
 	rep, err := pipeline.Run(ctx, o, plan)
-	res := &imageSignResult{Image: image}
-	if rep != nil {
-		for _, b := range rep.Bundles {
-			res.Signed = append(res.Signed, imageSignedOf(stderr, b))
-		}
-	}
+	res := &imageSignResult{Image: image, Signed: imageSignedOfReport(stderr, rep)}
 	if err != nil {
 		if n := len(res.Signed); n > 0 {
 			fmt.Fprintf(stderr, "note: %d earlier manifest(s) were signed and stay attached\n", n)
@@ -194,6 +189,17 @@ func imageProgress(stderr io.Writer, who signerInfo, steps func(sign.Event)) fun
 }
 
 // imageSignedOf reports one bundle attached to one manifest.
+// imageSignedOfReport is every bundle a run made (rep may be nil).
+func imageSignedOfReport(stderr io.Writer, rep *pipeline.Report) []imageSigned {
+	var out []imageSigned
+	if rep != nil {
+		for _, b := range rep.Bundles {
+			out = append(out, imageSignedOf(stderr, b))
+		}
+	}
+	return out
+}
+
 func imageSignedOf(stderr io.Writer, b pipeline.Bundle) imageSigned {
 	s := b.Subjects[0].Image
 	kind := oci.KindAttestation
