@@ -66,6 +66,16 @@ type Config struct {
 		MaxRequestBytes    int64         `yaml:"maxRequestBytes"`
 	} `yaml:"log"`
 
+	// CT is the certificate transparency log the CA logs every
+	// certificate in (RFC 6962, static-ct-api), on by default.
+	CT struct {
+		// Disabled issues certificates without SCTs; verifiers must then
+		// be told not to require one (cosign --insecure-ignore-sct).
+		Disabled           bool          `yaml:"disabled"`
+		BatchMaxAge        time.Duration `yaml:"batchMaxAge"`
+		CheckpointInterval time.Duration `yaml:"checkpointInterval"`
+	} `yaml:"ct"`
+
 	Attestations struct {
 		MaxEnvelopeBytes int64 `yaml:"maxEnvelopeBytes"`
 		// MaxInflightBytes bounds submission bodies read at once; default

@@ -59,7 +59,7 @@ func TestStandardClientSignsAndVerifies(t *testing.T) {
 	artifact := []byte("release artifact\n")
 	pb, tr, trJSON := sigstoreGoSign(t, p, tok, artifact)
 
-	v, err := verify.NewVerifier(tr, verify.WithSignedTimestamps(1), verify.WithTransparencyLog(1))
+	v, err := verify.NewVerifier(tr, verify.WithSignedCertificateTimestamps(1), verify.WithSignedTimestamps(1), verify.WithTransparencyLog(1))
 	if err != nil {
 		t.Fatal(err)
 	}

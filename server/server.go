@@ -6,6 +6,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -28,6 +29,7 @@ import (
 	"github.com/signet-dev/signet/server/apierror"
 	"github.com/signet-dev/signet/server/attest"
 	"github.com/signet-dev/signet/server/ca"
+	"github.com/signet-dev/signet/server/ctlog"
 	"github.com/signet-dev/signet/server/devoidc"
 	"github.com/signet-dev/signet/server/identity"
 	"github.com/signet-dev/signet/server/ratelog"
@@ -46,6 +48,7 @@ type Server struct {
 	http     *http.Server
 	dir      *storage.Dir
 	log      *tlog.Log
+	ct       *ctlog.Log // nil when ct.disabled
 	attest   *attest.Store
 	dev      *devoidc.Issuer
 	trust    *trust.Files
@@ -112,9 +115,36 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		return nil, fmt.Errorf("OIDC issuers: %w", err)
 	}
 
+	// The CT log comes before the CA, which logs every certificate in it.
+	var sctSource ca.SCTSource
+	if !cfg.CT.Disabled {
+		if err := s.dir.CTLogKey(keys, cfg.Keys, s.dir.CTLogDir()); err != nil {
+			return nil, err
+		}
+		s.ct, err = ctlog.Open(ctx, ctlog.Options{
+			Dir:    s.dir.CTLogDir(),
+			Signer: keys.CTLog,
+			// static-ct-api: the submission prefix without scheme; a
+			// port cannot be in it (tesseract parses it as a URL), so
+			// the host name the log's origin uses.
+			Origin:             ctOrigin(u, cfg.Log.Origin),
+			Roots:              keys.CAChain[len(keys.CAChain)-1:],
+			BatchMaxAge:        cfg.CT.BatchMaxAge,
+			CheckpointInterval: cfg.CT.CheckpointInterval,
+			Logger:             logger.With("service", "ctlog"),
+			Metrics:            reg,
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.ct.Register(mux)
+		sctSource = s.ct
+	}
+
 	authority, err := ca.New(ca.Options{
 		Signer:   keys.CA,
 		Chain:    keys.CAChain,
+		CT:       sctSource,
 		Identity: verifier,
 		Validity: cfg.CA.Validity,
 		BaseURL:  s.url,
@@ -179,8 +209,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	}
 	s.attest.Register(mux)
 
+	var ctLog *trust.CTLog
+	if s.ct != nil {
+		ctLog = &trust.CTLog{URL: s.url + s.ct.PathPrefix(), PublicKey: s.ct.SPKI(), LogID: s.ct.LogID(), ValidFrom: keys.CTLogCreated}
+	}
 	s.trust, err = trust.Build(trust.Inputs{
 		BaseURL:      s.url,
+		CTLog:        ctLog,
 		LogURL:       logURL,
 		Operator:     cfg.Operator,
 		CAChain:      keys.CAChain,
@@ -225,6 +260,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		s.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	return s, nil
+}
+
+// ctOrigin is the CT log's checkpoint origin: the transparency log's host
+// name and the CT log's path.
+func ctOrigin(u *url.URL, logOrigin string) string {
+	return cmp.Or(logOrigin, u.Hostname()) + ctlog.DefaultPathPrefix
 }
 
 // URL is the server's public base URL.
@@ -294,6 +335,9 @@ func (s *Server) closeAll(ctx context.Context) error {
 	}
 	if s.log != nil {
 		errs = append(errs, s.log.Close(ctx))
+	}
+	if s.ct != nil {
+		errs = append(errs, s.ct.Close(ctx))
 	}
 	if s.listener != nil && s.http == nil {
 		errs = append(errs, s.listener.Close())

@@ -57,10 +57,13 @@ type publicKeyRequest struct {
 }
 
 type signingCertificate struct {
-	SignedCertificateDetachedSct *signingCertificateDetachedSCT `json:"signedCertificateDetachedSct,omitempty"`
+	SignedCertificateDetachedSct *signingCertificateChain `json:"signedCertificateDetachedSct,omitempty"`
+	SignedCertificateEmbeddedSct *signingCertificateChain `json:"signedCertificateEmbeddedSct,omitempty"`
 }
 
-type signingCertificateDetachedSCT struct {
+// signingCertificateChain is Fulcio's SigningCertificateDetachedSCT (with no
+// SCT: signet never detaches one) and SigningCertificateEmbeddedSCT.
+type signingCertificateChain struct {
 	Chain certificateChain `json:"chain"`
 }
 
@@ -259,15 +262,22 @@ func (c *CA) signingCert(r *http.Request) ([]byte, *refusal) {
 	if time.Now().Add(c.validity).After(c.issuing.NotAfter) {
 		return nil, refuse(http.StatusServiceUnavailable, "ca_expiring", "the CA's issuing certificate expires at %s, before a new certificate would; the operator must rotate it", c.issuing.NotAfter.UTC().Format(time.RFC3339))
 	}
-	der, serial, err := c.issue(principal, key, spki)
+	der, serial, err := c.issue(r.Context(), principal, key, spki)
+	var sctErr *SCTError
+	if errors.As(err, &sctErr) {
+		c.log.Error("no SCT for a certificate; nothing issued", "error", err, "san", principal.SAN())
+		return nil, refuse(http.StatusServiceUnavailable, "ct_unavailable", "no certificate issued: the certificate transparency log did not log it (%v); retry later, and if it persists the operator should check the CT log", sctErr.Err)
+	}
 	if err != nil {
 		c.log.Error("certificate issuance failed", "error", err, "san", principal.SAN())
 		return nil, refuse(http.StatusInternalServerError, "internal", "the CA could not sign the certificate; the operator should check the server log")
 	}
 	leaf := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	resp := signingCertificate{SignedCertificateDetachedSct: &signingCertificateDetachedSCT{
-		Chain: certificateChain{Certificates: append([]string{leaf}, c.chainPEM...)},
-	}}
+	chain := &signingCertificateChain{Chain: certificateChain{Certificates: append([]string{leaf}, c.chainPEM...)}}
+	resp := signingCertificate{SignedCertificateDetachedSct: chain}
+	if c.ct != nil {
+		resp = signingCertificate{SignedCertificateEmbeddedSct: chain}
+	}
 	body, err := json.Marshal(resp)
 	if err != nil {
 		return nil, refuse(http.StatusInternalServerError, "internal", "encoding the answer failed: %v", err)

@@ -2,17 +2,22 @@
 // tokens for short-lived code-signing certificates over Fulcio's v2 HTTP API,
 // so cosign, sigstore-go and sigstore-js work against it unchanged.
 //
-// No certificate transparency log is attached, so answers carry the chain in
-// signedCertificateDetachedSct with no SCT, exactly as Fulcio does when it
-// runs without a CT log; clients then rely on the transparency log entry.
+// With a certificate transparency log (Options.CT), every certificate is
+// first made as a precertificate, logged, and issued with the log's SCT
+// embedded, answered as signedCertificateEmbeddedSct, as Fulcio does; a CA
+// that cannot get an SCT issues nothing. Without one, answers carry the chain
+// in signedCertificateDetachedSct with no SCT, as Fulcio does when it runs
+// without a CT log.
 package ca
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/json"
 	"encoding/pem"
@@ -21,8 +26,12 @@ import (
 	"log/slog"
 	"math/big"
 	"net/url"
+	"slices"
 	"time"
 
+	ct "github.com/google/certificate-transparency-go"
+	cttls "github.com/google/certificate-transparency-go/tls"
+	ctx509 "github.com/google/certificate-transparency-go/x509"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/signet-dev/signet/server/identity"
 )
@@ -40,15 +49,26 @@ type Options struct {
 	Identity *identity.Verifier
 	// Validity of issued certificates; default 10 minutes.
 	Validity time.Duration
+	// CT logs every certificate before it is issued; nil issues
+	// certificates without SCTs.
+	CT SCTSource
 	// BaseURL is the public URL this CA is served under (for logs).
 	BaseURL string
 	Logger  *slog.Logger
 	Metrics prometheus.Registerer
 }
 
+// SCTSource logs precertificates: chain is the precertificate first, then
+// its issuers up to the root, DER.
+type SCTSource interface {
+	SubmitPrecert(ctx context.Context, chain [][]byte) (*ct.SignedCertificateTimestamp, error)
+}
+
 // CA issues code-signing certificates.
 type CA struct {
 	signer   crypto.Signer
+	ct       SCTSource
+	chainDER [][]byte // issuing certificate up to the root
 	issuing  *x509.Certificate
 	chainPEM []string // issuing certificate up to the root
 	identity *identity.Verifier
@@ -107,9 +127,11 @@ func New(o Options) (*CA, error) {
 		identity: o.Identity,
 		validity: o.Validity,
 		log:      o.Logger,
+		ct:       o.CT,
 	}
 	for _, cert := range o.Chain {
 		c.chainPEM = append(c.chainPEM, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})))
+		c.chainDER = append(c.chainDER, cert.Raw)
 	}
 	var err error
 	if c.trustBundle, err = json.Marshal(trustBundle{Chains: []certificateChain{{Certificates: c.chainPEM}}}); err != nil {
@@ -137,7 +159,7 @@ func New(o Options) (*CA, error) {
 			return nil, fmt.Errorf("ca: register metrics: %w", err)
 		}
 	}
-	o.Logger.Info("certificate authority ready", "issuer", issuing.Subject.String(), "chain_length", len(o.Chain), "validity", o.Validity, "base_url", o.BaseURL, "oidc_issuers", len(o.Identity.Issuers()))
+	o.Logger.Info("certificate authority ready", "issuer", issuing.Subject.String(), "chain_length", len(o.Chain), "validity", o.Validity, "base_url", o.BaseURL, "oidc_issuers", len(o.Identity.Issuers()), "ct_log", o.CT != nil)
 	return c, nil
 }
 
@@ -175,9 +197,22 @@ func hasCodeSigning(ekus []x509.ExtKeyUsage) bool {
 	return false
 }
 
+// RFC 6962 §3.1 and §3.3.
+var (
+	oidCTPoison  = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11129, 2, 4, 3}
+	oidCTSCTList = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11129, 2, 4, 2}
+)
+
+// SCTError is a CT log that gave no SCT: no certificate is issued.
+type SCTError struct{ Err error }
+
+func (e *SCTError) Error() string { return "certificate transparency log: " + e.Err.Error() }
+func (e *SCTError) Unwrap() error { return e.Err }
+
 // issue signs a certificate for the principal's identity and key. spki is the
-// key's DER SubjectPublicKeyInfo.
-func (c *CA) issue(p *identity.Principal, pub crypto.PublicKey, spki []byte) (der []byte, serial *big.Int, err error) {
+// key's DER SubjectPublicKeyInfo. With a CT log, the precertificate is
+// logged first and the certificate carries its SCT.
+func (c *CA) issue(ctx context.Context, p *identity.Principal, pub crypto.PublicKey, spki []byte) (der []byte, serial *big.Int, err error) {
 	exts, err := p.Extensions.Render()
 	if err != nil {
 		return nil, nil, err
@@ -207,11 +242,49 @@ func (c *CA) issue(p *identity.Principal, pub crypto.PublicKey, spki []byte) (de
 	} else {
 		tmpl.EmailAddresses = []string{p.Email}
 	}
+	if c.ct != nil {
+		sctExt, err := c.logPrecert(ctx, tmpl, pub)
+		if err != nil {
+			return nil, nil, err
+		}
+		// The same template with the SCT list where the poison was (both
+		// last): removing either leaves the same TBSCertificate, which is
+		// how verifiers rebuild what the log signed.
+		tmpl.ExtraExtensions = append(slices.Clip(exts), sctExt)
+	}
 	der, err = x509.CreateCertificate(rand.Reader, tmpl, c.issuing, pub, c.signer)
 	if err != nil {
 		return nil, nil, err
 	}
 	return der, serial, nil
+}
+
+// logPrecert makes the precertificate of tmpl, logs it and returns the SCT
+// list extension for the certificate.
+func (c *CA) logPrecert(ctx context.Context, tmpl *x509.Certificate, pub crypto.PublicKey) (pkix.Extension, error) {
+	pre := *tmpl
+	pre.ExtraExtensions = append(slices.Clip(tmpl.ExtraExtensions), pkix.Extension{Id: oidCTPoison, Critical: true, Value: asn1.NullBytes})
+	preDER, err := x509.CreateCertificate(rand.Reader, &pre, c.issuing, pub, c.signer)
+	if err != nil {
+		return pkix.Extension{}, err
+	}
+	sct, err := c.ct.SubmitPrecert(ctx, append([][]byte{preDER}, c.chainDER...))
+	if err != nil {
+		return pkix.Extension{}, &SCTError{err}
+	}
+	raw, err := cttls.Marshal(*sct)
+	if err != nil {
+		return pkix.Extension{}, fmt.Errorf("encoding the SCT: %w", err)
+	}
+	list, err := cttls.Marshal(ctx509.SignedCertificateTimestampList{SCTList: []ctx509.SerializedSCT{{Val: raw}}})
+	if err != nil {
+		return pkix.Extension{}, fmt.Errorf("encoding the SCT list: %w", err)
+	}
+	val, err := asn1.Marshal(list) // an OCTET STRING holding the TLS-encoded list
+	if err != nil {
+		return pkix.Extension{}, err
+	}
+	return pkix.Extension{Id: oidCTSCTList, Value: val}, nil
 }
 
 // randomSerial returns a positive serial of 159 random bits, which encodes

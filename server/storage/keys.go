@@ -26,6 +26,7 @@ type KeyFiles struct {
 	LogKey   string `yaml:"logKey"`   // PEM PKCS#8 Ed25519 checkpoint key
 	TSAKey   string `yaml:"tsaKey"`   // PEM private key of the timestamping certificate
 	TSAChain string `yaml:"tsaChain"` // PEM chain: timestamping certificate first, root last
+	CTLogKey string `yaml:"ctLogKey"` // PEM ECDSA P-256 key of the certificate transparency log
 }
 
 // Keys is the key material the services sign with.
@@ -39,6 +40,11 @@ type Keys struct {
 	TSA      crypto.Signer
 	TSAChain []*x509.Certificate // timestamping certificate first, root last
 
+	// CTLog is the certificate transparency log's key; CTLogCreated starts
+	// its validity in trusted_root.json. Loaded by CTLogKey.
+	CTLog        crypto.Signer
+	CTLogCreated time.Time
+
 	// Generated is set when the key set was made in this call: the data
 	// directory was new.
 	Generated bool
@@ -50,6 +56,7 @@ const (
 	caInterKey  = "ca-intermediate.key"
 	caInterCert = "ca-intermediate.pem"
 	logKeyFile  = "log.key"
+	ctLogKey    = "ctlog.key"
 	tsaRootKey  = "tsa-root.key"
 	tsaRootCert = "tsa-root.pem"
 	tsaLeafKey  = "tsa.key"
@@ -158,6 +165,10 @@ func generateKeySet(dir, organization string) error {
 	if err != nil {
 		return err
 	}
+	ctKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
 
 	tsaRootKeyV, tsaRootCertV, err := selfSigned(pkix.Name{Organization: []string{organization}, CommonName: organization + " TSA root"}, now, notAfter)
 	if err != nil {
@@ -190,6 +201,7 @@ func generateKeySet(dir, organization string) error {
 		{caInterKey, func() ([]byte, error) { return keyPEM(interKey) }, 0o600},
 		{caInterCert, func() ([]byte, error) { return certPEM(interCert), nil }, 0o644},
 		{logKeyFile, func() ([]byte, error) { return keyPEM(logKey) }, 0o600},
+		{ctLogKey, func() ([]byte, error) { return keyPEM(ctKey) }, 0o600},
 		{tsaRootKey, func() ([]byte, error) { return keyPEM(tsaRootKeyV) }, 0o600},
 		{tsaRootCert, func() ([]byte, error) { return certPEM(tsaRootCertV), nil }, 0o644},
 		{tsaLeafKey, func() ([]byte, error) { return keyPEM(tsaKeyV) }, 0o600},
@@ -343,6 +355,51 @@ func loadEd25519(path string) (ed25519.PrivateKey, error) {
 	}
 	return k, nil
 }
+
+// CTLogKey loads the CT log's key. A key set made before signet had a CT
+// log gets one when the CT log is new (ctDir holds nothing): the new log's
+// identity claims no earlier data. A supplied path is only loaded.
+func (d *Dir) CTLogKey(k *Keys, supplied KeyFiles, ctDir string) error {
+	path := supplied.CTLogKey
+	if path == "" {
+		path = filepath.Join(d.KeysDir(), ctLogKey)
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			if entries, _ := os.ReadDir(ctDir); len(entries) > 0 {
+				return fmt.Errorf("CT log key %s is missing, but %s holds a CT log made under it: restore the key from backup, or move %s away to start a new CT log", path, ctDir, ctDir)
+			}
+			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				return err
+			}
+			b, err := keyPEM(key)
+			if err != nil {
+				return err
+			}
+			if err := WriteFileSync(path, b, 0o600); err != nil {
+				return fmt.Errorf("CT log key: %w", err)
+			}
+		}
+	}
+	key, err := loadPrivateKey(path)
+	if err != nil {
+		return fmt.Errorf("CT log key: %w", err)
+	}
+	ec, ok := key.(*ecdsa.PrivateKey)
+	if !ok || ec.Curve != elliptic.P256() {
+		return fmt.Errorf("CT log key %s: must be an ECDSA P-256 key (RFC 6962), got %T", path, key)
+	}
+	k.CTLog = ec
+	if fi, err := os.Stat(path); err == nil {
+		k.CTLogCreated = fi.ModTime().UTC().Truncate(time.Second)
+	}
+	if supplied.CTLogKey == "" && k.CTLogCreated.Before(k.CAChain[len(k.CAChain)-1].NotBefore) {
+		k.CTLogCreated = k.CAChain[len(k.CAChain)-1].NotBefore
+	}
+	return nil
+}
+
+// CTLogDir is where the certificate transparency log is kept.
+func (d *Dir) CTLogDir() string { return filepath.Join(d.root, "ctlog") }
 
 // LoadCertificates reads every CERTIFICATE block of a PEM file.
 func LoadCertificates(path string) ([]*x509.Certificate, error) {

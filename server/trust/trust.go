@@ -1,10 +1,11 @@
 // Package trust distributes the server's trust material in Sigstore's own
-// formats: a TrustedRoot (trusted_root.json) naming the CA chain, the log key
-// and the TSA chain, and a SigningConfig v0.2 (signing_config.json) naming
-// this server's CA, log and TSA URLs. With these two files standard clients
-// (cosign v3 --trusted-root/--signing-config, sigstore-go, sigstore-js) sign
-// and verify against signet; as the CA issues no SCTs, verifiers must not
-// require one (cosign --insecure-ignore-sct).
+// formats: a TrustedRoot (trusted_root.json) naming the CA chain, the log key,
+// the CT log key and the TSA chain, and a SigningConfig v0.2
+// (signing_config.json) naming this server's CA, log and TSA URLs. With these
+// two files standard clients (cosign v3 --trusted-root/--signing-config,
+// sigstore-go, sigstore-js) sign and verify against signet with their default
+// settings. A server run without a CT log lists none, and verifiers must then
+// not require an SCT (cosign --insecure-ignore-sct).
 package trust
 
 import (
@@ -49,6 +50,17 @@ type Inputs struct {
 	LogValidFrom time.Time
 
 	TSAChain []*x509.Certificate // timestamping certificate first, root last
+
+	// CTLog is the certificate transparency log, nil for none.
+	CTLog *CTLog
+}
+
+// CTLog is a certificate transparency log in trusted_root.json's ctlogs.
+type CTLog struct {
+	URL       string
+	PublicKey []byte // DER SubjectPublicKeyInfo, ECDSA P-256
+	LogID     []byte // SHA-256 of PublicKey (RFC 6962)
+	ValidFrom time.Time
 }
 
 // Files are the rendered trust files.
@@ -109,6 +121,20 @@ func Build(in Inputs) (*Files, error) {
 			ValidFor:  &commonpb.TimeRange{Start: timestamppb.New(in.TSAChain[0].NotBefore)},
 			Operator:  in.Operator,
 		}},
+	}
+
+	if c := in.CTLog; c != nil {
+		tr.Ctlogs = []*trustpb.TransparencyLogInstance{{
+			BaseUrl:       c.URL,
+			HashAlgorithm: commonpb.HashAlgorithm_SHA2_256,
+			PublicKey: &commonpb.PublicKey{
+				RawBytes:   c.PublicKey,
+				KeyDetails: commonpb.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256,
+				ValidFor:   &commonpb.TimeRange{Start: timestamppb.New(c.ValidFrom)},
+			},
+			LogId:    &commonpb.LogId{KeyId: c.LogID},
+			Operator: in.Operator,
+		}}
 	}
 
 	// The services are valid from the moment their keys are.

@@ -1,0 +1,434 @@
+// Package ctlog is signet's certificate transparency log: an RFC 6962 log
+// (static-ct-api, https://c2sp.org/static-ct-api) run in process by
+// transparency-dev/tesseract on tessera's POSIX storage. The CA submits every
+// precertificate it makes and embeds the SCT in the certificate, as Fulcio
+// does, so verifiers that require an SCT (cosign, sigstore-go, sigstore-js by
+// default) accept signet's certificates.
+//
+// The submission API (add-chain, add-pre-chain, get-roots) is tesseract's
+// handler; the monitoring API (checkpoint, tiles, issuers) is served from the
+// storage directory, which holds exactly that layout.
+package ctlog
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	ct "github.com/google/certificate-transparency-go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/transparency-dev/tessera"
+	tposix "github.com/transparency-dev/tessera/storage/posix"
+	"github.com/transparency-dev/tesseract"
+	tstorage "github.com/transparency-dev/tesseract/storage"
+	tsposix "github.com/transparency-dev/tesseract/storage/posix"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/signet-dev/signet/server/storage"
+)
+
+// Defaults.
+const (
+	// DefaultPathPrefix is where the log is served: submissions under
+	// <prefix>/ct/v1/, monitoring under <prefix>/checkpoint, /tile/, /issuer/.
+	DefaultPathPrefix = "/ctlog"
+	// DefaultBatchMaxAge bounds how long a precertificate waits to be
+	// sequenced, which every certificate request waits for.
+	DefaultBatchMaxAge        = 25 * time.Millisecond
+	DefaultBatchMaxSize       = 1024
+	DefaultCheckpointInterval = time.Second
+	// DefaultSubmitTimeout bounds one submission, the CA's included: a log
+	// that cannot sequence in time fails the certificate request with 503
+	// rather than holding it.
+	DefaultSubmitTimeout = 10 * time.Second
+	// maxSubmissionBytes bounds an add-chain body: a chain of a few
+	// certificates is a few KiB.
+	maxSubmissionBytes = 256 << 10
+)
+
+// Options configure the log.
+type Options struct {
+	// Dir holds the log's tiles, entries, issuers and checkpoint.
+	Dir string
+	// Signer is the log's ECDSA P-256 key (SCTs and checkpoints).
+	Signer crypto.Signer
+	// Origin is the checkpoint origin, which static-ct-api requires to be
+	// the submission prefix without its scheme (host/ctlog).
+	Origin string
+	// Roots are the certificates chains must lead to: the CA's roots.
+	Roots []*x509.Certificate
+	// PathPrefix is the URL path the log is served under; default
+	// DefaultPathPrefix.
+	PathPrefix         string
+	BatchMaxAge        time.Duration
+	BatchMaxSize       uint
+	CheckpointInterval time.Duration
+	SubmitTimeout      time.Duration
+	Logger             *slog.Logger
+	Metrics            prometheus.Registerer
+}
+
+// Log is a running CT log.
+type Log struct {
+	dir, prefix string
+	origin      string
+	pub         crypto.PublicKey
+	spki        []byte
+	logID       [sha256.Size]byte
+	handler     http.Handler
+	timeout     time.Duration
+	log         *slog.Logger
+	shutdown    func(context.Context) error
+	cancel      context.CancelFunc
+	closeOnce   sync.Once
+
+	submitted *prometheus.CounterVec
+	latency   prometheus.Histogram
+}
+
+// Open starts (or resumes) the log in o.Dir.
+func Open(ctx context.Context, o Options) (*Log, error) {
+	if o.Dir == "" {
+		return nil, errors.New("ctlog: Options.Dir is empty; give the directory that holds (or will hold) the CT log")
+	}
+	pub, ok := o.Signer.Public().(*ecdsa.PublicKey)
+	if o.Signer == nil || !ok || pub.Curve != elliptic.P256() {
+		return nil, errors.New("ctlog: the log key must be an ECDSA P-256 key (RFC 6962 §2.1.4, as Sigstore's CT logs use)")
+	}
+	if o.Origin == "" || strings.ContainsAny(o.Origin, " \n+") || strings.Contains(o.Origin, "://") {
+		return nil, fmt.Errorf("ctlog: origin %q must be the submission prefix without scheme, e.g. signet.example.com/ctlog", o.Origin)
+	}
+	if len(o.Roots) == 0 {
+		return nil, errors.New("ctlog: no roots; the log accepts chains to the CA's root only")
+	}
+	o.PathPrefix = "/" + strings.Trim(cmp.Or(o.PathPrefix, DefaultPathPrefix), "/")
+	if o.BatchMaxAge <= 0 {
+		o.BatchMaxAge = DefaultBatchMaxAge
+	}
+	if o.BatchMaxSize == 0 {
+		o.BatchMaxSize = DefaultBatchMaxSize
+	}
+	if o.CheckpointInterval == 0 {
+		o.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if o.CheckpointInterval < 100*time.Millisecond {
+		return nil, fmt.Errorf("ctlog: checkpoint interval %v is below tessera's minimum of 100ms", o.CheckpointInterval)
+	}
+	if o.SubmitTimeout <= 0 {
+		o.SubmitTimeout = DefaultSubmitTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = prometheus.NewRegistry()
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("ctlog: %w", err)
+	}
+	// tesseract reads its roots from a file; it is derived from the CA
+	// chain at every start, so it always matches the configured CA.
+	var roots bytes.Buffer
+	for _, r := range o.Roots {
+		_ = pem.Encode(&roots, &pem.Block{Type: "CERTIFICATE", Bytes: r.Raw})
+	}
+	rootsFile := filepath.Join(o.Dir, ".roots.pem")
+	if err := storage.WriteFileSync(rootsFile, roots.Bytes(), 0o644); err != nil {
+		return nil, fmt.Errorf("ctlog: writing the accepted roots: %w", err)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("ctlog: log key: %w", err)
+	}
+
+	l := &Log{dir: o.Dir, prefix: o.PathPrefix, origin: o.Origin, pub: pub, spki: spki, logID: sha256.Sum256(spki), timeout: o.SubmitTimeout, log: o.Logger}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l.cancel = cancel
+	// tesseract exits the process when storage cannot be made; open it
+	// here, keep the error, and hand tesseract storage that fails instead.
+	var openErr error
+	create := func(ctx context.Context, signer note.Signer) (*tstorage.CTStorage, error) {
+		st, shutdown, err := openStorage(runCtx, o, signer)
+		if err != nil {
+			openErr = err
+			return failedStorage(runCtx, err)
+		}
+		l.shutdown = shutdown
+		return st, nil
+	}
+	cfg := tesseract.ChainValidationConfig{RootsPEMFile: rootsFile}
+	h, err := tesseract.NewLogHandler(runCtx, o.Origin, o.Signer, cfg, create, o.SubmitTimeout, true, o.PathPrefix, tesseract.LogHandlerOpts{DedupRL: -1})
+	if err == nil {
+		err = openErr
+	}
+	if err != nil {
+		l.Close(context.Background())
+		return nil, fmt.Errorf("ctlog: opening the CT log in %s: %w", o.Dir, err)
+	}
+	l.handler = http.MaxBytesHandler(h, maxSubmissionBytes)
+
+	l.submitted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "signet_ctlog_precertificates_total",
+		Help: "Precertificates the CA submitted to the CT log, by result.",
+	}, []string{"result"})
+	l.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "signet_ctlog_submit_duration_seconds",
+		Help:    "Time from precertificate submission to SCT.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+	})
+	for _, c := range []prometheus.Collector{l.submitted, l.latency} {
+		if err := o.Metrics.Register(c); err != nil {
+			l.Close(context.Background())
+			return nil, fmt.Errorf("ctlog: register metrics: %w", err)
+		}
+	}
+	o.Logger.Info("certificate transparency log open", "dir", o.Dir, "origin", o.Origin, "log_id", fmt.Sprintf("%x", l.logID))
+	return l, nil
+}
+
+func openStorage(ctx context.Context, o Options, signer note.Signer) (*tstorage.CTStorage, func(context.Context) error, error) {
+	driver, err := tposix.New(ctx, tposix.Config{Path: o.Dir})
+	if err != nil {
+		return nil, nil, fmt.Errorf("tessera POSIX storage: %w", err)
+	}
+	// No antispam: the only submitter that matters is the CA, which sends
+	// each precertificate once; a duplicate add-chain is logged again,
+	// which RFC 6962 allows.
+	opts := tessera.NewAppendOptions().
+		WithCheckpointSigner(signer).
+		WithCTLayout().
+		WithCheckpointInterval(o.CheckpointInterval).
+		WithBatching(o.BatchMaxSize, o.BatchMaxAge)
+	appender, shutdown, reader, err := tessera.NewAppender(ctx, driver, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	issuers, err := tsposix.NewIssuerStorage(ctx, o.Dir)
+	if err != nil {
+		_ = shutdown(ctx)
+		return nil, nil, err
+	}
+	// The SCT is the promise: tessera has sequenced the entry durably when
+	// its index is known, so nobody waits for the next checkpoint.
+	st, err := tstorage.NewCTStorage(ctx, &tstorage.CTStorageOptions{Appender: appender, Reader: reader, IssuerStorage: issuers})
+	if err != nil {
+		_ = shutdown(ctx)
+		return nil, nil, err
+	}
+	return st, shutdown, nil
+}
+
+// failedStorage answers every call with err, for tesseract to hold while
+// Open reports err.
+func failedStorage(ctx context.Context, err error) (*tstorage.CTStorage, error) {
+	add := func(context.Context, *tessera.Entry) tessera.IndexFuture {
+		return func() (tessera.Index, error) { return tessera.Index{}, err }
+	}
+	return tstorage.NewCTStorage(ctx, &tstorage.CTStorageOptions{
+		Appender:      &tessera.Appender{Add: add},
+		Reader:        failedReader{err},
+		IssuerStorage: failedIssuers{err},
+	})
+}
+
+type failedReader struct{ err error }
+
+func (r failedReader) ReadCheckpoint(context.Context) ([]byte, error) { return nil, r.err }
+func (r failedReader) ReadTile(context.Context, uint64, uint64, uint8) ([]byte, error) {
+	return nil, r.err
+}
+func (r failedReader) ReadEntryBundle(context.Context, uint64, uint8) ([]byte, error) {
+	return nil, r.err
+}
+func (r failedReader) NextIndex(context.Context) (uint64, error)      { return 0, r.err }
+func (r failedReader) IntegratedSize(context.Context) (uint64, error) { return 0, r.err }
+
+type failedIssuers struct{ err error }
+
+func (f failedIssuers) AddIssuersIfNotExist(context.Context, []tstorage.KV) error { return f.err }
+
+// Close stops the log after sequencing what was submitted.
+func (l *Log) Close(ctx context.Context) error {
+	var err error
+	l.closeOnce.Do(func() {
+		if l.shutdown != nil {
+			err = l.shutdown(ctx)
+		}
+		l.cancel()
+	})
+	return err
+}
+
+// PublicKey is the log's key; SPKI is its DER SubjectPublicKeyInfo.
+func (l *Log) PublicKey() crypto.PublicKey { return l.pub }
+func (l *Log) SPKI() []byte                { return bytes.Clone(l.spki) }
+
+// LogID is RFC 6962's log ID: the SHA-256 of the key's SPKI.
+func (l *Log) LogID() []byte { return bytes.Clone(l.logID[:]) }
+
+// Origin is the checkpoint origin.
+func (l *Log) Origin() string { return l.origin }
+
+// PathPrefix is the URL path the log is served under.
+func (l *Log) PathPrefix() string { return l.prefix }
+
+// Register serves the submission and monitoring APIs.
+func (l *Log) Register(mux *http.ServeMux) {
+	mux.Handle("POST "+l.prefix+"/ct/v1/add-chain", l.handler)
+	mux.Handle("POST "+l.prefix+"/ct/v1/add-pre-chain", l.handler)
+	mux.Handle("GET "+l.prefix+"/ct/v1/get-roots", l.handler)
+	mux.HandleFunc("GET "+l.prefix+"/checkpoint", l.serveFile("text/plain; charset=utf-8", "no-cache"))
+	mux.HandleFunc("GET "+l.prefix+"/tile/", l.serveFile("application/octet-stream", ""))
+	mux.HandleFunc("GET "+l.prefix+"/issuer/", l.serveFile("application/pkix-cert", "public, max-age=604800, immutable"))
+}
+
+// serveFile serves the static-ct-api monitoring resources from the storage
+// directory, whose layout is that API's.
+func (l *Log) serveFile(contentType, cacheControl string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rel := strings.TrimPrefix(r.URL.Path, l.prefix+"/")
+		if !validResource(rel) {
+			http.Error(w, "no such CT log resource: "+r.URL.Path, http.StatusNotFound)
+			return
+		}
+		f, err := os.Open(filepath.Join(l.dir, filepath.FromSlash(rel)))
+		if err != nil {
+			http.Error(w, "no such CT log resource: "+r.URL.Path, http.StatusNotFound)
+			return
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			http.Error(w, "no such CT log resource: "+r.URL.Path, http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", contentType)
+		cc := cacheControl
+		if cc == "" {
+			// Full tiles never change; partial ones (.p/) are replaced.
+			cc = "public, max-age=31536000, immutable"
+			if strings.Contains(rel, ".p/") {
+				cc = "no-cache"
+			}
+		}
+		w.Header().Set("Cache-Control", cc)
+		http.ServeContent(w, r, "", fi.ModTime(), f)
+	}
+}
+
+// validResource admits checkpoint, tile/… and issuer/<hex> paths made of
+// the characters static-ct-api uses, so nothing else in the directory
+// (tessera's state, the roots file) is reachable.
+func validResource(rel string) bool {
+	if rel == "checkpoint" {
+		return true
+	}
+	if !strings.HasPrefix(rel, "tile/") && !strings.HasPrefix(rel, "issuer/") {
+		return false
+	}
+	for _, seg := range strings.Split(rel, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+		for _, c := range seg {
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c == '.') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// SubmitPrecert logs a precertificate chain (precertificate first, then its
+// issuers up to a root) and returns the log's SCT for it.
+func (l *Log) SubmitPrecert(ctx context.Context, chain [][]byte) (*ct.SignedCertificateTimestamp, error) {
+	start := time.Now()
+	sct, err := l.submit(ctx, chain)
+	l.latency.Observe(time.Since(start).Seconds())
+	if err != nil {
+		l.submitted.WithLabelValues("error").Inc()
+		return nil, err
+	}
+	l.submitted.WithLabelValues("ok").Inc()
+	return sct, nil
+}
+
+// submit calls tesseract's add-pre-chain handler in process: its HTTP
+// handler is the library's only submission API.
+func (l *Log) submit(ctx context.Context, chain [][]byte) (*ct.SignedCertificateTimestamp, error) {
+	body, err := json.Marshal(ct.AddChainRequest{Chain: chain})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.prefix+"/ct/v1/add-pre-chain", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	rec := &recorder{header: http.Header{}}
+	l.handler.ServeHTTP(rec, req)
+	if rec.code != http.StatusOK {
+		msg := strings.TrimSpace(rec.body.String())
+		if ctx.Err() != nil {
+			msg = fmt.Sprintf("no SCT within %s", l.timeout)
+		}
+		return nil, &SubmitError{Status: rec.code, Message: msg}
+	}
+	var resp ct.AddChainResponse
+	if err := json.Unmarshal(rec.body.Bytes(), &resp); err != nil {
+		return nil, fmt.Errorf("ctlog: decoding the SCT: %w", err)
+	}
+	sct, err := resp.ToSignedCertificateTimestamp()
+	if err != nil {
+		return nil, fmt.Errorf("ctlog: decoding the SCT: %w", err)
+	}
+	return sct, nil
+}
+
+// SubmitError is a refused or failed submission.
+type SubmitError struct {
+	Status  int
+	Message string
+}
+
+func (e *SubmitError) Error() string {
+	return fmt.Sprintf("CT log answered %d: %s", e.Status, e.Message)
+}
+
+// recorder is the in-process response of a submission.
+type recorder struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+func (r *recorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+}
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.body.Write(b)
+}
