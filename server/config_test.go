@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -32,6 +33,9 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	ct "github.com/google/certificate-transparency-go"
+	cttls "github.com/google/certificate-transparency-go/tls"
+	ctx509 "github.com/google/certificate-transparency-go/x509"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"golang.org/x/mod/sumdb/note"
@@ -301,6 +305,66 @@ func configCases(t *testing.T) []configCase {
 				}
 				if !sameCerts(got, chain) {
 					t.Error("TSA chain is not the configured one")
+				}
+			}
+		}},
+
+		// The CT log: its key, turning it off, and its batching.
+		{keys: []string{"keys.ctLogKey"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			writePEMKey(t, filepath.Join(dir, "ct.key"), key)
+			return "keys:\n  ctLogKey: " + filepath.Join(dir, "ct.key") + "\n", func(t *testing.T, p *servertest.Process) {
+				tr, _ := trustFiles(t, p)
+				der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+				id := sha256.Sum256(der)
+				if len(tr.CTLogs) != 1 || !bytes.Equal(tr.CTLogs[0].PublicKey.RawBytes, der) || !bytes.Equal(tr.CTLogs[0].LogID.KeyID, id[:]) {
+					t.Fatalf("trusted root CT logs %+v do not name the configured key", tr.CTLogs)
+				}
+				if got := sctLogIDs(t, certify(t, p)); len(got) != 1 || got[0] != id {
+					t.Errorf("certificate SCTs from logs %x, want %x", got, id)
+				}
+			}
+		}},
+		{keys: []string{"ct.disabled"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			return "ct:\n  disabled: true\n", func(t *testing.T, p *servertest.Process) {
+				if tr, _ := trustFiles(t, p); len(tr.CTLogs) != 0 {
+					t.Errorf("trusted root lists CT logs %+v with ct.disabled", tr.CTLogs)
+				}
+				if got := sctLogIDs(t, certify(t, p)); len(got) != 0 {
+					t.Errorf("certificate carries SCTs with ct.disabled")
+				}
+				if code, _ := get(t, p, "/ctlog/checkpoint"); code != http.StatusNotFound {
+					t.Errorf("GET /ctlog/checkpoint: %d with ct.disabled", code)
+				}
+			}
+		}},
+		{keys: []string{"ct.batchMaxAge"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			return "ct:\n  batchMaxAge: 1500ms\n", func(t *testing.T, p *servertest.Process) {
+				// A lone precertificate waits the whole age to be sequenced.
+				start := time.Now()
+				certify(t, p)
+				if d := time.Since(start); d < 1200*time.Millisecond {
+					t.Errorf("a lone certificate was issued after %v, before ct.batchMaxAge", d)
+				}
+			}
+		}},
+		{keys: []string{"ct.checkpointInterval"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			return "ct:\n  checkpointInterval: 1500ms\n", func(t *testing.T, p *servertest.Process) {
+				published := func(size uint64) time.Time {
+					t.Helper()
+					for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+						if code, b := get(t, p, "/ctlog/checkpoint"); code == http.StatusOK && checkpointSize([]byte(b)) >= size {
+							return time.Now()
+						}
+					}
+					t.Fatalf("/ctlog/checkpoint never reached size %d", size)
+					return time.Time{}
+				}
+				certify(t, p)
+				t1 := published(1)
+				certify(t, p)
+				if d := published(2).Sub(t1); d < 1200*time.Millisecond {
+					t.Errorf("the CT checkpoint was republished after %v, within the 1.5s interval", d)
 				}
 			}
 		}},
@@ -638,6 +702,15 @@ func freePort(t *testing.T) int {
 // trustedRootJSON and signingConfigJSON are the parts of the trust files
 // the cases read.
 type trustedRootJSON struct {
+	CTLogs []struct {
+		BaseURL   string `json:"baseUrl"`
+		PublicKey struct {
+			RawBytes []byte `json:"rawBytes"`
+		} `json:"publicKey"`
+		LogID struct {
+			KeyID []byte `json:"keyId"`
+		} `json:"logId"`
+	} `json:"ctlogs"`
 	Tlogs []struct {
 		BaseURL   string `json:"baseUrl"`
 		Operator  string `json:"operator"`
@@ -792,6 +865,34 @@ func requestCert(p *servertest.Process, token string) (*x509.Certificate, error)
 }
 
 // mustCertify gets a certificate for token or fails.
+// certify gets a certificate for a development GitHub token.
+func certify(t *testing.T, p *servertest.Process) *x509.Certificate {
+	t.Helper()
+	tok, err := p.Token(context.Background(), url.Values{"kind": {"github"}, "repository": {"acme/app"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mustCertify(t, p, tok)
+}
+
+// sctLogIDs lists the log IDs of the SCTs embedded in c.
+func sctLogIDs(t *testing.T, c *x509.Certificate) [][32]byte {
+	t.Helper()
+	cc, err := ctx509.ParseCertificate(c.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids [][32]byte
+	for _, raw := range cc.SCTList.SCTList {
+		var sct ct.SignedCertificateTimestamp
+		if _, err := cttls.Unmarshal(raw.Val, &sct); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, sct.LogID.KeyID)
+	}
+	return ids
+}
+
 func mustCertify(t *testing.T, p *servertest.Process, token string) *x509.Certificate {
 	t.Helper()
 	c, err := requestCert(p, token)
@@ -1012,4 +1113,16 @@ func configKeys(t reflect.Type, path string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// get fetches path and returns the status and body.
+func get(t *testing.T, p *servertest.Process, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(p.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

@@ -13,16 +13,23 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
+	"io"
 	"math/big"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/digitorus/pkcs7"
+	ct "github.com/google/certificate-transparency-go"
+	cttls "github.com/google/certificate-transparency-go/tls"
+	ctx509 "github.com/google/certificate-transparency-go/x509"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
@@ -62,6 +69,8 @@ type attackEnv struct {
 
 	caKey    crypto.Signer
 	caCert   *x509.Certificate
+	caRoot   *x509.Certificate
+	ctKey    crypto.Signer // the CT log's key, to forge SCTs only a broken log would sign
 	tsaKey   crypto.Signer
 	tsaChain []*x509.Certificate
 	logKey   ed25519.PrivateKey
@@ -104,6 +113,8 @@ func newAttackEnv(t *testing.T) *attackEnv {
 	keys := filepath.Join(p.DataDir, "keys")
 	e.caKey = readKey(t, filepath.Join(keys, "ca-intermediate.key")).(crypto.Signer)
 	e.caCert = readCerts(t, filepath.Join(keys, "ca-intermediate.pem"))[0]
+	e.caRoot = readCerts(t, filepath.Join(keys, "ca-root.pem"))[0]
+	e.ctKey = readKey(t, filepath.Join(keys, "ctlog.key")).(crypto.Signer)
 	e.tsaKey = readKey(t, filepath.Join(keys, "tsa.key")).(crypto.Signer)
 	e.tsaChain = append(readCerts(t, filepath.Join(keys, "tsa.pem")), readCerts(t, filepath.Join(keys, "tsa-root.pem"))...)
 	e.logKey = readKey(t, filepath.Join(keys, "log.key")).(ed25519.PrivateKey)
@@ -184,7 +195,9 @@ func (e *attackEnv) leafTemplate(t *testing.T) *x509.Certificate {
 }
 
 // issue makes a leaf for a fresh key, signed by parent/parentKey (the real
-// CA when parent is nil); edit changes the template first.
+// CA when parent is nil); edit changes the template first. A leaf of the
+// real CA is logged in the server's CT log first and carries its SCT, as
+// the CA issues them.
 func (e *attackEnv) issue(t *testing.T, edit func(*x509.Certificate), parent *x509.Certificate, parentKey crypto.Signer) (*ecdsa.PrivateKey, *x509.Certificate) {
 	t.Helper()
 	if parent == nil {
@@ -198,8 +211,72 @@ func (e *attackEnv) issue(t *testing.T, edit func(*x509.Certificate), parent *x5
 	if parent == tmpl { // self-signed
 		parentKey = key
 	}
+	if parent == e.caCert {
+		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, sctListExtension(t, e.logPrecert(t, tmpl, &key.PublicKey)))
+	}
 	der := must(x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey))
 	return key, must(x509.ParseCertificate(der))
+}
+
+var (
+	oidCTPoison  = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11129, 2, 4, 3}
+	oidCTSCTList = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11129, 2, 4, 2}
+)
+
+// logPrecert submits the precertificate of tmpl (issued by the real CA) to
+// the server's CT log over its add-pre-chain API and returns the SCT.
+func (e *attackEnv) logPrecert(t *testing.T, tmpl *x509.Certificate, pub crypto.PublicKey) *ct.SignedCertificateTimestamp {
+	t.Helper()
+	pre := *tmpl
+	pre.ExtraExtensions = append(slices.Clip(tmpl.ExtraExtensions), pkix.Extension{Id: oidCTPoison, Critical: true, Value: asn1.NullBytes})
+	der := must(x509.CreateCertificate(rand.Reader, &pre, e.caCert, pub, e.caKey))
+	body := must(json.Marshal(ct.AddChainRequest{Chain: [][]byte{der, e.caCert.Raw, e.caRoot.Raw}}))
+	resp, err := http.Post(e.p.URL+"/ctlog/ct/v1/add-pre-chain", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("add-pre-chain: %s: %s", resp.Status, raw)
+	}
+	var acr ct.AddChainResponse
+	if err := json.Unmarshal(raw, &acr); err != nil {
+		t.Fatal(err)
+	}
+	return must(acr.ToSignedCertificateTimestamp())
+}
+
+// sctListExtension is the RFC 6962 §3.3 extension holding scts.
+func sctListExtension(t *testing.T, scts ...*ct.SignedCertificateTimestamp) pkix.Extension {
+	t.Helper()
+	var list ctx509.SignedCertificateTimestampList
+	for _, s := range scts {
+		list.SCTList = append(list.SCTList, ctx509.SerializedSCT{Val: must(cttls.Marshal(*s))})
+	}
+	return pkix.Extension{Id: oidCTSCTList, Value: must(asn1.Marshal(must(cttls.Marshal(list))))}
+}
+
+// signSCT is an SCT over the precertificate of tmpl by key, dated at: what
+// a CT log holding key would answer, logged or not.
+func (e *attackEnv) signSCT(t *testing.T, key crypto.Signer, tmpl *x509.Certificate, pub crypto.PublicKey, at time.Time) *ct.SignedCertificateTimestamp {
+	t.Helper()
+	// The TBSCertificate the log signs is the certificate's without the SCT
+	// list (RFC 6962 §3.2); build it by issuing tmpl as is.
+	issuer := e.caCert
+	tbsCert := must(x509.CreateCertificate(rand.Reader, tmpl, issuer, pub, e.caKey))
+	parsed := must(x509.ParseCertificate(tbsCert))
+	spki := must(x509.MarshalPKIXPublicKey(key.Public()))
+	sct := &ct.SignedCertificateTimestamp{SCTVersion: ct.V1, LogID: ct.LogID{KeyID: sha256.Sum256(spki)}, Timestamp: uint64(at.UnixMilli())}
+	input := must(ct.SerializeSCTSignatureInput(*sct, ct.LogEntry{Leaf: ct.MerkleTreeLeaf{
+		Version: ct.V1, LeafType: ct.TimestampedEntryLeafType,
+		TimestampedEntry: &ct.TimestampedEntry{Timestamp: sct.Timestamp, EntryType: ct.PrecertLogEntryType,
+			PrecertEntry: &ct.PreCert{IssuerKeyHash: sha256.Sum256(issuer.RawSubjectPublicKeyInfo), TBSCertificate: parsed.RawTBSCertificate}},
+	}}))
+	digest := sha256.Sum256(input)
+	sig := must(key.Sign(rand.Reader, digest[:], crypto.SHA256))
+	sct.Signature = ct.DigitallySigned{Algorithm: cttls.SignatureAndHashAlgorithm{Hash: cttls.SHA256, Signature: cttls.ECDSA}, Signature: sig}
+	return sct
 }
 
 // assemble signs the artifact's digest with key, timestamps the signature at

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/digitorus/pkcs7"
+	ct "github.com/google/certificate-transparency-go"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
@@ -115,15 +116,15 @@ func (e *attackEnv) run(t *testing.T, a attack) {
 	}
 }
 
-// sigstoreGo verifies as cosign does by default: one signed timestamp, one
-// log entry, the identity given exactly.
+// sigstoreGo verifies as cosign does by default: one SCT, one signed
+// timestamp, one log entry, the identity given exactly.
 func (e *attackEnv) sigstoreGo(t *testing.T, data, artifact []byte, attest bool, p verify.Policy) error {
 	t.Helper()
 	var b sgbundle.Bundle
 	if err := b.UnmarshalJSON(data); err != nil {
 		return err
 	}
-	v := must(sgverify.NewVerifier(e.sgRoot, sgverify.WithSignedTimestamps(1), sgverify.WithTransparencyLog(1)))
+	v := must(sgverify.NewVerifier(e.sgRoot, sgverify.WithSignedCertificateTimestamps(1), sgverify.WithSignedTimestamps(1), sgverify.WithTransparencyLog(1)))
 	id := must(sgverify.NewShortCertificateIdentity(strings.Trim(p.Issuer.String(), "/"), "", strings.Trim(p.Identity.String(), "/"), ""))
 	art := sgverify.WithArtifact(bytes.NewReader(artifact))
 	if attest {
@@ -132,6 +133,12 @@ func (e *attackEnv) sigstoreGo(t *testing.T, data, artifact []byte, attest bool,
 	}
 	_, err := v.Verify(&b, sgverify.NewPolicy(art, sgverify.WithCertificateIdentity(id)))
 	return err
+}
+
+func withPolicyOf(e *attackEnv, edit func(*verify.Policy)) *verify.Policy {
+	p := e.policy()
+	edit(&p)
+	return &p
 }
 
 // TestAttackCorpus crafts, against a real signet server, one bundle per
@@ -311,7 +318,9 @@ func TestAttackCorpus(t *testing.T) {
 		attack{name: "entry naming another certificate for the same key and signature", want: verify.CheckTlogBody, pb: func() *protobundle.Bundle {
 			key, certA := e.issue(t, nil, nil, nil)
 			pb := e.assemble(t, key, certA, e.artifact)
-			certB := must(x509.CreateCertificate(rand.Reader, e.leafTemplate(t), e.caCert, &key.PublicKey, e.caKey))
+			tmpl := e.leafTemplate(t) // a second certificate for the same key, logged in CT as the CA would
+			tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, sctListExtension(t, e.logPrecert(t, tmpl, &key.PublicKey)))
+			certB := must(x509.CreateCertificate(rand.Reader, tmpl, e.caCert, &key.PublicKey, e.caKey))
 			pb.VerificationMaterial.Content = &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: certB}}
 			return pb
 		}()},
@@ -435,12 +444,54 @@ func TestAttackCorpus(t *testing.T) {
 		add(attack{name: "DSSE of another payload type, genuinely signed and logged", attest: true, pb: pb, want: verify.CheckStatement})
 	}
 
-	// --- Identity, issuer and extensions. ---
-	withPolicy := func(edit func(*verify.Policy)) *verify.Policy {
-		p := e.policy()
-		edit(&p)
-		return &p
+	// --- Certificate transparency. ---
+	{
+		// The real CA's certificate, never logged.
+		key := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+		tmpl := e.leafTemplate(t)
+		unlogged := must(x509.ParseCertificate(must(x509.CreateCertificate(rand.Reader, tmpl, e.caCert, &key.PublicKey, e.caKey))))
+		add(attack{name: "certificate with no SCT", pb: e.assemble(t, key, unlogged, e.artifact), want: verify.CheckSCT})
+
+		withSCT := func(sct *ct.SignedCertificateTimestamp, tmpl *x509.Certificate, key *ecdsa.PrivateKey) *x509.Certificate {
+			tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, sctListExtension(t, sct))
+			return must(x509.ParseCertificate(must(x509.CreateCertificate(rand.Reader, tmpl, e.caCert, &key.PublicKey, e.caKey))))
+		}
+		// A genuine SCT, but for another certificate of the same CA.
+		other := e.leafTemplate(t)
+		sct := e.logPrecert(t, other, &must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader)).PublicKey)
+		k2 := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+		add(attack{name: "SCT of another certificate", pb: e.assemble(t, k2, withSCT(sct, e.leafTemplate(t), k2), e.artifact), want: verify.CheckSCT})
+
+		// An SCT from a CT log the trusted root does not name.
+		k3 := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+		t3 := e.leafTemplate(t)
+		foreign := e.signSCT(t, must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader)), t3, &k3.PublicKey, time.Now())
+		add(attack{name: "SCT from an unknown CT log", pb: e.assemble(t, k3, withSCT(foreign, t3, k3), e.artifact), want: verify.CheckSCT})
+
+		// Signed by the real CT log key, dated before the key's validity.
+		k4 := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+		t4 := e.leafTemplate(t)
+		var ctStart time.Time
+		for _, l := range e.root.CTLogs {
+			ctStart = l.ValidFor.Start
+		}
+		early := e.signSCT(t, e.ctKey, t4, &k4.PublicKey, ctStart.Add(-time.Hour))
+		add(attack{name: "SCT dated before the CT log key's validity", pb: e.assemble(t, k4, withSCT(early, t4, k4), e.artifact), want: verify.CheckSCT})
+
+		// The same, dated now, is what a logged certificate carries: the
+		// crafting above is faithful.
+		k5 := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+		t5 := e.leafTemplate(t)
+		now := e.signSCT(t, e.ctKey, t5, &k5.PublicKey, time.Now())
+		add(attack{name: "SCT crafted with the CT log key, dated now (control)", pb: e.assemble(t, k5, withSCT(now, t5, k5), e.artifact)})
+
+		// --insecure-ignore-sct accepts the unlogged certificate.
+		add(attack{name: "certificate with no SCT, SCTs ignored", pb: e.assemble(t, key, unlogged, e.artifact), skipSigstoreGo: "asked with SCTs required",
+			policy: withPolicyOf(e, func(p *verify.Policy) { p.IgnoreSCT = true })})
 	}
+
+	// --- Identity, issuer and extensions. ---
+	withPolicy := func(edit func(*verify.Policy)) *verify.Policy { return withPolicyOf(e, edit) }
 	add(
 		attack{name: "other identity", pb: good, want: verify.CheckIdentity, policy: withPolicy(func(p *verify.Policy) { p.Identity = verify.Exact(strings.Replace(e.san, "acme", "evil", 1)) })},
 		attack{name: "other issuer", pb: good, want: verify.CheckIdentity, policy: withPolicy(func(p *verify.Policy) { p.Issuer = verify.Exact("https://token.actions.githubusercontent.com") })},

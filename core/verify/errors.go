@@ -19,17 +19,20 @@ const (
 	// CheckCertificateProfile: the leaf is a code-signing certificate as
 	// Fulcio issues them, whatever CA signed it.
 	CheckCertificateProfile Check = "certificate profile"
-	CheckIdentity           Check = "identity"
-	CheckKey                Check = "key" // the trusted key (Policy.Key) versus the bundle's
-	CheckArtifact           Check = "artifact"
-	CheckSignature          Check = "signature"
-	CheckStatement          Check = "statement"
-	CheckTlogBody           Check = "tlog body"
-	CheckInclusionProof     Check = "inclusion proof"
-	CheckCheckpoint         Check = "checkpoint"
-	CheckInclusionPromise   Check = "inclusion promise"
-	CheckTlog               Check = "tlog"
-	CheckTimeSource         Check = "time source"
+	// CheckSCT: the certificate carries a verified SCT from a CT log of
+	// the trusted root (when the root names any).
+	CheckSCT              Check = "sct"
+	CheckIdentity         Check = "identity"
+	CheckKey              Check = "key" // the trusted key (Policy.Key) versus the bundle's
+	CheckArtifact         Check = "artifact"
+	CheckSignature        Check = "signature"
+	CheckStatement        Check = "statement"
+	CheckTlogBody         Check = "tlog body"
+	CheckInclusionProof   Check = "inclusion proof"
+	CheckCheckpoint       Check = "checkpoint"
+	CheckInclusionPromise Check = "inclusion promise"
+	CheckTlog             Check = "tlog"
+	CheckTimeSource       Check = "time source"
 )
 
 // Error is a verification failure: which check failed, what was wrong and,
@@ -67,6 +70,9 @@ const (
 	RemedyUseKey Remedy = "use-key"
 	// RemedyNamePolicy: the policy names no identity or issuer.
 	RemedyNamePolicy Remedy = "name-policy"
+	// RemedyIgnoreSCT: the certificate has no SCT; only a policy that
+	// does not require one accepts it.
+	RemedyIgnoreSCT Remedy = "ignore-sct"
 )
 
 func quoteEmpty(s string) string {

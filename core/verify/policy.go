@@ -84,6 +84,13 @@ type Policy struct {
 	// TlogThreshold is the minimum number of verified transparency log
 	// entries from distinct logs. Zero means 1.
 	TlogThreshold int
+	// SCTThreshold is the minimum number of distinct CT logs whose
+	// verified SCT the signing certificate must carry, checked when the
+	// trusted root names CT logs. Zero means 1.
+	SCTThreshold int
+	// IgnoreSCT skips the SCT check, as cosign's --insecure-ignore-sct:
+	// for certificates of a CA that logs in no CT log.
+	IgnoreSCT bool
 	// Key, when set, is the signer's public key, trusted directly instead of
 	// a certificate identity (see key.go); Identity, Issuer and Extensions
 	// must then be empty.
@@ -91,7 +98,7 @@ type Policy struct {
 }
 
 func (p *Policy) validate() error {
-	if p.TimestampThreshold < 0 || p.TlogThreshold < 0 {
+	if p.TimestampThreshold < 0 || p.TlogThreshold < 0 || p.SCTThreshold < 0 {
 		return fail(CheckPolicy, nil, "thresholds must not be negative")
 	}
 	if p.Key != nil {

@@ -241,6 +241,15 @@ func (v *Verifier) verify(ctx context.Context, b *bundle.Bundle, p Policy, c *co
 		if err := checkLeafProfile(cert); err != nil {
 			return nil, err
 		}
+		if len(v.root.CTLogs) > 0 && !p.IgnoreSCT {
+			issuer, err := issuerOf(ca, cert)
+			if err != nil {
+				return nil, fail(CheckSCT, err, "cannot find the certificate's issuer for its SCT")
+			}
+			if err := checkSCTs(v.root, cert, issuer, max(p.SCTThreshold, 1)); err != nil {
+				return nil, err
+			}
+		}
 		id, err := identityOf(cert)
 		if err != nil {
 			return nil, err

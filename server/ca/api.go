@@ -104,9 +104,10 @@ func newConfiguration(issuers []identity.IssuerInfo) configuration {
 
 // refusal is a request the CA turns down: HTTP status, metrics reason, message.
 type refusal struct {
-	status int
-	reason string
-	msg    string
+	status     int
+	reason     string
+	msg        string
+	retryAfter string
 }
 
 func refuse(status int, reason, format string, args ...any) *refusal {
@@ -122,6 +123,9 @@ func (c *CA) handleSigningCert(w http.ResponseWriter, r *http.Request) {
 		c.log.Info("signing certificate refused", "reason", ref.reason, "status", ref.status, "error", ref.msg, "remote", r.RemoteAddr)
 		if ref.status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		}
+		if ref.retryAfter != "" {
+			w.Header().Set("Retry-After", ref.retryAfter)
 		}
 		apierror.Write(w, ref.status, "%s", ref.msg)
 		return
@@ -263,10 +267,20 @@ func (c *CA) signingCert(r *http.Request) ([]byte, *refusal) {
 		return nil, refuse(http.StatusServiceUnavailable, "ca_expiring", "the CA's issuing certificate expires at %s, before a new certificate would; the operator must rotate it", c.issuing.NotAfter.UTC().Format(time.RFC3339))
 	}
 	der, serial, err := c.issue(r.Context(), principal, key, spki)
-	var sctErr *SCTError
+	var (
+		sctErr *SCTError
+		full   interface{ StorageFull() bool }
+	)
 	if errors.As(err, &sctErr) {
 		c.log.Error("no SCT for a certificate; nothing issued", "error", err, "san", principal.SAN())
-		return nil, refuse(http.StatusServiceUnavailable, "ct_unavailable", "no certificate issued: the certificate transparency log did not log it (%v); retry later, and if it persists the operator should check the CT log", sctErr.Err)
+		if errors.As(err, &full) && full.StorageFull() {
+			ref := refuse(http.StatusInsufficientStorage, "storage_full", "the server's storage is full; no certificate was issued (the certificate transparency log could not log it); retry later (the operator must free space)")
+			ref.retryAfter = "30"
+			return nil, ref
+		}
+		ref := refuse(http.StatusServiceUnavailable, "ct_unavailable", "no certificate issued: the certificate transparency log did not log it; retry later, and if it persists the operator should check the server log")
+		ref.retryAfter = "5"
+		return nil, ref
 	}
 	if err != nil {
 		c.log.Error("certificate issuance failed", "error", err, "san", principal.SAN())

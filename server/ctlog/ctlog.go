@@ -173,7 +173,9 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 		return st, nil
 	}
 	cfg := tesseract.ChainValidationConfig{RootsPEMFile: rootsFile}
-	h, err := tesseract.NewLogHandler(runCtx, o.Origin, o.Signer, cfg, create, o.SubmitTimeout, true, o.PathPrefix, tesseract.LogHandlerOpts{DedupRL: -1})
+	// Errors unmasked for the CA's in-process submissions, which need the
+	// cause (a full disk); Register masks them for everyone else.
+	h, err := tesseract.NewLogHandler(runCtx, o.Origin, o.Signer, cfg, create, o.SubmitTimeout, false, o.PathPrefix, tesseract.LogHandlerOpts{DedupRL: -1})
 	if err == nil {
 		err = openErr
 	}
@@ -290,12 +292,37 @@ func (l *Log) PathPrefix() string { return l.prefix }
 
 // Register serves the submission and monitoring APIs.
 func (l *Log) Register(mux *http.ServeMux) {
-	mux.Handle("POST "+l.prefix+"/ct/v1/add-chain", l.handler)
-	mux.Handle("POST "+l.prefix+"/ct/v1/add-pre-chain", l.handler)
+	mux.Handle("POST "+l.prefix+"/ct/v1/add-chain", masked{l.handler})
+	mux.Handle("POST "+l.prefix+"/ct/v1/add-pre-chain", masked{l.handler})
 	mux.Handle("GET "+l.prefix+"/ct/v1/get-roots", l.handler)
 	mux.HandleFunc("GET "+l.prefix+"/checkpoint", l.serveFile("text/plain; charset=utf-8", "no-cache"))
 	mux.HandleFunc("GET "+l.prefix+"/tile/", l.serveFile("application/octet-stream", ""))
 	mux.HandleFunc("GET "+l.prefix+"/issuer/", l.serveFile("application/pkix-cert", "public, max-age=604800, immutable"))
+}
+
+// masked answers server errors without their text, which names the
+// server's paths and OS errors; client errors (a chain the log refuses)
+// keep theirs.
+type masked struct{ h http.Handler }
+
+func (m masked) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := &recorder{header: http.Header{}}
+	m.h.ServeHTTP(rec, r)
+	for k, v := range rec.header {
+		w.Header()[k] = v
+	}
+	code := cmp.Or(rec.code, http.StatusOK)
+	if code >= 500 {
+		w.Header().Del("Content-Length")
+		msg := "the CT log could not log the chain; retry later"
+		if storage.IsFull(errors.New(rec.body.String())) {
+			msg = "the CT log's storage is full; nothing was logged; retry later (the operator must free space)"
+		}
+		http.Error(w, msg, code)
+		return
+	}
+	w.WriteHeader(code)
+	_, _ = w.Write(rec.body.Bytes())
 }
 
 // serveFile serves the static-ct-api monitoring resources from the storage
@@ -390,7 +417,7 @@ func (l *Log) submit(ctx context.Context, chain [][]byte) (*ct.SignedCertificate
 		if ctx.Err() != nil {
 			msg = fmt.Sprintf("no SCT within %s", l.timeout)
 		}
-		return nil, &SubmitError{Status: rec.code, Message: msg}
+		return nil, &SubmitError{Status: rec.code, Message: msg, Full: storage.IsFull(errors.New(msg))}
 	}
 	var resp ct.AddChainResponse
 	if err := json.Unmarshal(rec.body.Bytes(), &resp); err != nil {
@@ -403,11 +430,17 @@ func (l *Log) submit(ctx context.Context, chain [][]byte) (*ct.SignedCertificate
 	return sct, nil
 }
 
-// SubmitError is a refused or failed submission.
+// SubmitError is a refused or failed submission. Message is tesseract's,
+// for the server's log: it may name paths.
 type SubmitError struct {
 	Status  int
 	Message string
+	Full    bool // the log's storage is full
 }
+
+// StorageFull says the log's disk is full, so the CA can answer as the
+// other services do.
+func (e *SubmitError) StorageFull() bool { return e.Full }
 
 func (e *SubmitError) Error() string {
 	return fmt.Sprintf("CT log answered %d: %s", e.Status, e.Message)

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"syscall"
 	"time"
 
 	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
@@ -19,6 +18,8 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/options"
 	"github.com/transparency-dev/tessera"
+
+	"github.com/signet-dev/signet/server/storage"
 )
 
 // Errors an append can fail with; test with errors.Is.
@@ -36,15 +37,7 @@ var (
 )
 
 // IsStorageFull reports whether err comes from a full disk or quota.
-// tessera formats some storage errors with %v, which drops the errno from
-// the chain, so its text is read too.
-func IsStorageFull(err error) bool {
-	if err == nil {
-		return false
-	}
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
-		strings.Contains(err.Error(), syscall.ENOSPC.Error()) || strings.Contains(err.Error(), syscall.EDQUOT.Error())
-}
+func IsStorageFull(err error) bool { return storage.IsFull(err) }
 
 const (
 	kindHashedRekord    = "hashedrekord"
