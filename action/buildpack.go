@@ -1,9 +1,12 @@
 package action
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -50,7 +53,12 @@ func (r *runner) buildpack(ctx context.Context) (*report, error) {
 		return nil, buildpackRemedy(err)
 	}
 	r.logf("build of %s (%s): lifecycle %s, %d buildpack(s), %d SBOM(s)", b.Image.Digest, strings.Join(b.Tags, ", "), b.Lifecycle, len(b.Buildpacks), len(b.SBOMs))
-	plan, err := b.Plan([]pipeline.Destination{&pipeline.Referrers{Client: r.o.Registry}})
+	// Files as well as referrers, as image mode writes them: later steps
+	// (actions/upload-artifact, a release) get the bundles without a
+	// registry round trip.
+	tmp := cmp.Or(r.o.Getenv("RUNNER_TEMP"), os.TempDir())
+	files := &pipeline.Files{Dir: in.BundleDir, FallbackDir: filepath.Join(tmp, "signet-bundles")}
+	plan, err := b.Plan([]pipeline.Destination{files, &pipeline.Referrers{Client: r.o.Registry}})
 	if err != nil {
 		return nil, err
 	}
@@ -76,14 +84,7 @@ func (r *runner) buildpack(ctx context.Context) (*report, error) {
 		}
 	}
 	if err != nil {
-		var (
-			ie  *pipeline.ItemError
-			put *pipeline.PutError
-		)
-		if errors.As(err, &ie) && errors.As(err, &put) && put.Destination == "oci" {
-			return out, fmt.Errorf("%w; check the job can push to the image's repository (docker/login-action, permissions: packages: write)", err)
-		}
-		return out, err
+		return out, r.explain(err, files)
 	}
 	return out, nil
 }

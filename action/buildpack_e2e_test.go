@@ -122,7 +122,7 @@ func TestBuildpackWorkflowWithAct(t *testing.T) {
 
 	// cosign too refuses another workflow's identity.
 	cmd := exec.Command(cosign, "verify-attestation", b.Ref(), "--type", "cyclonedx", "--allow-http-registry", "--trusted-root", s.RootPath,
-		"--insecure-ignore-sct", "--certificate-identity", other, "--certificate-oidc-issuer", s.Issuer)
+		"--certificate-identity", other, "--certificate-oidc-issuer", s.Issuer)
 	if o, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(o), `expected SAN value "`+other+`", got "`+wfIdentity+`"`) {
 		t.Errorf("cosign for another workflow: %v\n%s", err, o)
 	}

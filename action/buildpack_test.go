@@ -13,6 +13,8 @@ import (
 
 	"github.com/signet-dev/signet/action"
 	"github.com/signet-dev/signet/buildpack"
+	"github.com/signet-dev/signet/core/bundle"
+	"github.com/signet-dev/signet/core/certext"
 	"github.com/signet-dev/signet/core/intoto"
 	"github.com/signet-dev/signet/core/oci"
 	"github.com/signet-dev/signet/core/oci/ocitest"
@@ -198,7 +200,8 @@ func TestBuildpackMode(t *testing.T) {
 	}
 
 	t.Run("pack output directories", func(t *testing.T) {
-		r := buildpackRunner(t, "platform-api", b.PlatformAPI)
+		bundleDir := filepath.Join(t.TempDir(), "bundles")
+		r := buildpackRunner(t, "platform-api", b.PlatformAPI, "bundle-dir", bundleDir)
 		if err := r.run(); err != nil {
 			t.Fatalf("%v\n%s", err, r.Stdout.String())
 		}
@@ -206,10 +209,25 @@ func TestBuildpackMode(t *testing.T) {
 		if o["image"] != b.Ref() || o["digest"] != b.Digest {
 			t.Errorf("image output %q, digest %q; want %s", o["image"], o["digest"], b.Ref())
 		}
-		if o["bundle-path"] != "" {
-			t.Errorf("bundle-path %q: mode buildpack writes no files", o["bundle-path"])
-		}
 		es := r.bundles()
+		// Every bundle is a file in bundle-dir too, named in bundle-path.
+		paths := strings.Split(o["bundle-path"], "\n")
+		if len(paths) != len(es) {
+			t.Fatalf("bundle-path %q for %d bundles", o["bundle-path"], len(es))
+		}
+		for i, p := range paths {
+			raw, err := os.ReadFile(p)
+			if err != nil || filepath.Dir(p) != bundleDir || p != es[i].BundlePath {
+				t.Fatalf("bundle-path %s (bundle %s): %v, want a file in %s", p, es[i].BundlePath, err, bundleDir)
+			}
+			if bd, err := bundle.Parse(raw); err != nil {
+				t.Errorf("%s: %v", p, err)
+			} else if c, _ := bd.Certificate(); c == nil {
+				t.Errorf("%s holds no certificate", p)
+			} else if id, _ := certext.Identity(c); id != identity {
+				t.Errorf("%s signed by %s, want %s", p, id, identity)
+			}
+		}
 		var subjects []struct {
 			Subjects []struct {
 				Name   string
@@ -296,6 +314,12 @@ func TestBuildpackMode(t *testing.T) {
 		if n := len(r.bundles()); n != 3 {
 			t.Errorf("%d bundles, want the signature and two SBOMs", n)
 		}
+		// Without bundle-dir the files go to $RUNNER_TEMP/signet-bundles.
+		for _, p := range strings.Split(r.outputs()["bundle-path"], "\n") {
+			if _, err := os.Stat(p); err != nil || filepath.Dir(p) != filepath.Join(r.vars["RUNNER_TEMP"], "signet-bundles") {
+				t.Errorf("bundle-path %s: %v", p, err)
+			}
+		}
 	})
 
 	t.Run("errors", func(t *testing.T) {
@@ -334,7 +358,7 @@ func TestBuildpackMode(t *testing.T) {
 			{"platform API not a version", []string{"platform-api", "0.12.1"}, "input platform-api", ""},
 			{"an image input", []string{"image", b.Ref()}, "input image: mode buildpack does not take image", ""},
 			{"an SBOM input", []string{"sbom-path", "sbom.json"}, "input sbom-path: mode buildpack does not take sbom-path", ""},
-			{"bundle-dir", []string{"bundle-dir", t.TempDir()}, "input bundle-dir: mode buildpack does not take bundle-dir", ""},
+			{"bundle-dir not a directory", []string{"bundle-dir", writeFile(t, filepath.Join(t.TempDir(), "file"), "x")}, "input bundle-dir: ", b.Ref()},
 			{"no server", []string{"server", ""}, "input server: no signet server", ""},
 		}
 		for _, c := range cases {

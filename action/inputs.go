@@ -255,7 +255,6 @@ func (in *Inputs) checkBuildpack() error {
 		{"predicate-type", in.PredicateType != "", "the attestations are the build's SBOMs and provenance"},
 		{"predicate", in.Predicate != "", "the attestations are the build's SBOMs and provenance"},
 		{"predicate-path", in.PredicatePath != "", "the attestations are the build's SBOMs and provenance"},
-		{"bundle-dir", in.BundleDir != "", "the bundles are attached to the image and kept by the attestation store, not written to files"},
 		{"bundle-path", len(in.BundlePaths) > 0, "bundle-path is an input of mode verify"},
 	} {
 		if c.given {

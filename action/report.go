@@ -135,8 +135,9 @@ func (r *runner) writeSummary(rep *report) {
 			if e.AttestationURL != "" {
 				att = fmt.Sprintf("[%s](%s)", cell(e.AttestationID), e.AttestationURL)
 			}
-			// An attached bundle has no file: its referrer says where it is.
-			fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s | %s |\n", cell(s.Name), s.SHA256, kindCell(e), cell(cmp.Or(e.BundlePath, e.Referrer)), cell(logCell), att)
+			// An attached bundle is named by its referrer, which outlives
+			// the runner's files.
+			fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s | %s |\n", cell(s.Name), s.SHA256, kindCell(e), cell(cmp.Or(e.Referrer, e.BundlePath)), cell(logCell), att)
 		}
 	}
 	if rep.Mode != ModeVerify && len(rep.Entries) > 0 {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"os"
@@ -12,10 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-
 	"github.com/signet-dev/signet/buildpack"
-	"github.com/signet-dev/signet/core/oci"
 	"github.com/signet-dev/signet/core/oci/ocitest"
 	"github.com/signet-dev/signet/internal/cnbtest"
 )
@@ -99,25 +95,23 @@ func TestBuildpackRealLifecycle(t *testing.T) {
 	if scopes["https://cyclonedx.org/bom"] != "launch" || scopes["https://spdx.dev/Document"] != "launch" || scopes["https://syft.dev/bom"] != "build" {
 		t.Errorf("SBOMs %+v", res.SBOMs)
 	}
-	// Each SBOM's referrer says its scope, unsigned, for listings.
-	c := oci.New(oci.Options{Keychain: authn.NewMultiKeychain()})
-	subj, err := c.Resolve(context.Background(), image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	listing, err := c.List(context.Background(), subj)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Each SBOM's referrer says its scope, unsigned, and signet tree shows it.
+	var tree treeResult
+	runSignet(t, nil, "tree", image, "-o", "json").want(t, 0).decode(t, &tree)
 	listed := map[string]string{}
-	for _, it := range listing.Items {
-		if sc := it.Annotations[buildpack.AnnotationSBOMScope]; sc != "" {
-			listed[it.Annotations[oci.AnnotationPredicateType]] = sc + " " + it.Annotations[buildpack.AnnotationSBOMBuildpack]
+	for _, s := range tree.Subjects {
+		for _, it := range s.Items {
+			if sc := it.Annotations[buildpack.AnnotationSBOMScope]; sc != "" {
+				listed[it.PredicateType] = sc + " " + it.Annotations[buildpack.AnnotationSBOMBuildpack]
+			}
 		}
 	}
 	bpID, _, _ := strings.Cut(b.Buildpack, "@")
 	if listed["https://cyclonedx.org/bom"] != "launch "+bpID || listed["https://spdx.dev/Document"] != "launch "+bpID || listed["https://syft.dev/bom"] != "build "+bpID {
-		t.Errorf("SBOM referrers' annotations: %v", listed)
+		t.Errorf("SBOM referrers' annotations in signet tree: %v", listed)
+	}
+	if text := runSignet(t, nil, "tree", image).want(t, 0).stdout; !strings.Contains(text, buildpack.AnnotationSBOMScope+"=build") {
+		t.Errorf("signet tree does not show the build SBOM's scope:\n%s", text)
 	}
 	// The summary is the result, for later steps.
 	raw, err := os.ReadFile(summary)
@@ -142,7 +136,7 @@ func TestBuildpackRealLifecycle(t *testing.T) {
 
 	// cosign v3 verifies the signature and each attestation with its own types.
 	mustCosign(t, append(append([]string{"verify"}, e.cosignVerifyFlags()...), image)...)
-	if _, _, err := cosignRun(t, "verify", "--trusted-root", e.root, "--certificate-identity", "https://github.com/acme/other/.github/workflows/release.yml@refs/heads/main", "--certificate-oidc-issuer", e.issuer, "--insecure-ignore-sct", image); err == nil {
+	if _, _, err := cosignRun(t, "verify", "--trusted-root", e.root, "--certificate-identity", "https://github.com/acme/other/.github/workflows/release.yml@refs/heads/main", "--certificate-oidc-issuer", e.issuer, image); err == nil {
 		t.Error("cosign verified the signature under another identity")
 	}
 	if _, _, err := cosignRun(t, append(append([]string{"verify-attestation", "--type", "cyclonedx"}, e.cosignVerifyFlags()...), unsigned)...); err == nil {

@@ -56,9 +56,9 @@ func (e *cliEnv) trustFiles() (trustedRoot, signingConfig string) {
 }
 
 // cosignVerifyFlags are what cosign v3 needs to verify offline against a
-// signet root: signet runs no CT log, so there is no SCT to check.
+// signet root: its default checks, SCT included.
 func (e *cliEnv) cosignVerifyFlags() []string {
-	return []string{"--trusted-root", e.root, "--certificate-identity", e.identity, "--certificate-oidc-issuer", e.issuer, "--insecure-ignore-sct"}
+	return []string{"--trusted-root", e.root, "--certificate-identity", e.identity, "--certificate-oidc-issuer", e.issuer}
 }
 
 func TestCosignImageInterop(t *testing.T) {
@@ -100,7 +100,7 @@ func TestCosignImageInterop(t *testing.T) {
 		mustCosign(t, append([]string{"verify-attestation", "--allow-http-registry", "--type", "slsaprovenance1", digestRef}, e.cosignVerifyFlags()...)...)
 		// cosign rejects it for another identity: the check above is real.
 		if _, _, err := cosignRun(t, "verify", "--allow-http-registry", digestRef, "--trusted-root", e.root,
-			"--certificate-identity", "someone@example.com", "--certificate-oidc-issuer", e.issuer, "--insecure-ignore-sct"); err == nil {
+			"--certificate-identity", "someone@example.com", "--certificate-oidc-issuer", e.issuer); err == nil {
 			t.Error("cosign verify accepted another identity")
 		}
 	})

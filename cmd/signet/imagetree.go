@@ -6,6 +6,8 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -30,6 +32,17 @@ type treeItem struct {
 	Issuer        string     `json:"issuer,omitempty"`
 	LogIndexes    []int64    `json:"logIndexes,omitempty"`
 	Created       *time.Time `json:"created,omitempty"`
+	// Annotations are the referrer's annotations other than those the
+	// fields above already show (for example the scope of a buildpack
+	// SBOM); unsigned, like the rest of the listing.
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// shownAnnotations are the annotations treeItem's own fields already carry.
+var shownAnnotations = map[string]bool{
+	oci.AnnotationContent: true, oci.AnnotationPredicateType: true, oci.AnnotationCreated: true,
+	oci.AnnotationLegacySignature: true, oci.AnnotationLegacyCertificate: true, oci.AnnotationLegacyChain: true,
+	oci.AnnotationLegacyBundle: true, oci.AnnotationLegacyTimestamp: true, oci.AnnotationLegacyPredicate: true,
 }
 
 type treeSubject struct {
@@ -49,6 +62,14 @@ func newTreeItem(a oci.Attached) treeItem {
 	it := treeItem{Kind: a.Kind.String(), Source: string(a.Source), Manifest: a.Manifest.String(), ArtifactType: a.ArtifactType, PredicateType: a.PredicateType}
 	if a.Kind == oci.KindAttestation && sbom.IsPredicateType(a.PredicateType) {
 		it.Kind = "sbom"
+	}
+	for k, v := range a.Annotations {
+		if !shownAnnotations[k] {
+			if it.Annotations == nil {
+				it.Annotations = map[string]string{}
+			}
+			it.Annotations[k] = v
+		}
 	}
 	if !a.Created.IsZero() {
 		t := a.Created.UTC()
@@ -109,6 +130,9 @@ func (r *treeResult) print(w io.Writer) {
 			for _, i := range it.LogIndexes {
 				fmt.Fprintf(w, "    │     log index %d\n", i)
 			}
+			for _, k := range slices.Sorted(maps.Keys(it.Annotations)) {
+				fmt.Fprintf(w, "    │     %s=%s\n", k, it.Annotations[k])
+			}
 		}
 	}
 }
@@ -124,8 +148,9 @@ func newImageTreeCmd() *cobra.Command {
 		Long: `List what is attached to IMAGE and, for a multi-platform index, to each
 platform manifest: signatures, attestations (SBOM attestations shown as
 sbom) and other OCI referrers, each with the signer identity and log index
-its bundle names and where it was found (referrers API, referrers tag,
-legacy .sig/.att tag).
+its bundle names, where it was found (referrers API, referrers tag,
+legacy .sig/.att tag) and any other annotations it carries (such as
+dev.signet.buildpack.sbom.scope, launch or build, on a buildpack SBOM).
 
 Nothing is verified: the signer shown is what the attachment claims. Use
 'signet verify' / 'signet verify-attestation' to check it.

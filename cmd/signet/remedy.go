@@ -21,6 +21,7 @@ var remedies = []struct {
 	{errIs(sign.ErrNoAttestationStore), "pass --server URL (a signet server)"},
 	{func(err error) bool { var e *oci.InsecureRegistryError; return errors.As(err, &e) }, "pass --allow-insecure-registry to allow it"},
 	{verifyRemedy(verify.RemedyUseKey), "pass the signer's public key with --key"},
+	{verifyRemedy(verify.RemedyIgnoreSCT), "if the CA logs in no CT log (a signet server with ct.disabled, a private Fulcio without one), pass --insecure-ignore-sct, as with cosign"},
 	{verifyRemedy(verify.RemedyNamePolicy), "pass --certificate-identity (or --certificate-identity-regexp) and --certificate-oidc-issuer (or --certificate-oidc-issuer-regexp), or trust a public key with --key"},
 }
 

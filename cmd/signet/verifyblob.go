@@ -45,6 +45,7 @@ var extensionFlags = []extensionFlag{
 type policyFlags struct {
 	identity, identityRegexp, issuer, issuerRegexp string
 	ext                                            certext.Extensions
+	ignoreSCT                                      bool
 }
 
 func (p *policyFlags) add(f *pflag.FlagSet) {
@@ -55,6 +56,7 @@ func (p *policyFlags) add(f *pflag.FlagSet) {
 	for _, x := range extensionFlags {
 		f.StringVar(x.field(&p.ext), x.flag, "", x.help)
 	}
+	f.BoolVar(&p.ignoreSCT, "insecure-ignore-sct", false, "accept a signing certificate without an SCT from a CT log of the trusted root (checked whenever the root names CT logs), as cosign's flag: only for a CA that logs in no CT log")
 }
 
 func (p *policyFlags) policy() (verify.Policy, error) {
@@ -67,6 +69,7 @@ func (p *policyFlags) policy() (verify.Policy, error) {
 		return pol, err
 	}
 	pol.Extensions = p.ext
+	pol.IgnoreSCT = p.ignoreSCT
 	return pol, nil
 }
 
