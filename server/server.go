@@ -128,7 +128,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 			// port cannot be in it (tesseract parses it as a URL), so
 			// the host name the log's origin uses.
 			Origin:             ctOrigin(u, cfg.Log.Origin),
-			Roots:              keys.CAChain[len(keys.CAChain)-1:],
+			CAChain:            keys.CAChain,
 			BatchMaxAge:        cfg.CT.BatchMaxAge,
 			CheckpointInterval: cfg.CT.CheckpointInterval,
 			Logger:             logger.With("service", "ctlog"),

@@ -58,17 +58,16 @@ type Options struct {
 	Metrics prometheus.Registerer
 }
 
-// SCTSource logs precertificates: chain is the precertificate first, then
-// its issuers up to the root, DER.
+// SCTSource logs precertificates (DER, signed by the CA's issuing
+// certificate) and answers their SCTs.
 type SCTSource interface {
-	SubmitPrecert(ctx context.Context, chain [][]byte) (*ct.SignedCertificateTimestamp, error)
+	SubmitPrecert(ctx context.Context, precert []byte) (*ct.SignedCertificateTimestamp, error)
 }
 
 // CA issues code-signing certificates.
 type CA struct {
 	signer   crypto.Signer
 	ct       SCTSource
-	chainDER [][]byte // issuing certificate up to the root
 	issuing  *x509.Certificate
 	chainPEM []string // issuing certificate up to the root
 	identity *identity.Verifier
@@ -131,7 +130,6 @@ func New(o Options) (*CA, error) {
 	}
 	for _, cert := range o.Chain {
 		c.chainPEM = append(c.chainPEM, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})))
-		c.chainDER = append(c.chainDER, cert.Raw)
 	}
 	var err error
 	if c.trustBundle, err = json.Marshal(trustBundle{Chains: []certificateChain{{Certificates: c.chainPEM}}}); err != nil {
@@ -243,9 +241,13 @@ func (c *CA) issue(ctx context.Context, p *identity.Principal, pub crypto.Public
 		tmpl.EmailAddresses = []string{p.Email}
 	}
 	if c.ct != nil {
-		sctExt, err := c.logPrecert(ctx, tmpl, pub)
+		pre, sctExt, err := c.logPrecert(ctx, tmpl, pub)
 		if err != nil {
 			return nil, nil, err
+		}
+		if signsP256(c.signer) {
+			der, err = certFromPrecert(pre, sctExt, c.signer)
+			return der, serial, err
 		}
 		// The same template with the SCT list where the poison was (both
 		// last): removing either leaves the same TBSCertificate, which is
@@ -259,32 +261,32 @@ func (c *CA) issue(ctx context.Context, p *identity.Principal, pub crypto.Public
 	return der, serial, nil
 }
 
-// logPrecert makes the precertificate of tmpl, logs it and returns the SCT
-// list extension for the certificate.
-func (c *CA) logPrecert(ctx context.Context, tmpl *x509.Certificate, pub crypto.PublicKey) (pkix.Extension, error) {
+// logPrecert makes the precertificate of tmpl, logs it and returns it with
+// the SCT list extension for the certificate.
+func (c *CA) logPrecert(ctx context.Context, tmpl *x509.Certificate, pub crypto.PublicKey) ([]byte, pkix.Extension, error) {
 	pre := *tmpl
 	pre.ExtraExtensions = append(slices.Clip(tmpl.ExtraExtensions), pkix.Extension{Id: oidCTPoison, Critical: true, Value: asn1.NullBytes})
 	preDER, err := x509.CreateCertificate(rand.Reader, &pre, c.issuing, pub, c.signer)
 	if err != nil {
-		return pkix.Extension{}, err
+		return nil, pkix.Extension{}, err
 	}
-	sct, err := c.ct.SubmitPrecert(ctx, append([][]byte{preDER}, c.chainDER...))
+	sct, err := c.ct.SubmitPrecert(ctx, preDER)
 	if err != nil {
-		return pkix.Extension{}, &SCTError{err}
+		return nil, pkix.Extension{}, &SCTError{err}
 	}
 	raw, err := cttls.Marshal(*sct)
 	if err != nil {
-		return pkix.Extension{}, fmt.Errorf("encoding the SCT: %w", err)
+		return nil, pkix.Extension{}, fmt.Errorf("encoding the SCT: %w", err)
 	}
 	list, err := cttls.Marshal(ctx509.SignedCertificateTimestampList{SCTList: []ctx509.SerializedSCT{{Val: raw}}})
 	if err != nil {
-		return pkix.Extension{}, fmt.Errorf("encoding the SCT list: %w", err)
+		return nil, pkix.Extension{}, fmt.Errorf("encoding the SCT list: %w", err)
 	}
 	val, err := asn1.Marshal(list) // an OCTET STRING holding the TLS-encoded list
 	if err != nil {
-		return pkix.Extension{}, err
+		return nil, pkix.Extension{}, err
 	}
-	return pkix.Extension{Id: oidCTSCTList, Value: val}, nil
+	return preDER, pkix.Extension{Id: oidCTSCTList, Value: val}, nil
 }
 
 // randomSerial returns a positive serial of 159 random bits, which encodes

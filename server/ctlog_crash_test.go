@@ -1,0 +1,160 @@
+package server_test
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/binary"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	ct "github.com/google/certificate-transparency-go"
+	cttls "github.com/google/certificate-transparency-go/tls"
+	ctx509 "github.com/google/certificate-transparency-go/x509"
+	fnote "github.com/transparency-dev/formats/note"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera/client"
+
+	"github.com/signet-dev/signet/server/servertest"
+)
+
+// An SCT is the CT log's acknowledgement: every certificate issued before
+// the server is killed with -9, under load, is proven included in the CT
+// log after restart, at the index its SCT names, under a checkpoint signed
+// by the CT log's key.
+func TestSCTsSurviveKill9(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	p := servertest.Start(t, data, "--dev-oidc")
+	tok, err := p.Token(ctx, url.Values{"kind": {"github"}, "repository": {"acme/app"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		certs []*x509.Certificate
+		wg    sync.WaitGroup
+		stop  = make(chan struct{})
+	)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, err := requestCert(p, tok)
+				if err != nil {
+					return // the server is gone
+				}
+				mu.Lock()
+				certs = append(certs, c)
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond)
+	p.Kill()
+	close(stop)
+	wg.Wait()
+	if len(certs) < 20 {
+		t.Fatalf("only %d certificates issued before the crash; the load did not build up", len(certs))
+	}
+
+	p2 := servertest.Start(t, data, "--dev-oidc")
+	tr, _ := trustFiles(t, p2)
+	if len(tr.CTLogs) != 1 {
+		t.Fatalf("%d CT logs in the trusted root after restart", len(tr.CTLogs))
+	}
+	pub, err := x509.ParsePKIXPublicKey(tr.CTLogs[0].PublicKey.RawBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := mustURL(t, p2.URL).Hostname() + "/ctlog"
+	vkey, err := fnote.RFC6962VerifierString("https://"+origin, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := fnote.NewRFC6962Verifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetcher, err := client.NewHTTPFetcher(mustURL(t, p2.URL+"/ctlog/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caDER := tr.CAs[0].CertChain.Certificates[0].RawBytes
+	ctIssuer, err := ctx509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	type acked struct {
+		index uint64
+		leaf  []byte
+	}
+	var acks []acked
+	var maxIdx uint64
+	for _, c := range certs {
+		cc, err := ctx509.ParseCertificate(c.Raw)
+		if err != nil || len(cc.SCTList.SCTList) != 1 {
+			t.Fatalf("certificate %x: %v, %d SCTs", c.SerialNumber, err, len(cc.SCTList.SCTList))
+		}
+		var sct ct.SignedCertificateTimestamp
+		if _, err := cttls.Unmarshal(cc.SCTList.SCTList[0].Val, &sct); err != nil {
+			t.Fatal(err)
+		}
+		// static-ct-api's leaf_index extension: type 0, length 5, uint40.
+		ext := sct.Extensions
+		if len(ext) != 8 || ext[0] != 0 || ext[1] != 0 || ext[2] != 5 {
+			t.Fatalf("SCT extensions %x carry no leaf index", ext)
+		}
+		idx := binary.BigEndian.Uint64(append([]byte{0, 0, 0}, ext[3:]...))
+		leaf, err := ct.MerkleTreeLeafForEmbeddedSCT([]*ctx509.Certificate{cc, ctIssuer}, sct.Timestamp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf.TimestampedEntry.Extensions = sct.Extensions
+		raw, err := cttls.Marshal(*leaf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		acks = append(acks, acked{idx, raw})
+		maxIdx = max(maxIdx, idx)
+	}
+
+	var size uint64
+	var root []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		cp, _, _, err := client.FetchCheckpoint(ctx, fetcher.ReadCheckpoint, verifier, origin)
+		if err != nil {
+			t.Fatalf("CT checkpoint after restart: %v", err)
+		}
+		size, root = cp.Size, cp.Hash
+		if size > maxIdx || time.Now().After(deadline) {
+			break
+		}
+	}
+	pb, err := client.NewProofBuilder(ctx, size, fetcher.ReadTile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acks {
+		if a.index >= size {
+			t.Fatalf("SCT for leaf %d, but the CT log's checkpoint after restart has %d entries", a.index, size)
+		}
+		hashes, err := pb.InclusionProof(ctx, a.index)
+		if err != nil {
+			t.Fatalf("inclusion proof for %d: %v", a.index, err)
+		}
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, a.index, size, rfc6962.DefaultHasher.HashLeaf(a.leaf), hashes, root); err != nil {
+			t.Fatalf("the precertificate of an issued certificate (leaf %d) is not in the CT log after kill -9: %v", a.index, err)
+		}
+	}
+	t.Logf("%d issued certificates all proven in the CT log after kill -9 (tree size %d)", len(acks), size)
+}
