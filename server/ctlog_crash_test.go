@@ -5,6 +5,9 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,4 +160,56 @@ func TestSCTsSurviveKill9(t *testing.T) {
 		}
 	}
 	t.Logf("%d issued certificates all proven in the CT log after kill -9 (tree size %d)", len(acks), size)
+}
+
+// A damaged or rolled-back CT log is never signed as a new tree under the
+// same key: the server refuses to start, naming the fork guard's reason.
+func TestCTLogDamageIsDetected(t *testing.T) {
+	bin := servertest.Binary(t)
+	issued := func(t *testing.T) string {
+		t.Helper()
+		data := t.TempDir()
+		p := servertest.Start(t, data, "--dev-oidc")
+		tok, err := p.Token(context.Background(), url.Values{"kind": {"github"}, "repository": {"acme/app"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 5 {
+			mustCertify(t, p, tok)
+		}
+		// Wait for a checkpoint of all five, so the guard has recorded it.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if code, cp := get(t, p, "/ctlog/checkpoint"); code == 200 && checkpointSize([]byte(cp)) == 5 {
+				break
+			}
+		}
+		if err := p.Stop(20 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	for _, c := range []struct {
+		name   string
+		damage func(t *testing.T, data string)
+		want   string
+	}{
+		{"a leaf hash flipped in a tile", func(t *testing.T, data string) {
+			flipByte(t, filepath.Join(data, "ctlog", "tile", "0", "000.p", "5"), 40)
+		}, "is not an extension of tree 5"},
+		{"the tree state rolled back", func(t *testing.T, data string) {
+			if err := os.RemoveAll(filepath.Join(data, "ctlog")); err != nil {
+				t.Fatal(err)
+			}
+		}, "signed a tree of 5"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			data := issued(t)
+			c.damage(t, data)
+			_, err := servertest.StartErr(bin, data, "--dev-oidc")
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("server on a damaged CT log: %v, want a refusal saying %q", err, c.want)
+			}
+			t.Log(err)
+		})
+	}
 }

@@ -35,6 +35,7 @@ import (
 	ct "github.com/google/certificate-transparency-go"
 	cttls "github.com/google/certificate-transparency-go/tls"
 	"github.com/prometheus/client_golang/prometheus"
+	fnote "github.com/transparency-dev/formats/note"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/ctonly"
 	tposix "github.com/transparency-dev/tessera/storage/posix"
@@ -46,6 +47,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/signet-dev/signet/server/storage"
+	"github.com/signet-dev/signet/server/tlog"
 )
 
 // Defaults.
@@ -80,6 +82,9 @@ type Options struct {
 	// submissions must lead to its root, and the CA's precertificates are
 	// logged under its issuing certificate.
 	CAChain []*x509.Certificate
+	// HeadFile records, outside Dir, the largest checkpoint the log key
+	// signed (the fork guard's record); default Dir + ".signed-head".
+	HeadFile string
 	// PathPrefix is the URL path the log is served under; default
 	// DefaultPathPrefix.
 	PathPrefix         string
@@ -141,6 +146,9 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 	}
 	if o.CheckpointInterval < 100*time.Millisecond {
 		return nil, fmt.Errorf("ctlog: checkpoint interval %v is below tessera's minimum of 100ms", o.CheckpointInterval)
+	}
+	if o.HeadFile == "" {
+		o.HeadFile = filepath.Clean(o.Dir) + ".signed-head"
 	}
 	if o.SubmitTimeout <= 0 {
 		o.SubmitTimeout = DefaultSubmitTimeout
@@ -225,6 +233,21 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 }
 
 func openStorage(ctx context.Context, o Options, signer note.Signer) (*tstorage.CTStorage, func(context.Context) error, error) {
+	// The transparency log's fork guard stands between tessera and the
+	// key here too: a damaged or rolled-back CT log is never signed as a
+	// new tree under the same key.
+	vkey, err := fnote.RFC6962VerifierString("https://"+o.Origin, o.Signer.Public())
+	if err != nil {
+		return nil, nil, err
+	}
+	verifier, err := fnote.NewRFC6962Verifier(vkey)
+	if err != nil {
+		return nil, nil, err
+	}
+	guard, err := tlog.NewGuard(o.HeadFile, signer, verifier)
+	if err != nil {
+		return nil, nil, err
+	}
 	driver, err := tposix.New(ctx, tposix.Config{Path: o.Dir})
 	if err != nil {
 		return nil, nil, fmt.Errorf("tessera POSIX storage: %w", err)
@@ -233,12 +256,16 @@ func openStorage(ctx context.Context, o Options, signer note.Signer) (*tstorage.
 	// each precertificate once; a duplicate add-chain is logged again,
 	// which RFC 6962 allows.
 	opts := tessera.NewAppendOptions().
-		WithCheckpointSigner(signer).
+		WithCheckpointSigner(guard.Signer()).
 		WithCTLayout().
 		WithCheckpointInterval(o.CheckpointInterval).
 		WithBatching(o.BatchMaxSize, o.BatchMaxAge)
 	appender, shutdown, reader, err := tessera.NewAppender(ctx, driver, opts)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := guard.Start(ctx, reader); err != nil {
+		_ = shutdown(ctx)
 		return nil, nil, err
 	}
 	issuers, err := tsposix.NewIssuerStorage(ctx, o.Dir)

@@ -254,3 +254,51 @@ func (g *guard) head() (size uint64, root []byte, ok bool) {
 	defer g.mu.Unlock()
 	return g.size, g.root, g.have
 }
+
+// Guard is the same fork guard for another tessera log of this server (the
+// certificate transparency log), whose checkpoints are signed by another
+// note.Signer: it signs a tree only if the stored tiles prove it extends
+// the largest tree that signer signed, recorded durably at path.
+type Guard struct{ g *guard }
+
+// NewGuard wraps s; v verifies what s signs (for the record).
+func NewGuard(path string, s note.Signer, v note.Verifier) (*Guard, error) {
+	g := &guard{path: path, origin: s.Name(), hash: s.KeyHash(), sign: s.Sign, verifier: v, ready: make(chan struct{})}
+	if err := g.load(); err != nil {
+		return nil, err
+	}
+	return &Guard{g}, nil
+}
+
+// Signer is the guarded signer, for tessera.
+func (G *Guard) Signer() note.Signer { return G.g }
+
+// Start checks, once tessera has opened the log, that its integrated tree
+// extends the recorded one (the tiles prove it), and lets signing begin; on
+// failure nothing is ever signed and the error says why.
+func (G *Guard) Start(ctx context.Context, r interface {
+	ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error)
+	IntegratedSize(ctx context.Context) (uint64, error)
+}) error {
+	tiles := newTileCache(r.ReadTile)
+	err := func() error {
+		size, root, have := G.g.head()
+		if !have || size == 0 {
+			return nil
+		}
+		stored, err := r.IntegratedSize(ctx)
+		if err != nil {
+			return fmt.Errorf("reading the stored tree size: %w", err)
+		}
+		if stored < size {
+			return fmt.Errorf("%w: the stored tree has %d entries, but this key signed a tree of %d (recorded in %s): the log was rolled back or its state damaged", ErrForked, stored, size, G.g.path)
+		}
+		got, err := tiles.root(ctx, stored)
+		if err != nil {
+			return fmt.Errorf("%w: cannot compute the root of the stored tree %d from its tiles: %v", ErrForked, stored, err)
+		}
+		return consistent(tiles, size, stored, root, got)
+	}()
+	G.g.start(tiles, err)
+	return err
+}
