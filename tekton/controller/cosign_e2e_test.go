@@ -56,9 +56,9 @@ func cosignCmd(t *testing.T, bin string, args ...string) (string, string, error)
 }
 
 // cosignPolicy is the verification policy for identity, offline against the
-// env's trusted root: signet runs no CT log, so no SCT is checked.
+// env's trusted root, with cosign's default SCT check.
 func (e *env) cosignPolicy(identity string) []string {
-	return []string{"--trusted-root", e.root, "--certificate-identity", identity, "--certificate-oidc-issuer", e.issuer, "--insecure-ignore-sct"}
+	return []string{"--trusted-root", e.root, "--certificate-identity", identity, "--certificate-oidc-issuer", e.issuer}
 }
 
 // cosignStatements decodes the in-toto statements cosign verify-attestation
