@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	"golang.org/x/net/netutil"
 	"k8s.io/klog/v2"
 
@@ -208,6 +209,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		return nil, err
 	}
 	s.attest.Register(mux)
+	// Attestations logged as dsse entries (sigstore-js, actions/attest) are
+	// kept and found by digest like those submitted to the store.
+	s.log.OnDSSE(func(ctx context.Context, e *tlog.DSSEEntry, tle *rekorv1.TransparencyLogEntry) {
+		s.attest.KeepLogged(context.WithoutCancel(ctx), e.Envelope, e.Verifiers[0], tle)
+	})
 
 	var ctLog *trust.CTLog
 	if s.ct != nil {

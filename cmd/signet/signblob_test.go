@@ -134,7 +134,7 @@ func TestSignBlobVerifyBlob(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, err := sgverify.NewVerifier(tr, sgverify.WithSignedTimestamps(1), sgverify.WithTransparencyLog(1))
+		v, err := sgverify.NewVerifier(tr, sgverify.WithSignedCertificateTimestamps(1), sgverify.WithSignedTimestamps(1), sgverify.WithTransparencyLog(1))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,10 @@ import (
 	"testing"
 	"time"
 
+	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
+
 	"github.com/signet-dev/signet/internal/toolcache"
 )
 
@@ -318,27 +322,80 @@ func TestSigstoreJSInterop(t *testing.T) {
 			"--certificate-identity", "https://github.com/evil/widget/.github/workflows/release.yml@refs/heads/main", "--certificate-oidc-issuer", e.issuer).want(t, 1)
 	})
 
-	// @sigstore/sign 5.1.0 logs a DSSE envelope to Rekor v2 as a
-	// dsseRequestV002 entry; Rekor v2 clients have moved to a hashedrekord
-	// over the DSSE PAE (sigstore-go #627, sigstore-python #1776), the only
-	// DSSE entry signet's log takes. Until sigstore-js signs that way its
-	// attestations cannot be logged: this pins that signet refuses with an
-	// error naming the fix, and fails once sigstore-js changes, so the
-	// attestation can then be verified here instead.
-	t.Run("sigstore-js attest is refused with a clear error", func(t *testing.T) {
+	// @sigstore/sign 5 logs a DSSE envelope to Rekor v2 as a dsseRequestV002
+	// entry (what actions/attest does), which rekor-tiles v2.3 dropped and
+	// signet's log takes: the attestation is logged, kept by the attestation
+	// store, and verifies in signet and in sigstore-js. sigstore-go v1.3.0
+	// reads only hashedrekord v0.0.2 Rekor v2 bodies and refuses it.
+	t.Run("sigstore-js attests, signet and sigstore-js verify", func(t *testing.T) {
 		_, sc := e.trustFiles()
 		att := filepath.Join(e.dir, "att-by-js.sigstore.json")
-		_, stderr, err := js.exec(t, "sign", map[string]any{
+		var res struct {
+			OK bool `json:"ok"`
+		}
+		js.run(t, "sign", map[string]any{
 			"signingConfig": sc, "token": e.token, "artifact": art, "subjectName": filepath.Base(art), "predicate": pred, "bundle": att,
-		})
+		}, &res)
+		if !res.OK {
+			t.Fatal("sigstore-js attest reported no success")
+		}
+		var v verifyResult
+		runSignet(t, nil, append([]string{"verify-blob-attestation", art, "--bundle", att, "--type", "slsaprovenance1", "-o", "json"}, e.policy()...)...).want(t, 0).decode(t, &v)
+		if !v.Verified || v.Identity != e.identity || len(v.LogEntries) != 1 || len(v.VerifiedTimes) == 0 {
+			t.Errorf("signet's verdict on sigstore-js's attestation: %+v", v)
+		}
+		var b struct {
+			VerificationMaterial struct {
+				TlogEntries []struct {
+					KindVersion struct{ Kind, Version string }
+				}
+			}
+		}
+		raw, _ := os.ReadFile(att)
+		if json.Unmarshal(raw, &b) != nil || len(b.VerificationMaterial.TlogEntries) != 1 || b.VerificationMaterial.TlogEntries[0].KindVersion.Kind != "dsse" {
+			t.Errorf("sigstore-js's attestation is not logged as a dsse entry: %s", raw)
+		}
+		// A changed subject, another artifact, another identity fail.
+		tampered := filepath.Join(e.dir, "att-by-js-tampered.sigstore.json")
+		tamperDSSEPayload(t, att, tampered, sha256Hex(otherContent))
+		runSignet(t, nil, append([]string{"verify-blob-attestation", other, "--bundle", tampered, "--type", "slsaprovenance1"}, e.policy()...)...).want(t, 1)
+		runSignet(t, nil, append([]string{"verify-blob-attestation", other, "--bundle", att, "--type", "slsaprovenance1"}, e.policy()...)...).want(t, 1)
+		runSignet(t, nil, "verify-blob-attestation", art, "--bundle", att, "--type", "slsaprovenance1", "--trusted-root", e.root,
+			"--certificate-identity", "https://github.com/evil/widget/.github/workflows/release.yml@refs/heads/main", "--certificate-oidc-issuer", e.issuer).want(t, 1)
+
+		// sigstore-js verifies its own attestation against signet's root.
+		var results []jsVerifyResult
+		js.run(t, "verify", map[string]any{"trustedRoot": e.root, "cases": []jsVerifyCase{{"js attestation", att, "", e.identity, e.issuer}}}, &results)
+		if len(results) != 1 || !results[0].OK {
+			t.Errorf("sigstore-js does not verify its attestation logged by signet: %+v", results)
+		}
+
+		// sigstore-go v1.3.0 reads only hashedrekord Rekor v2 bodies: it
+		// refuses the dsse entry (docs/verification.md); this fails once it
+		// reads them.
+		trJSON, _ := os.ReadFile(e.root)
+		sgRoot, err := root.NewTrustedRootFromJSON(trJSON)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sgv, _ := sgverify.NewVerifier(sgRoot, sgverify.WithSignedCertificateTimestamps(1), sgverify.WithSignedTimestamps(1), sgverify.WithTransparencyLog(1))
+		id, _ := sgverify.NewShortCertificateIdentity(e.issuer, "", e.identity, "")
+		d := sha256.Sum256([]byte(content))
+		// sigstore-go checks entry bodies as it loads a bundle.
+		sgb, err := sgbundle.LoadJSONFromPath(att)
 		if err == nil {
-			t.Fatalf("sigstore-js now logs attestations signet accepts: verify %s with signet verify-blob-attestation here instead", att)
+			_, err = sgv.Verify(sgb, sgverify.NewPolicy(sgverify.WithArtifactDigest("sha256", d[:]), sgverify.WithCertificateIdentity(id)))
 		}
-		if !strings.Contains(stderr, "(400) dsseRequestV002 entries are not accepted; log the envelope as hashedRekordRequestV002 over the DSSE PAE digest") {
-			t.Errorf("sigstore-js attest failed other than by signet's refusal of the dsse entry kind:\n%s", stderr)
+		if err == nil {
+			t.Error("sigstore-go now verifies Rekor v2 dsse entries: update docs/verification.md's list of differences")
+		} else {
+			t.Logf("sigstore-go v1.3.0 on a dsse v0.0.2 entry: %v", err)
 		}
-		if _, err := os.Stat(att); err == nil {
-			t.Errorf("sigstore-js wrote %s although logging failed", att)
+
+		// The attestation store kept the envelope: found by the artifact's digest.
+		body, err := e.p.Get("/api/v2/attestations?digest=sha256:" + sha256Hex(content))
+		if err != nil || !strings.Contains(string(body), "https://slsa.dev/provenance/v1") || !strings.Contains(string(body), "dsse") {
+			t.Errorf("the attestation store does not hold sigstore-js's attestation (%v):\n%s", err, body)
 		}
 	})
 }

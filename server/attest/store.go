@@ -20,6 +20,7 @@ import (
 
 	"github.com/digitorus/timestamp"
 	"github.com/prometheus/client_golang/prometheus"
+	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	bolt "go.etcd.io/bbolt"
@@ -668,4 +669,41 @@ func decodePageToken(t string) (uint64, error) {
 		return 0, errors.New("not a page token")
 	}
 	return binary.BigEndian.Uint64(b[1:]), nil
+}
+
+// KeepLogged stores an in-toto attestation that a client logged itself as a
+// dsse entry (sigstore-js, actions/attest), so it is found by digest like
+// one submitted here. The entry is already in the log: an envelope the
+// store would refuse (not in-toto, a certificate of another CA) is only
+// not kept, and a failure to keep it is logged, not answered.
+func (s *Store) KeepLogged(ctx context.Context, env *dssepb.Envelope, ver *rekorv2.Verifier, entry *rekorv1.TransparencyLogEntry) {
+	sub, err := s.validator.validate(env, ver)
+	if err != nil {
+		s.logger.Debug("dsse log entry not kept as an attestation", "logIndex", entry.GetLogIndex(), "reason", err)
+		return
+	}
+	stamp, err := s.stamp(ctx, sub)
+	if err != nil {
+		stamp = nil // the record is kept without the server's timestamp, its bundle then 404
+	}
+	rec := &Record{
+		ID: sub.id, Envelope: sub.envelope, Verifier: sub.verifier, Entry: entry,
+		StatementType: sub.statementType, PredicateType: sub.predicateType, Subjects: sub.subjects,
+		Identity: sub.identity, Issuer: sub.issuer, StoredTime: time.Now().UTC(), SignedTimestamp: stamp,
+	}
+	var exists bool
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		exists = tx.Bucket(bucketRecords).Get([]byte(sub.id)) != nil
+		return nil
+	})
+	if exists {
+		return
+	}
+	if err := s.put(rec); err != nil {
+		s.errLog.Error(s.logger, "a dsse entry was logged but its attestation could not be kept", "attestationId", sub.id, "logIndex", entry.GetLogIndex(), "error", err)
+		return
+	}
+	s.metrics.records.Inc()
+	s.metrics.submissions.WithLabelValues("logged_dsse").Inc()
+	s.logger.Info("attestation kept from a dsse log entry", "attestationId", rec.ID, "predicateType", rec.PredicateType, "identity", rec.Identity, "logIndex", entry.GetLogIndex())
 }

@@ -85,38 +85,9 @@ func canonicalHashedRekord(req *rekorv2.HashedRekordRequestV002) ([]byte, error)
 	if v == nil {
 		return nil, invalid("signature.verifier is missing; send the signer's x509Certificate or publicKey with keyDetails")
 	}
-	kd := v.GetKeyDetails()
-	if kd == commonv1.PublicKeyDetails_PUBLIC_KEY_DETAILS_UNSPECIFIED {
-		return nil, invalid("signature.verifier.keyDetails is missing; set it to the signing algorithm, one of %s", acceptedNames())
-	}
-	details, err := signature.GetAlgorithmDetails(kd)
-	if err != nil || !accepted(kd) {
-		return nil, invalid("signature.verifier.keyDetails %s is not accepted; use one of %s", kd, acceptedNames())
-	}
-	var pub crypto.PublicKey
-	switch {
-	case v.GetX509Certificate() != nil:
-		cert, err := x509.ParseCertificate(v.GetX509Certificate().GetRawBytes())
-		if err != nil {
-			return nil, invalid("signature.verifier.x509Certificate.rawBytes is not a DER X.509 certificate: %v", err)
-		}
-		pub = cert.PublicKey
-	case v.GetPublicKey() != nil:
-		pub, err = x509.ParsePKIXPublicKey(v.GetPublicKey().GetRawBytes())
-		if err != nil {
-			return nil, invalid("signature.verifier.publicKey.rawBytes is not a DER PKIX public key: %v", err)
-		}
-	default:
-		return nil, invalid("signature.verifier has neither x509Certificate nor publicKey")
-	}
-	// rekor-tiles only checks that the key and the keyDetails' hash are allowed
-	// somewhere in its registry; require the key to be the one keyDetails names.
-	only, err := signature.NewAlgorithmRegistryConfig([]commonv1.PublicKeyDetails{kd})
+	pub, details, kd, err := parseVerifier(v, "signature.verifier")
 	if err != nil {
-		return nil, invalid("signature.verifier.keyDetails %s: %v", kd, err)
-	}
-	if ok, err := only.IsAlgorithmPermitted(pub, details.GetHashType()); err != nil || !ok {
-		return nil, invalid("signature.verifier key is %s but keyDetails is %s; set keyDetails to the key's algorithm", describeKey(pub), kd)
+		return nil, err
 	}
 	if want := details.GetHashType().Size(); len(req.GetDigest()) != want {
 		return nil, invalid("digest is %d bytes but %s signs a %s digest of %d bytes", len(req.GetDigest()), kd, details.GetHashType(), want)
@@ -135,6 +106,47 @@ func canonicalHashedRekord(req *rekorv2.HashedRekordRequestV002) ([]byte, error)
 		return nil, invalid("entry is %d bytes once canonicalized; the log's limit is %d (a certificate chain does not belong in the verifier: send the leaf certificate)", len(body), maxEntryBytes)
 	}
 	return body, nil
+}
+
+// parseVerifier checks a Rekor v2 Verifier (key or certificate, and the
+// keyDetails naming its algorithm) and returns its key; where names the
+// field in messages.
+func parseVerifier(v *rekorv2.Verifier, where string) (crypto.PublicKey, signature.AlgorithmDetails, commonv1.PublicKeyDetails, error) {
+	var none signature.AlgorithmDetails
+	kd := v.GetKeyDetails()
+	if kd == commonv1.PublicKeyDetails_PUBLIC_KEY_DETAILS_UNSPECIFIED {
+		return nil, none, kd, invalid("%s.keyDetails is missing; set it to the signing algorithm, one of %s", where, acceptedNames())
+	}
+	details, err := signature.GetAlgorithmDetails(kd)
+	if err != nil || !accepted(kd) {
+		return nil, none, kd, invalid("%s.keyDetails %s is not accepted; use one of %s", where, kd, acceptedNames())
+	}
+	var pub crypto.PublicKey
+	switch {
+	case v.GetX509Certificate() != nil:
+		cert, err := x509.ParseCertificate(v.GetX509Certificate().GetRawBytes())
+		if err != nil {
+			return nil, none, kd, invalid("%s.x509Certificate.rawBytes is not a DER X.509 certificate: %v", where, err)
+		}
+		pub = cert.PublicKey
+	case v.GetPublicKey() != nil:
+		pub, err = x509.ParsePKIXPublicKey(v.GetPublicKey().GetRawBytes())
+		if err != nil {
+			return nil, none, kd, invalid("%s.publicKey.rawBytes is not a DER PKIX public key: %v", where, err)
+		}
+	default:
+		return nil, none, kd, invalid("%s has neither x509Certificate nor publicKey", where)
+	}
+	// rekor-tiles only checks that the key and the keyDetails' hash are allowed
+	// somewhere in its registry; require the key to be the one keyDetails names.
+	only, err := signature.NewAlgorithmRegistryConfig([]commonv1.PublicKeyDetails{kd})
+	if err != nil {
+		return nil, none, kd, invalid("%s.keyDetails %s: %v", where, kd, err)
+	}
+	if ok, err := only.IsAlgorithmPermitted(pub, details.GetHashType()); err != nil || !ok {
+		return nil, none, kd, invalid("%s key is %s but keyDetails is %s; set keyDetails to the key's algorithm", where, describeKey(pub), kd)
+	}
+	return pub, details, kd, nil
 }
 
 func accepted(kd commonv1.PublicKeyDetails) bool {
@@ -170,28 +182,39 @@ func (l *Log) AppendHashedRekord(ctx context.Context, req *rekorv2.HashedRekordR
 // appendHashedRekordDup is AppendHashedRekord that also says whether the
 // entry was already in the log.
 func (l *Log) appendHashedRekordDup(ctx context.Context, req *rekorv2.HashedRekordRequestV002) (*rekorv1.TransparencyLogEntry, bool, error) {
-	tle, dup, err := l.appendHashedRekord(ctx, req)
+	body, err := canonicalHashedRekord(req)
 	if err != nil {
-		reason := reasonFor(err)
-		l.metrics.rejected.WithLabelValues(reason).Inc()
-		if reason == reasonInvalid {
-			l.logger.Debug("log entry refused", "error", err)
-		}
+		l.countRefusal(err)
 		return nil, false, err
 	}
-	if dup {
-		l.metrics.rejected.WithLabelValues(reasonDuplicate).Inc()
-	} else {
-		l.metrics.appended.WithLabelValues(kindHashedRekord).Inc()
+	tle, dup, err := l.appendBody(ctx, body, kindHashedRekord, versionHashedRekord)
+	if err != nil {
+		l.countRefusal(err)
+		return nil, false, err
 	}
+	l.countAppend(kindHashedRekord, dup)
 	return tle, dup, nil
 }
 
-func (l *Log) appendHashedRekord(ctx context.Context, req *rekorv2.HashedRekordRequestV002) (*rekorv1.TransparencyLogEntry, bool, error) {
-	body, err := canonicalHashedRekord(req)
-	if err != nil {
-		return nil, false, err
+func (l *Log) countRefusal(err error) {
+	reason := reasonFor(err)
+	l.metrics.rejected.WithLabelValues(reason).Inc()
+	if reason == reasonInvalid {
+		l.logger.Debug("log entry refused", "error", err)
 	}
+}
+
+func (l *Log) countAppend(kind string, dup bool) {
+	if dup {
+		l.metrics.rejected.WithLabelValues(reasonDuplicate).Inc()
+	} else {
+		l.metrics.appended.WithLabelValues(kind).Inc()
+	}
+}
+
+// appendBody appends a validated, canonical entry body and answers its
+// entry with an inclusion proof under a checkpoint that covers it.
+func (l *Log) appendBody(ctx context.Context, body []byte, kind, version string) (*rekorv1.TransparencyLogEntry, bool, error) {
 	// Held for the whole append so Close waits for every append it let in.
 	l.closeMu.RLock()
 	defer l.closeMu.RUnlock()
@@ -204,6 +227,7 @@ func (l *Log) appendHashedRekord(ctx context.Context, req *rekorv2.HashedRekordR
 	var (
 		th  *treeHead
 		idx tessera.Index
+		err error
 	)
 	if l.awaiter != nil {
 		var cp []byte
@@ -232,7 +256,7 @@ func (l *Log) appendHashedRekord(ctx context.Context, req *rekorv2.HashedRekordR
 	return &rekorv1.TransparencyLogEntry{
 		LogIndex:          int64(idx.Index),
 		LogId:             &commonv1.LogId{KeyId: l.LogID()},
-		KindVersion:       &rekorv1.KindVersion{Kind: kindHashedRekord, Version: versionHashedRekord},
+		KindVersion:       &rekorv1.KindVersion{Kind: kind, Version: version},
 		CanonicalizedBody: body,
 		InclusionProof: &rekorv1.InclusionProof{
 			LogIndex:   int64(idx.Index),

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	f_log "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/tessera/api/layout"
@@ -59,22 +60,26 @@ func (l *Log) handleCreateEntry(w http.ResponseWriter, r *http.Request) {
 		apierror.Write(w, http.StatusBadRequest, "request body is not a JSON CreateEntryRequest: %v; send {\"hashedRekordRequestV002\": {...}}", err)
 		return
 	}
-	var hr *rekorv2.HashedRekordRequestV002
+	var (
+		tle *rekorv1.TransparencyLogEntry
+		dup bool
+	)
 	switch spec := req.GetSpec().(type) {
 	case *rekorv2.CreateEntryRequest_HashedRekordRequestV002:
-		hr = spec.HashedRekordRequestV002
+		tle, dup, err = l.appendHashedRekordDup(r.Context(), spec.HashedRekordRequestV002)
 	case *rekorv2.CreateEntryRequest_DsseRequestV002:
-		// rekor-tiles v2.3 refuses DSSE entries too: clients log a DSSE
-		// envelope as a hashedrekord over its PAE.
-		l.metrics.rejected.WithLabelValues(reasonUnsupported).Inc()
-		apierror.Write(w, http.StatusBadRequest, "dsseRequestV002 entries are not accepted; log the envelope as hashedRekordRequestV002 over the DSSE PAE digest")
-		return
+		var e *DSSEEntry
+		tle, e, dup, err = l.AppendDSSE(r.Context(), spec.DsseRequestV002)
+		if err == nil && !dup && l.onDSSE != nil {
+			// The envelope is kept (the attestation store); the entry is
+			// logged whatever becomes of that, as the answer says.
+			l.onDSSE(r.Context(), e, tle)
+		}
 	default:
 		l.metrics.rejected.WithLabelValues(reasonUnsupported).Inc()
-		apierror.Write(w, http.StatusBadRequest, "request has no entry; send hashedRekordRequestV002")
+		apierror.Write(w, http.StatusBadRequest, "request has no entry; send hashedRekordRequestV002 or dsseRequestV002")
 		return
 	}
-	tle, dup, err := l.appendHashedRekordDup(r.Context(), hr)
 	if err != nil {
 		writeAppendError(w, err)
 		return

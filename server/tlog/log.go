@@ -1,5 +1,5 @@
 // Package tlog is signet's transparency log: a Rekor v2 (rekor-tiles)
-// compatible log of hashedrekord entries, stored by transparency-dev/tessera's
+// compatible log of hashedrekord (and dsse) entries, stored by transparency-dev/tessera's
 // POSIX driver and served over C2SP tlog-tiles.
 package tlog
 
@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	f_log "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
@@ -117,6 +118,10 @@ type Log struct {
 	state   *treeHead // newest signed tree head handed out
 
 	errLog ratelog.Limiter // append failures, which come in floods when the disk fills
+
+	// onDSSE, when set, is given every dsse entry appended through the
+	// HTTP API (the attestation store keeps its envelope).
+	onDSSE func(context.Context, *DSSEEntry, *rekorv1.TransparencyLogEntry)
 
 	lastGoodCheckpoint atomic.Pointer[goodCheckpoint]
 	damagedCheckpoint  sync.Once // log the damage once, not per request
@@ -296,4 +301,10 @@ func checkpointKeyID(origin string, pub ed25519.PublicKey) (uint32, []byte) {
 // validOrigin applies the signed-note key name rules.
 func validOrigin(s string) bool {
 	return s != "" && utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsSpace) < 0 && !strings.Contains(s, "+")
+}
+
+// OnDSSE sets what is done with each dsse entry appended through the HTTP
+// API once it is logged; call it before serving.
+func (l *Log) OnDSSE(f func(context.Context, *DSSEEntry, *rekorv1.TransparencyLogEntry)) {
+	l.onDSSE = f
 }

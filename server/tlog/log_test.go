@@ -195,7 +195,7 @@ func TestRefusals(t *testing.T) {
 		{"not JSON", []byte("hello"), 400, "not a JSON CreateEntryRequest"},
 		{"unknown field", []byte(`{"hashedRekordRequestV002":{},"extra":1}`), 400, "not a JSON CreateEntryRequest"},
 		{"no entry", []byte(`{}`), 400, "request has no entry"},
-		{"dsse kind", []byte(`{"dsseRequestV002":{}}`), 400, "dsseRequestV002 entries are not accepted"},
+		{"dsse without an envelope", []byte(`{"dsseRequestV002":{}}`), 400, "dsseRequestV002.envelope is missing"},
 		{"empty hashedrekord", []byte(`{"hashedRekordRequestV002":{}}`), 400, "signature.content is empty"},
 		{"digest too short", edit(func(r *rekorv2.HashedRekordRequestV002) { r.Digest = r.Digest[:20] }), 400, "digest is 20 bytes"},
 		{"digest missing", edit(func(r *rekorv2.HashedRekordRequestV002) { r.Digest = nil }), 400, "digest is 0 bytes"},
