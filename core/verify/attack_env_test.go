@@ -35,9 +35,11 @@ import (
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	sgroot "github.com/sigstore/sigstore-go/pkg/root"
 	flog "github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/signet-dev/signet/core/certext"
@@ -434,4 +436,43 @@ func (e *attackEnv) keyBundle(t *testing.T, k crypto.Signer) *protobundle.Bundle
 	s := must(signer.New(k))
 	res := must(sign.ArtifactReader(context.Background(), sign.Options{Services: e.services, Key: s}, bytes.NewReader(e.artifact)))
 	return res.Bundle.Proto()
+}
+
+// assembleDSSEEntry is assembleDSSE with the envelope logged as a Rekor v2
+// dsse v0.0.2 entry, as sigstore-js logs attestations.
+func (e *attackEnv) assembleDSSEEntry(t *testing.T, key *ecdsa.PrivateKey, cert *x509.Certificate, payloadType string, payload []byte) *protobundle.Bundle {
+	t.Helper()
+	ctx := context.Background()
+	d := sha256.Sum256(dsse.PAE(payloadType, payload))
+	sig := must(ecdsa.SignASN1(rand.Reader, key, d[:]))
+	ts := must(e.tsa.Timestamp(ctx, sig))
+	env := &protodsse.Envelope{Payload: payload, PayloadType: payloadType, Signatures: []*protodsse.Signature{{Sig: sig}}}
+	req := must(protojson.Marshal(&rekorv2.CreateEntryRequest{Spec: &rekorv2.CreateEntryRequest_DsseRequestV002{DsseRequestV002: &rekorv2.DSSERequestV002{
+		Envelope:  env,
+		Verifiers: []*rekorv2.Verifier{{KeyDetails: protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256, Verifier: &rekorv2.Verifier_X509Certificate{X509Certificate: &protocommon.X509Certificate{RawBytes: cert.Raw}}}},
+	}}}))
+	resp, err := http.Post(e.p.URL+"/api/v2/log/entries", "application/json", bytes.NewReader(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("logging a dsse entry: %s: %s", resp.Status, raw)
+	}
+	var entry protorekor.TransparencyLogEntry
+	if err := protojson.Unmarshal(raw, &entry); err != nil {
+		t.Fatal(err)
+	}
+	return &protobundle.Bundle{
+		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json",
+		VerificationMaterial: &protobundle.VerificationMaterial{
+			Content:     &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: cert.Raw}},
+			TlogEntries: []*protorekor.TransparencyLogEntry{&entry},
+			TimestampVerificationData: &protobundle.TimestampVerificationData{
+				Rfc3161Timestamps: []*protocommon.RFC3161SignedTimestamp{{SignedTimestamp: ts.Response}},
+			},
+		},
+		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: env},
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/hex"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/signet-dev/signet/core/bundle"
 	"github.com/signet-dev/signet/core/certext"
+	"github.com/signet-dev/signet/core/intoto"
 	"github.com/signet-dev/signet/core/trust"
 	"github.com/signet-dev/signet/core/verify"
 	"github.com/signet-dev/signet/server/servertest"
@@ -442,6 +444,29 @@ func TestAttackCorpus(t *testing.T) {
 		key, cert := e.issue(t, nil, nil, nil)
 		pb := e.assembleDSSE(t, key, cert, "application/json", []byte(`{"subject":"app.tar.gz"}`))
 		add(attack{name: "DSSE of another payload type, genuinely signed and logged", attest: true, pb: pb, want: verify.CheckStatement})
+	}
+
+	// --- Rekor v2 dsse entries (sigstore-js 5, actions/attest). ---
+	{
+		d := sha256.Sum256(e.artifact)
+		statement := func(digest string) []byte {
+			return must(intoto.MarshalStatement(must(intoto.NewStatement([]intoto.Subject{{Name: "app.tar.gz", Digest: map[string]string{"sha256": digest}}}, "https://example.com/test-result/v1", []byte(`{"passed":true}`)))))
+		}
+		key, cert := e.issue(t, nil, nil, nil)
+		genuine := e.assembleDSSEEntry(t, key, cert, intoto.PayloadType, statement(hex.EncodeToString(d[:])))
+		const noDSSE = "sigstore-go v1.3.0 reads only hashedrekord Rekor v2 bodies and refuses every dsse v0.0.2 entry as it loads the bundle"
+		add(attack{name: "attestation logged as a dsse v0.0.2 entry", attest: true, pb: genuine, skipSigstoreGo: noDSSE})
+		// The same signer's genuine dsse entry of another statement.
+		key2, cert2 := key, cert
+		otherEntry := e.assembleDSSEEntry(t, key2, cert2, intoto.PayloadType, statement(strings.Repeat("ab", 32)))
+		swapped := clone(genuine)
+		swapped.VerificationMaterial.TlogEntries = clone(otherEntry).VerificationMaterial.TlogEntries
+		add(attack{name: "dsse entry of another envelope by the same signer", attest: true, pb: swapped, want: verify.CheckTlogBody, skipSigstoreGo: noDSSE})
+		// The envelope's payload changed under a genuine entry: the
+		// signature check fails first, as for any envelope.
+		edited := clone(genuine)
+		edited.GetDsseEnvelope().Payload = statement(strings.Repeat("cd", 32))
+		add(attack{name: "dsse entry with the envelope's payload replaced", attest: true, pb: edited, want: verify.CheckSignature, skipSigstoreGo: noDSSE})
 	}
 
 	// --- Certificate transparency. ---
