@@ -44,12 +44,17 @@ type errorJSON struct {
 
 // exitCodeOf is the one exit-code rule: 0 success, 2 usage, 1 anything else.
 func exitCodeOf(err error) int {
-	var ue usageError
+	var (
+		ue usageError
+		mu monitorUnreachable
+	)
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &ue):
 		return exitUsage
+	case errors.As(err, &mu):
+		return exitUnreachable
 	}
 	return exitFailed
 }

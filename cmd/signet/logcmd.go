@@ -83,19 +83,20 @@ func checkpointOf(o *tlog.Log) checkpointJSON {
 
 func newLogCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "log checkpoint|entry|proof|search",
+		Use:   "log checkpoint|entry|proof|search|monitor",
 		Short: "Inspect a transparency log: checkpoint, entries, proofs, attestation search",
 		Long: `Read a Rekor v2 transparency log through its C2SP tlog-tiles API and verify
 what it serves against the trusted root: the checkpoint's signature by the log
 key, each entry's inclusion in that checkpoint, and consistency between two
-checkpoints. 'search' asks a signet server's attestation store.
+checkpoints. 'search' asks a signet server's attestation store; 'monitor'
+follows the log and stops at the first inconsistency, with the evidence.
 ` + trustHelpVerify,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return usageError{fmt.Errorf("name a subcommand: checkpoint, entry, proof or search\nRun '%s --help' for usage", cmd.CommandPath())}
+			return usageError{fmt.Errorf("name a subcommand: checkpoint, entry, proof, search or monitor\nRun '%s --help' for usage", cmd.CommandPath())}
 		},
 	}
-	cmd.AddCommand(newLogCheckpointCmd(), newLogEntryCmd(), newLogProofCmd(), newLogSearchCmd())
+	cmd.AddCommand(newLogCheckpointCmd(), newLogEntryCmd(), newLogProofCmd(), newLogSearchCmd(), newLogMonitorCmd())
 	return cmd
 }
 

@@ -19,6 +19,9 @@ const (
 	exitOK     = 0
 	exitFailed = 1 // the operation ran and failed (verification failed, server error…)
 	exitUsage  = 2 // the command line was wrong
+	// exitUnreachable: 'log monitor --once' could not make its check, told
+	// apart from an inconsistency it found.
+	exitUnreachable = 3
 )
 
 // usageError marks errors caused by how the command was called.

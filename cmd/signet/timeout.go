@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,7 +14,7 @@ import (
 const defaultTimeout = 3 * time.Minute
 
 // untimed are the commands that run until stopped.
-var untimed = map[string]bool{"server": true, "quickstart": true, "bench": true, "github-action": true}
+var untimed = map[string]bool{"server": true, "quickstart": true, "bench": true, "github-action": true, "log monitor": true}
 
 // timeoutError is a command that ran out of --timeout.
 type timeoutError struct {
@@ -30,14 +31,14 @@ func (e *timeoutError) Unwrap() error { return e.err }
 // the deadline for all it does.
 func addTimeout(root *cobra.Command) {
 	var limit time.Duration
-	root.PersistentFlags().DurationVarP(&limit, "timeout", "t", defaultTimeout, "give up after this long (e.g. 30s, 10m); not for server, quickstart, bench")
+	root.PersistentFlags().DurationVarP(&limit, "timeout", "t", defaultTimeout, "give up after this long (e.g. 30s, 10m); not for server, quickstart, bench, log monitor")
 	var cancel context.CancelFunc
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		top := cmd
 		for top.HasParent() && top.Parent() != root {
 			top = top.Parent()
 		}
-		if untimed[top.Name()] {
+		if untimed[top.Name()] || untimed[strings.TrimPrefix(cmd.CommandPath(), root.Name()+" ")] {
 			return nil
 		}
 		if limit <= 0 {

@@ -1,6 +1,7 @@
 package tlog
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -67,6 +68,10 @@ func (l *Log) ConsistencyFrom(ctx context.Context, signedNote []byte) (*Consiste
 		return nil, err
 	}
 	c, err := l.ConsistencyProof(ctx, old.Size, old.Hash)
+	var ce *ConsistencyError
+	if errors.As(err, &ce) {
+		ce.OldNote = signedNote
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +88,7 @@ func (l *Log) ConsistencyFrom(ctx context.Context, signedNote []byte) (*Consiste
 func (l *Log) ConsistencyProof(ctx context.Context, oldSize uint64, oldRoot []byte) (*Consistency, error) {
 	size := l.cp.Size
 	if oldSize > size {
-		return nil, &ConsistencyError{LogURL: l.trusted.BaseURL, OldSize: oldSize, Size: size, OldRoot: oldRoot}
+		return nil, &ConsistencyError{LogURL: l.trusted.BaseURL, OldSize: oldSize, Size: size, OldRoot: oldRoot, Root: l.cp.Hash, Note: l.cp.Note}
 	}
 	if oldRoot == nil {
 		var err error
@@ -98,7 +103,7 @@ func (l *Log) ConsistencyProof(ctx context.Context, oldSize uint64, oldRoot []by
 		return nil, fmt.Errorf("log %s: building the consistency proof %d→%d: %w", l.trusted.BaseURL, oldSize, size, err)
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, oldSize, size, hashes, oldRoot, l.cp.Hash); err != nil {
-		return nil, &ConsistencyError{LogURL: l.trusted.BaseURL, OldSize: oldSize, Size: size, OldRoot: oldRoot, Hashes: hashes, Err: err}
+		return nil, &ConsistencyError{LogURL: l.trusted.BaseURL, OldSize: oldSize, Size: size, OldRoot: oldRoot, Root: l.cp.Hash, Note: l.cp.Note, Hashes: hashes, Err: err}
 	}
 	return &Consistency{OldSize: oldSize, OldRoot: oldRoot, Hashes: hashes}, nil
 }
@@ -151,11 +156,34 @@ type ConsistencyError struct {
 	LogURL        string
 	OldSize, Size uint64
 	OldRoot       []byte   // as given; nil when it was to come from the tiles and the old tree is the larger
+	Root          []byte   // the verified checkpoint's
 	Hashes        [][]byte // the proof the tiles gave; nil when the old tree is the larger
 	Err           error    // from merkle's verification; nil when the old tree is the larger
+	// The evidence: the verified checkpoint the log serves now and, when
+	// the old tree came from a signed checkpoint, that one. Both signed by
+	// the log key, they prove the log told two stories.
+	Note, OldNote []byte
+}
+
+// SplitView says the two trees have the same size and different roots: the
+// log showed different clients different logs.
+func (e *ConsistencyError) SplitView() bool {
+	return e.OldSize == e.Size && e.OldRoot != nil && !bytes.Equal(e.OldRoot, e.Root)
+}
+
+// Evidence is the two signed checkpoints (when the old one was signed), to
+// keep and publish: each verifies with the log key on its own.
+func (e *ConsistencyError) Evidence() string {
+	if e.OldNote == nil {
+		return ""
+	}
+	return "checkpoint seen earlier:\n" + string(e.OldNote) + "\ncheckpoint served now:\n" + string(e.Note)
 }
 
 func (e *ConsistencyError) Error() string {
+	if e.SplitView() {
+		return fmt.Sprintf("SPLIT VIEW: log %s signed two different trees of size %d (root %s earlier, %s now): it shows different clients different logs", e.LogURL, e.Size, base64.StdEncoding.EncodeToString(e.OldRoot), base64.StdEncoding.EncodeToString(e.Root))
+	}
 	if e.OldSize > e.Size {
 		return fmt.Sprintf("the old tree (size %d) is larger than the log's verified checkpoint (size %d): the log has been truncated or forked, or serves a stale checkpoint", e.OldSize, e.Size)
 	}

@@ -462,8 +462,9 @@ func TestConsistency(t *testing.T) {
 			_, err := l.ConsistencyProof(ctx, old, forked)
 			if !errors.As(err, &ce) || ce.OldSize != old || !bytes.Equal(ce.OldRoot, forked) || !errors.As(err, &rm) {
 				t.Errorf("old size %d with a forked root: %v", old, err)
-			} else if !strings.Contains(err.Error(), "is NOT consistent with the old tree") {
-				t.Errorf("message: %v", err)
+			} else if want := map[bool]string{true: "SPLIT VIEW", false: "is NOT consistent with the old tree"}[old == size]; !strings.Contains(err.Error(), want) || ce.SplitView() != (old == size) {
+				// The same size with another root is two trees under one key.
+				t.Errorf("message: %v, want %q (split view %v)", err, want, ce.SplitView())
 			}
 		}
 	})
