@@ -38,6 +38,7 @@ import (
 	"github.com/signet-dev/signet/server/tlog"
 	"github.com/signet-dev/signet/server/trust"
 	"github.com/signet-dev/signet/server/tsa"
+	"github.com/signet-dev/signet/server/tuf"
 )
 
 // Server is a configured, listening server.
@@ -50,6 +51,7 @@ type Server struct {
 	dir      *storage.Dir
 	log      *tlog.Log
 	ct       *ctlog.Log // nil when ct.disabled
+	tuf      *tuf.Repo
 	attest   *attest.Store
 	dev      *devoidc.Issuer
 	trust    *trust.Files
@@ -235,6 +237,20 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	}
 	s.trust.Register(mux)
 
+	// The same two files through TUF, for clients that bootstrap with a
+	// pinned root (cosign initialize --mirror, sigstore-go's TUF client).
+	tufKey, err := s.dir.TUFKey()
+	if err != nil {
+		return nil, err
+	}
+	s.tuf, err = tuf.Open(tuf.Options{Dir: s.dir.TUFDir(), Key: tufKey, Logger: logger.With("service", "tuf"),
+		Targets: map[string][]byte{tuf.TrustedRootTarget: s.trust.TrustedRoot, tuf.SigningConfigTarget: s.trust.SigningConfig}})
+	if err != nil {
+		return nil, err
+	}
+	s.tuf.Register(mux)
+	logger.Warn("the TUF repository's root key is online, in the data directory: a development setup; pin "+s.url+"/tuf/root.json only where that is acceptable", "service", "tuf")
+
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -344,6 +360,9 @@ func (s *Server) closeAll(ctx context.Context) error {
 	}
 	if s.ct != nil {
 		errs = append(errs, s.ct.Close(ctx))
+	}
+	if s.tuf != nil {
+		s.tuf.Close()
 	}
 	if s.listener != nil && s.http == nil {
 		errs = append(errs, s.listener.Close())

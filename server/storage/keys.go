@@ -57,6 +57,7 @@ const (
 	caInterCert = "ca-intermediate.pem"
 	logKeyFile  = "log.key"
 	ctLogKey    = "ctlog.key"
+	tufKeyFile  = "tuf.key"
 	tsaRootKey  = "tsa-root.key"
 	tsaRootCert = "tsa-root.pem"
 	tsaLeafKey  = "tsa.key"
@@ -397,6 +398,38 @@ func (d *Dir) CTLogKey(k *Keys, supplied KeyFiles, ctDir string) error {
 	}
 	return nil
 }
+
+// TUFKey loads the key of the server's TUF repository (keys/tuf.key, an
+// Ed25519 key made at first start of a server that has none): the
+// zero-config repository signs every role with it.
+func (d *Dir) TUFKey() (ed25519.PrivateKey, error) {
+	path := filepath.Join(d.KeysDir(), tufKeyFile)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		_, key, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		b, err := keyPEM(key)
+		if err != nil {
+			return nil, err
+		}
+		if err := WriteFileSync(path, b, 0o600); err != nil {
+			return nil, fmt.Errorf("TUF key: %w", err)
+		}
+	}
+	k, err := loadPrivateKey(path)
+	if err != nil {
+		return nil, fmt.Errorf("TUF key: %w", err)
+	}
+	ek, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("TUF key %s: must be Ed25519 (PKCS#8), got %T", path, k)
+	}
+	return ek, nil
+}
+
+// TUFDir is where the TUF repository's metadata is kept.
+func (d *Dir) TUFDir() string { return filepath.Join(d.root, "tuf") }
 
 // CTLogDir is where the certificate transparency log is kept.
 func (d *Dir) CTLogDir() string { return filepath.Join(d.root, "ctlog") }

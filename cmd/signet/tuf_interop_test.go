@@ -1,0 +1,52 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// cosign bootstraps signet's trust root over TUF, as from Sigstore's own
+// repository: `cosign initialize --mirror <server>/tuf --root root.json`,
+// then signs and verifies with no --trusted-root or --signing-config at all.
+func TestCosignInitializeFromSignetTUF(t *testing.T) {
+	bin := cosignBinary(t)
+	e := newCLIEnv(t)
+	root, err := e.p.Get("/tuf/root.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned := filepath.Join(e.dir, "tuf-root.json")
+	if err := os.WriteFile(pinned, root, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	cosign := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TUF_ROOT=" + filepath.Join(home, "tuf")}
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		return out.String(), err
+	}
+	if out, err := cosign("initialize", "--mirror", e.p.URL+"/tuf", "--root", pinned); err != nil {
+		t.Fatalf("cosign initialize from signet's TUF mirror: %v\n%s", err, out)
+	}
+	art := e.file(t, "tuf.txt", "over TUF\n")
+	b := filepath.Join(e.dir, "tuf.sigstore.json")
+	// The signing config comes from TUF too (signing_config.v0.2.json).
+	if out, err := cosign("sign-blob", "-y", "--bundle", b, "--identity-token", e.token, art); err != nil {
+		t.Fatalf("cosign sign-blob with the TUF-fetched signing config: %v\n%s", err, out)
+	}
+	if out, err := cosign("verify-blob", "--bundle", b, "--certificate-identity", e.identity, "--certificate-oidc-issuer", e.issuer, art); err != nil {
+		t.Fatalf("cosign verify-blob with the TUF-fetched trusted root: %v\n%s", err, out)
+	}
+	if out, err := cosign("verify-blob", "--bundle", b, "--certificate-identity", "https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main", "--certificate-oidc-issuer", e.issuer, art); err == nil || !strings.Contains(out, "no matching CertificateIdentity") {
+		t.Errorf("cosign verified for another identity (%v):\n%s", err, out)
+	}
+	// signet verifies what cosign made.
+	runSignet(t, nil, append([]string{"verify-blob", art, "--bundle", b}, e.policy()...)...).want(t, 0)
+}
