@@ -34,6 +34,7 @@ import (
 	ctx509 "github.com/google/certificate-transparency-go/x509"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/signet-dev/signet/server/identity"
+	"github.com/signet-dev/signet/server/precert"
 )
 
 // DefaultValidity is the lifetime of issued certificates, as Fulcio's.
@@ -195,12 +196,6 @@ func hasCodeSigning(ekus []x509.ExtKeyUsage) bool {
 	return false
 }
 
-// RFC 6962 §3.1 and §3.3.
-var (
-	oidCTPoison  = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11129, 2, 4, 3}
-	oidCTSCTList = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11129, 2, 4, 2}
-)
-
 // SCTError is a CT log that gave no SCT: no certificate is issued.
 type SCTError struct{ Err error }
 
@@ -265,7 +260,7 @@ func (c *CA) issue(ctx context.Context, p *identity.Principal, pub crypto.Public
 // the SCT list extension for the certificate.
 func (c *CA) logPrecert(ctx context.Context, tmpl *x509.Certificate, pub crypto.PublicKey) ([]byte, pkix.Extension, error) {
 	pre := *tmpl
-	pre.ExtraExtensions = append(slices.Clip(tmpl.ExtraExtensions), pkix.Extension{Id: oidCTPoison, Critical: true, Value: asn1.NullBytes})
+	pre.ExtraExtensions = append(slices.Clip(tmpl.ExtraExtensions), pkix.Extension{Id: precert.OIDPoison, Critical: true, Value: asn1.NullBytes})
 	preDER, err := x509.CreateCertificate(rand.Reader, &pre, c.issuing, pub, c.signer)
 	if err != nil {
 		return nil, pkix.Extension{}, err
@@ -286,7 +281,7 @@ func (c *CA) logPrecert(ctx context.Context, tmpl *x509.Certificate, pub crypto.
 	if err != nil {
 		return nil, pkix.Extension{}, err
 	}
-	return preDER, pkix.Extension{Id: oidCTSCTList, Value: val}, nil
+	return preDER, pkix.Extension{Id: precert.OIDSCTList, Value: val}, nil
 }
 
 // randomSerial returns a positive serial of 159 random bits, which encodes

@@ -7,11 +7,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509/pkix"
-	"encoding/asn1"
-	"errors"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/signet-dev/signet/server/precert"
 )
 
 // signsP256 says the CA's key is ECDSA P-256, for which crypto/x509 signs
@@ -30,68 +30,13 @@ func signsP256(s crypto.Signer) bool {
 // the precertificate was already made and checked that way with the same
 // template and key (TestCertFromPrecertMatchesCreateCertificate).
 func certFromPrecert(pre []byte, sctList pkix.Extension, signer crypto.Signer) ([]byte, error) {
-	in := cryptobyte.String(pre)
-	var cert, tbs, sigAlg cryptobyte.String
-	if !in.ReadASN1(&cert, cbasn1.SEQUENCE) || !cert.ReadASN1(&tbs, cbasn1.SEQUENCE) || !cert.ReadASN1Element(&sigAlg, cbasn1.SEQUENCE) {
-		return nil, errors.New("precertificate: not a DER certificate")
-	}
-	extTag := cbasn1.Tag(3).Constructed().ContextSpecific()
-	replaced := 0
-	var tb cryptobyte.Builder
-	tb.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		for !tbs.Empty() {
-			var el cryptobyte.String
-			var tag cbasn1.Tag
-			if !tbs.ReadAnyASN1Element(&el, &tag) {
-				b.SetError(errors.New("precertificate: malformed TBSCertificate"))
-				return
-			}
-			if tag != extTag {
-				b.AddBytes(el)
-				continue
-			}
-			var wrapped, exts cryptobyte.String
-			if !el.ReadASN1(&wrapped, extTag) || !wrapped.ReadASN1(&exts, cbasn1.SEQUENCE) {
-				b.SetError(errors.New("precertificate: malformed extensions"))
-				return
-			}
-			b.AddASN1(extTag, func(b *cryptobyte.Builder) {
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					for !exts.Empty() {
-						var ext cryptobyte.String
-						if !exts.ReadASN1Element(&ext, cbasn1.SEQUENCE) {
-							b.SetError(errors.New("precertificate: malformed extension"))
-							return
-						}
-						body := ext
-						var oid asn1.ObjectIdentifier
-						if !body.ReadASN1(&body, cbasn1.SEQUENCE) || !body.ReadASN1ObjectIdentifier(&oid) {
-							b.SetError(errors.New("precertificate: malformed extension"))
-							return
-						}
-						if !oid.Equal(oidCTPoison) {
-							b.AddBytes(ext)
-							continue
-						}
-						replaced++
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-							b.AddASN1ObjectIdentifier(sctList.Id)
-							if sctList.Critical {
-								b.AddASN1Boolean(true)
-							}
-							b.AddASN1OctetString(sctList.Value)
-						})
-					}
-				})
-			})
-		}
-	})
-	newTBS, err := tb.Bytes()
+	tbs, sigAlg, err := precert.Split(pre)
 	if err != nil {
 		return nil, err
 	}
-	if replaced != 1 {
-		return nil, errors.New("precertificate: no single poison extension to replace")
+	newTBS, err := precert.ReplacePoison(tbs, precert.Extension(sctList.Id, sctList.Critical, sctList.Value))
+	if err != nil {
+		return nil, err
 	}
 	digest := sha256.Sum256(newTBS)
 	sig, err := signer.Sign(rand.Reader, digest[:], crypto.SHA256)

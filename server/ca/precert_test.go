@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/signet-dev/signet/server/precert"
 )
 
 // certFromPrecert builds, byte for byte, the TBSCertificate crypto/x509
@@ -26,12 +28,12 @@ func TestCertFromPrecertMatchesCreateCertificate(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	u, _ := url.Parse("https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main")
 	other := pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 8}, Value: []byte{0x0c, 1, 'x'}}
-	sct := pkix.Extension{Id: oidCTSCTList, Value: []byte{0x04, 3, 0, 1, 2}}
+	sct := pkix.Extension{Id: precert.OIDSCTList, Value: []byte{0x04, 3, 0, 1, 2}}
 	for _, critical := range []bool{false, true} {
 		sct.Critical = critical
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(42), NotBefore: time.Now(), NotAfter: time.Now().Add(10 * time.Minute),
 			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}, URIs: []*url.URL{u}, SubjectKeyId: []byte{9}}
-		tmpl.ExtraExtensions = []pkix.Extension{other, {Id: oidCTPoison, Critical: true, Value: asn1.NullBytes}}
+		tmpl.ExtraExtensions = []pkix.Extension{other, {Id: precert.OIDPoison, Critical: true, Value: asn1.NullBytes}}
 		pre, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, &key.PublicKey, caKey)
 		if err != nil {
 			t.Fatal(err)

@@ -20,7 +20,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	encoding_asn1 "encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -42,10 +41,9 @@ import (
 	"github.com/transparency-dev/tesseract"
 	tstorage "github.com/transparency-dev/tesseract/storage"
 	tsposix "github.com/transparency-dev/tesseract/storage/posix"
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/signet-dev/signet/server/precert"
 	"github.com/signet-dev/signet/server/storage"
 	"github.com/signet-dev/signet/server/tlog"
 )
@@ -532,71 +530,16 @@ func (l *Log) storeError(err error) error {
 }
 
 // precertTBS is the precertificate's TBSCertificate without the poison
-// extension: what the log entry and the SCT commit to. It rewrites the DER
-// in place of a full parse (ct-go's RemoveCTPoison parses the whole
+// extension: what the log entry and the SCT commit to. The DER is
+// rewritten rather than parsed (ct-go's RemoveCTPoison parses the whole
 // certificate, most of the log's CPU per SCT).
-func precertTBS(precert []byte) ([]byte, error) {
-	in := cryptobyte.String(precert)
-	var cert, tbs cryptobyte.String
-	if !in.ReadASN1(&cert, cbasn1.SEQUENCE) || !in.Empty() || !cert.ReadASN1(&tbs, cbasn1.SEQUENCE) {
-		return nil, errors.New("not a DER certificate")
-	}
-	extTag := cbasn1.Tag(3).Constructed().ContextSpecific()
-	var b cryptobyte.Builder
-	poisoned := 0
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		for !tbs.Empty() {
-			var el cryptobyte.String
-			var tag cbasn1.Tag
-			if !tbs.ReadAnyASN1Element(&el, &tag) {
-				b.SetError(errors.New("malformed TBSCertificate"))
-				return
-			}
-			if tag != extTag {
-				b.AddBytes(el)
-				continue
-			}
-			var wrapped, exts cryptobyte.String
-			if !el.ReadASN1(&wrapped, extTag) || !wrapped.ReadASN1(&exts, cbasn1.SEQUENCE) {
-				b.SetError(errors.New("malformed extensions"))
-				return
-			}
-			b.AddASN1(extTag, func(b *cryptobyte.Builder) {
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					for !exts.Empty() {
-						var ext, body cryptobyte.String
-						var oid encoding_asn1.ObjectIdentifier
-						if !exts.ReadASN1Element(&ext, cbasn1.SEQUENCE) {
-							b.SetError(errors.New("malformed extension"))
-							return
-						}
-						body = ext
-						if !body.ReadASN1(&body, cbasn1.SEQUENCE) || !body.ReadASN1ObjectIdentifier(&oid) {
-							b.SetError(errors.New("malformed extension"))
-							return
-						}
-						if oid.Equal(oidCTPoison) {
-							poisoned++
-							continue
-						}
-						b.AddBytes(ext)
-					}
-				})
-			})
-		}
-	})
-	out, err := b.Bytes()
+func precertTBS(pre []byte) ([]byte, error) {
+	tbs, _, err := precert.Split(pre)
 	if err != nil {
 		return nil, err
 	}
-	if poisoned != 1 {
-		return nil, fmt.Errorf("%d CT poison extensions, want exactly 1 (RFC 6962 §3.1)", poisoned)
-	}
-	return out, nil
+	return precert.ReplacePoison(tbs, nil)
 }
-
-// oidCTPoison is RFC 6962 §3.1's precertificate poison extension.
-var oidCTPoison = encoding_asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11129, 2, 4, 3}
 
 // SubmitError is a refused or failed submission. Message may name paths:
 // it is for the server's log.

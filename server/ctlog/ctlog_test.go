@@ -21,6 +21,8 @@ import (
 	"github.com/google/certificate-transparency-go/ctutil"
 	cttls "github.com/google/certificate-transparency-go/tls"
 	ctx509 "github.com/google/certificate-transparency-go/x509"
+
+	"github.com/signet-dev/signet/server/precert"
 )
 
 type testCA struct {
@@ -63,7 +65,7 @@ func (ca *testCA) sign(t *testing.T, tmpl *x509.Certificate, pub *ecdsa.PublicKe
 	return der
 }
 
-var poison = pkix.Extension{Id: oidCTPoison, Critical: true, Value: asn1.NullBytes}
+var poison = pkix.Extension{Id: precert.OIDPoison, Critical: true, Value: asn1.NullBytes}
 
 func openTest(t *testing.T, ca *testCA) *Log {
 	t.Helper()
@@ -94,7 +96,7 @@ func TestPrecertTBSMatchesCTGo(t *testing.T) {
 			t.Errorf("%s: TBS differs from ct-go's (%v)", name, err)
 		}
 	}
-	for name, exts := range map[string][]pkix.Extension{"no poison": {other}, "two poisons": {poison, {Id: oidCTPoison, Value: asn1.NullBytes}}} {
+	for name, exts := range map[string][]pkix.Extension{"no poison": {other}, "two poisons": {poison, {Id: precert.OIDPoison, Value: asn1.NullBytes}}} {
 		tmpl, k := ca.leaf(t, exts...)
 		if _, err := precertTBS(ca.sign(t, tmpl, &k.PublicKey)); err == nil || !strings.Contains(err.Error(), "poison") {
 			t.Errorf("%s: %v, want a refusal naming the poison", name, err)
