@@ -27,14 +27,17 @@ const (
 
 // trustResult is what `signet trust` reports (--output json).
 type trustResult struct {
-	Server        string        `json:"server"`
-	TrustedRoot   string        `json:"trustedRoot"`
-	SigningConfig string        `json:"signingConfig"`
-	Changed       bool          `json:"changed"` // an earlier pin was replaced (--force)
-	CAs           []authorityFP `json:"cas"`
-	Logs          []logFP       `json:"logs"`
-	TSAs          []authorityFP `json:"tsas"`
-	Services      servicesJSON  `json:"services"`
+	Server string `json:"server"`
+	// VerifiedOverTUF: the files came through the server's TUF repository,
+	// verified from the pinned root (--root).
+	VerifiedOverTUF bool          `json:"verifiedOverTUF"`
+	TrustedRoot     string        `json:"trustedRoot"`
+	SigningConfig   string        `json:"signingConfig"`
+	Changed         bool          `json:"changed"` // an earlier pin was replaced (--force)
+	CAs             []authorityFP `json:"cas"`
+	Logs            []logFP       `json:"logs"`
+	TSAs            []authorityFP `json:"tsas"`
+	Services        servicesJSON  `json:"services"`
 }
 
 // authorityFP identifies a CA or TSA by the SHA-256 of its root certificate
@@ -106,13 +109,14 @@ func serviceURLs(s []trust.Service) []string {
 
 func newTrustCmd() *cobra.Command {
 	var (
-		src   trustSource
-		out   outputFormat
-		dir   string
-		force bool
+		src     trustSource
+		out     outputFormat
+		dir     string
+		force   bool
+		tufRoot string
 	)
 	cmd := &cobra.Command{
-		Use:   "trust --server URL [--out DIR]",
+		Use:   "trust --server URL [--root root.json] [--out DIR]",
 		Short: "Fetch and pin a signet server's trusted_root.json and signing_config.json",
 		Long: `Fetch a server's trust files, check they parse, and write them to DIR as
 trusted_root.json and signing_config.json. Then sign with
@@ -122,6 +126,13 @@ trusted_root.json and signing_config.json. Then sign with
 The fingerprints printed (SHA-256 of each CA's and TSA's root certificate,
 and of each log's public key) identify the keys you now trust: compare them
 out of band with the server's operator before relying on them.
+
+With --root FILE (the server's TUF root metadata, e.g. /tuf/root.json,
+obtained out of band) the two files come through the server's TUF
+repository (<server>/tuf) and are verified from that root: signatures,
+thresholds, expiry, rollback and the targets' hashes, as cosign initialize
+and sigstore-go's TUF client check them. Without it the files are trusted
+as the network delivers them.
 
 Re-running refuses to overwrite pinned files that differ from what the
 server now serves (exit 1) unless --force: keys that change unexpectedly are
@@ -145,17 +156,29 @@ Exit status: 0 pinned (or unchanged); 1 fetch failed or the pin differs;
 				return usageError{fmt.Errorf("signet trust needs --server URL (or $%s)", serverEnv)}
 			}
 			ctx, hc := cmd.Context(), httpClient()
-			rootJSON, err := sign.FetchTrustFile(ctx, srv, sign.TrustedRootPath, hc)
-			if err != nil {
-				return err
+			var rootJSON, scJSON []byte
+			if tufRoot != "" {
+				pinned, err := os.ReadFile(tufRoot)
+				if err != nil {
+					return usageError{fmt.Errorf("--root: %v", err)}
+				}
+				got, err := trust.FetchOverTUF(srv+"/tuf", pinned, hc, trust.TUFTrustedRootTarget, trust.TUFSigningConfigTarget)
+				if err != nil {
+					return fmt.Errorf("%w; check that --root %s is the root metadata the operator published, and that the server's TUF repository is current", err, tufRoot)
+				}
+				rootJSON, scJSON = got[trust.TUFTrustedRootTarget], got[trust.TUFSigningConfigTarget]
+			} else {
+				if rootJSON, err = sign.FetchTrustFile(ctx, srv, sign.TrustedRootPath, hc); err != nil {
+					return err
+				}
+				if scJSON, err = sign.FetchTrustFile(ctx, srv, sign.SigningConfigPath, hc); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: the trust files are as the network delivered them from %s; pin its TUF root and pass --root to verify them\n", srv)
 			}
 			root, err := trust.ParseRoot(rootJSON)
 			if err != nil {
 				return fmt.Errorf("%s%s: %w", srv, sign.TrustedRootPath, err)
-			}
-			scJSON, err := sign.FetchTrustFile(ctx, srv, sign.SigningConfigPath, hc)
-			if err != nil {
-				return err
 			}
 			sc, err := trust.ParseSigningConfig(scJSON)
 			if err != nil {
@@ -166,7 +189,7 @@ Exit status: 0 pinned (or unchanged); 1 fetch failed or the pin differs;
 				return err
 			}
 			res := &trustResult{
-				Server: srv, TrustedRoot: filepath.Join(dir, trustedRootFile), SigningConfig: filepath.Join(dir, signingConfigFile),
+				Server: srv, VerifiedOverTUF: tufRoot != "", TrustedRoot: filepath.Join(dir, trustedRootFile), SigningConfig: filepath.Join(dir, signingConfigFile),
 				CAs: authorities(root.CAs), Logs: logs, TSAs: authorities(root.TSAs),
 				Services: servicesJSON{CAs: serviceURLs(sc.CAs), Logs: serviceURLs(sc.RekorLogs), TSAs: serviceURLs(sc.TSAs)},
 			}
@@ -211,6 +234,7 @@ Exit status: 0 pinned (or unchanged); 1 fetch failed or the pin differs;
 	src.addServer(cmd.Flags())
 	cmd.Flags().StringVar(&dir, "out", ".", "directory to write trusted_root.json and signing_config.json to")
 	cmd.Flags().BoolVar(&force, "force", false, "replace pinned files that differ from what the server serves")
+	cmd.Flags().StringVar(&tufRoot, "root", "", "TUF root metadata (the server's /tuf/root.json, obtained out of band): fetch the files through TUF, verified from it")
 	out.add(cmd.Flags())
 	return cmd
 }

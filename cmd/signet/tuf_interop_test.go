@@ -50,3 +50,42 @@ func TestCosignInitializeFromSignetTUF(t *testing.T) {
 	// signet verifies what cosign made.
 	runSignet(t, nil, append([]string{"verify-blob", art, "--bundle", b}, e.policy()...)...).want(t, 0)
 }
+
+// signet trust --root fetches the two files through the server's TUF
+// repository, verified from the pinned root; a root the repository was not
+// made under is refused, naming TUF, and writes nothing.
+func TestTrustOverTUF(t *testing.T) {
+	e := newCLIEnv(t)
+	root, err := e.p.Get("/tuf/root.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned := filepath.Join(e.dir, "tuf-root.json")
+	os.WriteFile(pinned, root, 0o644)
+	out := filepath.Join(e.dir, "over-tuf")
+	var res trustResult
+	runSignet(t, nil, "trust", "--server", e.p.URL, "--root", pinned, "--out", out, "-o", "json").want(t, 0).decode(t, &res)
+	if !res.VerifiedOverTUF {
+		t.Errorf("result %+v", res)
+	}
+	for file, path := range map[string]string{trustedRootFile: "/trust/trusted_root.json", signingConfigFile: "/trust/signing_config.json"} {
+		got, _ := os.ReadFile(filepath.Join(out, file))
+		want, _ := e.p.Get(path)
+		if len(got) == 0 || !bytes.Equal(got, want) {
+			t.Errorf("%s over TUF differs from %s", file, path)
+		}
+	}
+
+	other := newCLIEnv(t) // another server: another TUF key
+	foreign, _ := other.p.Get("/tuf/root.json")
+	bad := filepath.Join(e.dir, "foreign-root.json")
+	os.WriteFile(bad, foreign, 0o644)
+	fresh := filepath.Join(e.dir, "refused")
+	r := runSignet(t, nil, "trust", "--server", e.p.URL, "--root", bad, "--out", fresh).want(t, 1)
+	if !strings.Contains(r.stderr, "TUF repository "+e.p.URL+"/tuf") || !strings.Contains(r.stderr, "--root") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(fresh, trustedRootFile)); err == nil {
+		t.Error("a refused TUF update wrote trusted_root.json")
+	}
+}
