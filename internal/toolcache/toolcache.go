@@ -62,6 +62,9 @@ var (
 	Registry = Tool{Name: "registry", Package: "github.com/distribution/distribution/v3/cmd/registry", Version: "v3.0.0"}
 	Act      = Tool{Name: "act", Package: "github.com/nektos/act", Version: "v0.2.89"}
 	Cosign   = Tool{Name: "cosign", Package: "github.com/sigstore/cosign/v3/cmd/cosign", Version: "v3.1.3"}
+	// CosignV2 is the cosign most users still run: signet's bundles must
+	// verify there too.
+	CosignV2 = Tool{Name: "cosign", Package: "github.com/sigstore/cosign/v2/cmd/cosign", Version: "v2.6.1"}
 
 	Etcd = Tool{
 		Name: "etcd", Package: "go.etcd.io/etcd/server/v3", Version: EtcdVersion,

@@ -105,7 +105,7 @@ func TestLifecycleTools(t *testing.T) {
 	if Lifecycle.key() == Launcher.key() {
 		t.Errorf("lifecycle and launcher share the build key %q", Lifecycle.key())
 	}
-	for _, tool := range []Tool{Registry, Act, Cosign, Etcd, KubeAPIServer} {
+	for _, tool := range []Tool{Registry, Act, Cosign, CosignV2, Etcd, KubeAPIServer} {
 		if len(tool.Pins) != 0 {
 			t.Errorf("%s has pins %v", tool.Name, tool.Pins)
 		}
