@@ -21,6 +21,11 @@ import (
 // serverEnv names the signet server when --server is not given.
 const serverEnv = "SIGNET_SERVER"
 
+// tufRootEnv names a pinned TUF root (the server's /tuf/root.json, obtained
+// out of band): with it, whatever a command fetches from --server comes
+// through the server's TUF repository, verified from that root.
+const tufRootEnv = "SIGNET_TUF_ROOT"
+
 // trustHelpSign and trustHelpVerify document where trust comes from; they
 // end every signing and verifying command's Long help.
 const trustHelpSign = `
@@ -28,6 +33,7 @@ Where the services come from (first that applies):
   1. --signing-config FILE   a standard signing_config.json (v0.2): the CA,
                              transparency logs and timestamp authorities
   2. --server URL            a signet server's published signing config
+                             (through its TUF repository with $SIGNET_TUF_ROOT)
   3. $SIGNET_SERVER          as --server
 With --server, attestations are also kept in the server's attestation store
 (searchable with 'signet log search').`
@@ -37,7 +43,9 @@ Where the trust comes from (first that applies):
   1. --trusted-root FILE     a standard trusted_root.json; nothing is fetched,
                              verification is fully offline
   2. --server URL            fetch the server's trusted_root.json now (trust on
-                             first use: pin it with 'signet trust' instead)
+                             first use: pin it with 'signet trust' instead),
+                             through its TUF repository when $SIGNET_TUF_ROOT
+                             names a pinned TUF root
   3. $SIGNET_SERVER          as --server`
 
 // trustSource holds the flags that say where trust material comes from.
@@ -104,6 +112,16 @@ func (t *trustSource) root(ctx context.Context, hc *http.Client, stderr io.Write
 	if srv == "" {
 		return nil, usageError{fmt.Errorf("no trusted root: pass --trusted-root FILE (offline), or --server URL / $%s to fetch one", serverEnv)}
 	}
+	if raw, err := overTUF(srv, hc, trust.TUFTrustedRootTarget); raw != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		r, err := trust.ParseRoot(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s/tuf %s: %w", srv, trust.TUFTrustedRootTarget, err)
+		}
+		return &loadedRoot{Root: r, JSON: raw, Source: srv + "/tuf/" + trust.TUFTrustedRootTarget}, nil
+	}
 	raw, err := sign.FetchTrustFile(ctx, srv, sign.TrustedRootPath, hc)
 	if err != nil {
 		return nil, err
@@ -112,7 +130,7 @@ func (t *trustSource) root(ctx context.Context, hc *http.Client, stderr io.Write
 	if err != nil {
 		return nil, fmt.Errorf("%s%s: %w", srv, sign.TrustedRootPath, err)
 	}
-	fmt.Fprintf(stderr, "note: using the trusted root served by %s now; pin it with 'signet trust --server %s' and pass --trusted-root\n", srv, srv)
+	fmt.Fprintf(stderr, "note: using the trusted root served by %s now, as the network delivered it; pin it with 'signet trust --server %s' and pass --trusted-root, or set $%s to its TUF root\n", srv, srv, tufRootEnv)
 	return &loadedRoot{Root: r, JSON: raw, Source: srv + sign.TrustedRootPath}, nil
 }
 
@@ -143,7 +161,42 @@ func (t *trustSource) services(ctx context.Context, hc *http.Client, now time.Ti
 	if srv == "" {
 		return nil, usageError{fmt.Errorf("no signing services: pass --signing-config FILE, or --server URL / $%s", serverEnv)}
 	}
+	if raw, err := overTUF(srv, hc, trust.TUFSigningConfigTarget); raw != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		sc, err := trust.ParseSigningConfig(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s/tuf %s: %w", srv, trust.TUFSigningConfigTarget, err)
+		}
+		s, err := sign.FromSigningConfig(sc, hc, now)
+		if err != nil {
+			return nil, fmt.Errorf("%s/tuf %s: %w", srv, trust.TUFSigningConfigTarget, err)
+		}
+		if s.Attestations, err = rekor.NewAttestationStore(srv, hc); err != nil {
+			return nil, usageError{fmt.Errorf("--server: %w", err)}
+		}
+		return s, nil
+	}
 	return sign.FromServer(ctx, srv, hc, now)
+}
+
+// overTUF fetches target from srv's TUF repository when $SIGNET_TUF_ROOT
+// pins a root; (nil, nil) when it does not.
+func overTUF(srv string, hc *http.Client, target string) ([]byte, error) {
+	path := os.Getenv(tufRootEnv)
+	if path == "" {
+		return nil, nil
+	}
+	pinned, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("$%s: %v", tufRootEnv, err)}
+	}
+	got, err := trust.FetchOverTUF(srv+"/tuf", pinned, hc, target)
+	if err != nil {
+		return nil, fmt.Errorf("%w; $%s (%s) must be the TUF root the operator published for %s", err, tufRootEnv, path, srv)
+	}
+	return got[target], nil
 }
 
 // httpClient is the client every command shares: one connection pool,

@@ -89,3 +89,42 @@ func TestTrustOverTUF(t *testing.T) {
 		t.Error("a refused TUF update wrote trusted_root.json")
 	}
 }
+
+// With $SIGNET_TUF_ROOT, --server commands take the signing config and the
+// trusted root through the server's TUF repository: no "as the network
+// delivered it" note; a root of another repository stops them before
+// anything is signed.
+func TestServerCommandsOverTUF(t *testing.T) {
+	e := newCLIEnv(t)
+	root, err := e.p.Get("/tuf/root.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned := filepath.Join(e.dir, "tuf-root.json")
+	os.WriteFile(pinned, root, 0o644)
+	env := append([]string{"SIGNET_TUF_ROOT=" + pinned}, e.serverEnv...)
+	art := e.file(t, "over-tuf.txt", "signed with TUF-verified services\n")
+	b := filepath.Join(e.dir, "over-tuf.sigstore.json")
+	runSignet(t, env, "sign-blob", art, "--bundle", b, "--identity-token", e.token).want(t, 0)
+	v := runSignet(t, env, "verify-blob", art, "--bundle", b, "--certificate-identity", e.identity, "--certificate-oidc-issuer", e.issuer).want(t, 0)
+	if strings.Contains(v.stderr, "as the network delivered it") {
+		t.Errorf("verify-blob over TUF still warns:\n%s", v.stderr)
+	}
+	plain := runSignet(t, e.serverEnv, "verify-blob", art, "--bundle", b, "--certificate-identity", e.identity, "--certificate-oidc-issuer", e.issuer).want(t, 0)
+	if !strings.Contains(plain.stderr, "as the network delivered it") {
+		t.Errorf("verify-blob without a pinned TUF root does not say it trusts the network:\n%s", plain.stderr)
+	}
+
+	other := newCLIEnv(t)
+	foreign, _ := other.p.Get("/tuf/root.json")
+	bad := filepath.Join(e.dir, "foreign-root.json")
+	os.WriteFile(bad, foreign, 0o644)
+	refused := filepath.Join(e.dir, "refused.sigstore.json")
+	r := runSignet(t, append([]string{"SIGNET_TUF_ROOT=" + bad}, e.serverEnv...), "sign-blob", art, "--bundle", refused, "--identity-token", e.token).want(t, 1)
+	if !strings.Contains(r.stderr, "SIGNET_TUF_ROOT") || !strings.Contains(r.stderr, "TUF repository") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+	if _, err := os.Stat(refused); err == nil {
+		t.Error("a bundle was written with services TUF did not verify")
+	}
+}
