@@ -15,14 +15,7 @@ import (
 func TestCosignInitializeFromSignetTUF(t *testing.T) {
 	bin := cosignBinary(t)
 	e := newCLIEnv(t)
-	root, err := e.p.Get("/tuf/root.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pinned := filepath.Join(e.dir, "tuf-root.json")
-	if err := os.WriteFile(pinned, root, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	pinned := pinTUFRoot(t, e, "tuf-root.json")
 	home := t.TempDir()
 	cosign := func(args ...string) (string, error) {
 		cmd := exec.Command(bin, args...)
@@ -56,12 +49,7 @@ func TestCosignInitializeFromSignetTUF(t *testing.T) {
 // made under is refused, naming TUF, and writes nothing.
 func TestTrustOverTUF(t *testing.T) {
 	e := newCLIEnv(t)
-	root, err := e.p.Get("/tuf/root.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pinned := filepath.Join(e.dir, "tuf-root.json")
-	os.WriteFile(pinned, root, 0o644)
+	pinned := pinTUFRoot(t, e, "tuf-root.json")
 	out := filepath.Join(e.dir, "over-tuf")
 	var res trustResult
 	runSignet(t, nil, "trust", "--server", e.p.URL, "--root", pinned, "--out", out, "-o", "json").want(t, 0).decode(t, &res)
@@ -76,10 +64,7 @@ func TestTrustOverTUF(t *testing.T) {
 		}
 	}
 
-	other := newCLIEnv(t) // another server: another TUF key
-	foreign, _ := other.p.Get("/tuf/root.json")
-	bad := filepath.Join(e.dir, "foreign-root.json")
-	os.WriteFile(bad, foreign, 0o644)
+	bad := pinTUFRoot(t, newCLIEnv(t), "foreign-root.json") // another server: another TUF key
 	fresh := filepath.Join(e.dir, "refused")
 	r := runSignet(t, nil, "trust", "--server", e.p.URL, "--root", bad, "--out", fresh).want(t, 1)
 	if !strings.Contains(r.stderr, "TUF repository "+e.p.URL+"/tuf") || !strings.Contains(r.stderr, "--root") {
@@ -96,12 +81,7 @@ func TestTrustOverTUF(t *testing.T) {
 // anything is signed.
 func TestServerCommandsOverTUF(t *testing.T) {
 	e := newCLIEnv(t)
-	root, err := e.p.Get("/tuf/root.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pinned := filepath.Join(e.dir, "tuf-root.json")
-	os.WriteFile(pinned, root, 0o644)
+	pinned := pinTUFRoot(t, e, "tuf-root.json")
 	env := append([]string{"SIGNET_TUF_ROOT=" + pinned}, e.serverEnv...)
 	art := e.file(t, "over-tuf.txt", "signed with TUF-verified services\n")
 	b := filepath.Join(e.dir, "over-tuf.sigstore.json")
@@ -115,10 +95,7 @@ func TestServerCommandsOverTUF(t *testing.T) {
 		t.Errorf("verify-blob without a pinned TUF root does not say it trusts the network:\n%s", plain.stderr)
 	}
 
-	other := newCLIEnv(t)
-	foreign, _ := other.p.Get("/tuf/root.json")
-	bad := filepath.Join(e.dir, "foreign-root.json")
-	os.WriteFile(bad, foreign, 0o644)
+	bad := pinTUFRoot(t, newCLIEnv(t), "foreign-root.json") // another server: another TUF key
 	refused := filepath.Join(e.dir, "refused.sigstore.json")
 	r := runSignet(t, append([]string{"SIGNET_TUF_ROOT=" + bad}, e.serverEnv...), "sign-blob", art, "--bundle", refused, "--identity-token", e.token).want(t, 1)
 	if !strings.Contains(r.stderr, "SIGNET_TUF_ROOT") || !strings.Contains(r.stderr, "TUF repository") {
@@ -127,4 +104,19 @@ func TestServerCommandsOverTUF(t *testing.T) {
 	if _, err := os.Stat(refused); err == nil {
 		t.Error("a bundle was written with services TUF did not verify")
 	}
+}
+
+// pinTUFRoot writes the server's current TUF root into e's directory, as
+// an operator hands it out, and returns its path.
+func pinTUFRoot(t *testing.T, e *cliEnv, name string) string {
+	t.Helper()
+	root, err := e.p.Get("/tuf/root.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(e.dir, name)
+	if err := os.WriteFile(path, root, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
