@@ -682,6 +682,15 @@ func (s *Store) KeepLogged(ctx context.Context, env *dssepb.Envelope, ver *rekor
 		s.logger.Debug("dsse log entry not kept as an attestation", "logIndex", entry.GetLogIndex(), "reason", err)
 		return
 	}
+	var exists bool
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		exists = tx.Bucket(bucketRecords).Get([]byte(sub.id)) != nil
+		return nil
+	})
+	if exists {
+		return
+	}
+	// The TSA is asked only for an attestation not kept yet.
 	stamp, err := s.stamp(ctx, sub)
 	if err != nil {
 		stamp = nil // the record is kept without the server's timestamp, its bundle then 404
@@ -690,14 +699,6 @@ func (s *Store) KeepLogged(ctx context.Context, env *dssepb.Envelope, ver *rekor
 		ID: sub.id, Envelope: sub.envelope, Verifier: sub.verifier, Entry: entry,
 		StatementType: sub.statementType, PredicateType: sub.predicateType, Subjects: sub.subjects,
 		Identity: sub.identity, Issuer: sub.issuer, StoredTime: time.Now().UTC(), SignedTimestamp: stamp,
-	}
-	var exists bool
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		exists = tx.Bucket(bucketRecords).Get([]byte(sub.id)) != nil
-		return nil
-	})
-	if exists {
-		return
 	}
 	if err := s.put(rec); err != nil {
 		s.errLog.Error(s.logger, "a dsse entry was logged but its attestation could not be kept", "attestationId", sub.id, "logIndex", entry.GetLogIndex(), "error", err)
