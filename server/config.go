@@ -64,6 +64,14 @@ type Config struct {
 		BatchMaxAge        time.Duration `yaml:"batchMaxAge"`
 		BatchMaxSize       uint          `yaml:"batchMaxSize"`
 		MaxRequestBytes    int64         `yaml:"maxRequestBytes"`
+		// WitnessPolicy is a file naming the witnesses (C2SP tlog-witness)
+		// that must cosign every checkpoint before it is published, and how
+		// many of them (tessera's policy format: witness, group, quorum
+		// lines). Unset: checkpoints are published with the log's
+		// signature only.
+		WitnessPolicy string `yaml:"witnessPolicy"`
+		// WitnessTimeout bounds one round of asking the witnesses.
+		WitnessTimeout time.Duration `yaml:"witnessTimeout"`
 	} `yaml:"log"`
 
 	// CT is the certificate transparency log the CA logs every

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -164,6 +165,16 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	// does): the origin is that host name, and a configured origin is the
 	// host the trust files name the log under.
 	origin, logURL := logOrigin(u, cfg.Log.Origin)
+	var witnesses *tlog.WitnessPolicy
+	if cfg.Log.WitnessPolicy != "" {
+		text, err := os.ReadFile(cfg.Log.WitnessPolicy)
+		if err != nil {
+			return nil, fmt.Errorf("log.witnessPolicy: %w", err)
+		}
+		if witnesses, err = tlog.ParseWitnessPolicy(text); err != nil {
+			return nil, fmt.Errorf("log.witnessPolicy %s: %w", cfg.Log.WitnessPolicy, err)
+		}
+	}
 	s.log, err = tlog.Open(ctx, tlog.Options{
 		Dir:                s.dir.LogDir(),
 		Signer:             keys.Log,
@@ -172,6 +183,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		BatchMaxAge:        cfg.Log.BatchMaxAge,
 		BatchMaxSize:       cfg.Log.BatchMaxSize,
 		MaxRequestBytes:    cfg.Log.MaxRequestBytes,
+		Witnesses:          witnesses,
+		WitnessTimeout:     cfg.Log.WitnessTimeout,
 		HeadFile:           s.dir.SignedHeadPath(),
 		KeyInUse:           !keys.Generated,
 		Logger:             logger.With("service", "log"),

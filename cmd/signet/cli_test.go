@@ -97,7 +97,14 @@ func newCLIEnv(t testing.TB, serverArgs ...string) *cliEnv {
 // newCLIEnvFor is newCLIEnv with the release workflow of another repository.
 func newCLIEnvFor(t testing.TB, repository string, serverArgs ...string) *cliEnv {
 	t.Helper()
-	p := servertest.Start(t, t.TempDir(), append([]string{"--dev-oidc"}, serverArgs...)...)
+	return newCLIEnvIn(t, t.TempDir(), repository, serverArgs...)
+}
+
+// newCLIEnvIn is newCLIEnvFor with the server's data directory given (a
+// restart of an earlier server keeps its keys and log).
+func newCLIEnvIn(t testing.TB, dataDir, repository string, serverArgs ...string) *cliEnv {
+	t.Helper()
+	p := servertest.Start(t, dataDir, append([]string{"--dev-oidc"}, serverArgs...)...)
 	tok, err := p.Token(context.Background(), url.Values{"kind": {"github"}, "repository": {repository}, "workflow": {".github/workflows/release.yml"}, "ref": {"refs/heads/main"}})
 	if err != nil {
 		t.Fatal(err)

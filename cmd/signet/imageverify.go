@@ -154,6 +154,9 @@ func (f *imageVerifyFlags) run(cmd *cobra.Command, image string, wt pipeline.Wan
 		return err
 	}
 	pol, err := f.policy.policy()
+	if err == nil {
+		err = f.policy.witnesses(&pol)
+	}
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -16,9 +17,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/signet-dev/signet/core/rekor"
 	"github.com/signet-dev/signet/core/tlog"
+	"github.com/signet-dev/signet/core/verify"
 )
 
 // logFlags are the flags every `signet log` subcommand shares.
@@ -73,12 +76,21 @@ type checkpointJSON struct {
 	// Note is the signed note as served, e.g. to save for a later consistency proof.
 	Note     string `json:"note"`
 	Verified bool   `json:"verified"`
+	// VerifierKey is the log key as a C2SP signed-note verifier key, what
+	// a witness is configured with (Ed25519 logs only).
+	VerifierKey string `json:"verifierKey,omitempty"`
+	// Witnesses cosigned the checkpoint, as --witness-policy required.
+	Witnesses []string `json:"witnesses,omitempty"`
 }
 
 func checkpointOf(o *tlog.Log) checkpointJSON {
 	cp := o.Checkpoint()
-	return checkpointJSON{LogURL: o.Trusted().BaseURL, Origin: cp.Origin, TreeSize: cp.Size,
+	c := checkpointJSON{LogURL: o.Trusted().BaseURL, Origin: cp.Origin, TreeSize: cp.Size,
 		RootHash: base64.StdEncoding.EncodeToString(cp.Hash), Note: string(cp.Note), Verified: true}
+	if k, ok := o.Trusted().PublicKey.(ed25519.PublicKey); ok {
+		c.VerifierKey, _ = note.NewEd25519VerifierKey(o.Trusted().Origin, k)
+	}
+	return c
 }
 
 func newLogCmd() *cobra.Command {
@@ -102,8 +114,9 @@ follows the log and stops at the first inconsistency, with the evidence.
 
 func newLogCheckpointCmd() *cobra.Command {
 	var (
-		l    logFlags
-		save string
+		l       logFlags
+		save    string
+		witness policyFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "checkpoint",
@@ -111,18 +124,30 @@ func newLogCheckpointCmd() *cobra.Command {
 		Long: `Fetch the log's latest checkpoint (C2SP signed note) and verify its signature
 with the log key in the trusted root. --save writes the signed note to a file;
 'signet log proof --from-checkpoint FILE' later proves the log only grew
-since (no entry was changed or removed).
+since (no entry was changed or removed). It also prints the log's verifier
+key, the line a witness is configured with; --witness-policy FILE checks
+that the witnesses the policy requires cosigned the checkpoint.
 
-Exit status: 0 verified; 1 fetch failed or the signature does not verify;
-2 usage error.
+Exit status: 0 verified; 1 fetch failed, the signature does not verify or
+the witness policy is not met; 2 usage error.
 ` + trustHelpVerify,
 		Example: `  signet log checkpoint --server http://127.0.0.1:8080 --save cp-monday.txt
   signet log checkpoint --trusted-root trusted_root.json --log https://log.example.com -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var pol verify.Policy
+			if err := witness.witnesses(&pol); err != nil {
+				return err
+			}
 			o, err := l.open(cmd)
 			if err != nil {
 				return err
+			}
+			var cosigned []string
+			if pol.Witnesses != nil {
+				if cosigned, err = pol.Witnesses.Check(o.Checkpoint().Note); err != nil {
+					return err
+				}
 			}
 			if save != "" {
 				if err := os.WriteFile(save, o.Checkpoint().Note, 0o644); err != nil {
@@ -130,12 +155,19 @@ Exit status: 0 verified; 1 fetch failed or the signature does not verify;
 				}
 			}
 			c := checkpointOf(o)
+			c.Witnesses = cosigned
 			if l.out.json() {
 				return writeJSON(cmd.OutOrStdout(), c)
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "checkpoint of %s, signature verified (key ID %08x)\n", c.LogURL, o.Trusted().CheckpointKeyID)
 			fmt.Fprintf(w, "  origin     %s\n  tree size  %d\n  root hash  %s\n", c.Origin, c.TreeSize, c.RootHash)
+			if c.VerifierKey != "" {
+				fmt.Fprintf(w, "  log vkey   %s\n", c.VerifierKey)
+			}
+			if pol.Witnesses != nil {
+				fmt.Fprintf(w, "  witnesses  %s (policy met)\n", strings.Join(cosigned, ", "))
+			}
 			if save != "" {
 				fmt.Fprintf(w, "  saved to   %s\n", save)
 			}
@@ -144,6 +176,7 @@ Exit status: 0 verified; 1 fetch failed or the signature does not verify;
 	}
 	l.add(cmd)
 	cmd.Flags().StringVar(&save, "save", "", "write the signed checkpoint to this file")
+	cmd.Flags().StringVar(&witness.witnessPolicy, "witness-policy", "", "require the cosignatures of the witnesses this policy file names (docs/verification.md)")
 	return cmd
 }
 

@@ -46,6 +46,7 @@ type policyFlags struct {
 	identity, identityRegexp, issuer, issuerRegexp string
 	ext                                            certext.Extensions
 	ignoreSCT                                      bool
+	witnessPolicy                                  string
 }
 
 func (p *policyFlags) add(f *pflag.FlagSet) {
@@ -57,6 +58,23 @@ func (p *policyFlags) add(f *pflag.FlagSet) {
 		f.StringVar(x.field(&p.ext), x.flag, "", x.help)
 	}
 	f.BoolVar(&p.ignoreSCT, "insecure-ignore-sct", false, "accept a signing certificate without an SCT from a CT log of the trusted root (checked whenever the root names CT logs), as cosign's flag: only for a CA that logs in no CT log")
+	f.StringVar(&p.witnessPolicy, "witness-policy", "", "file naming the witnesses that must have cosigned each log entry's checkpoint, and how many (witness/group/quorum lines, the file the log's log.witnessPolicy uses; docs/verification.md)")
+}
+
+// witnesses reads --witness-policy into pol; it applies to keyless and
+// --key verification alike.
+func (p *policyFlags) witnesses(pol *verify.Policy) error {
+	if p.witnessPolicy == "" {
+		return nil
+	}
+	text, err := os.ReadFile(p.witnessPolicy)
+	if err != nil {
+		return usageError{fmt.Errorf("--witness-policy: %v", err)}
+	}
+	if pol.Witnesses, err = verify.ParseWitnessPolicy(text); err != nil {
+		return usageError{fmt.Errorf("--witness-policy %s: %v", p.witnessPolicy, err)}
+	}
+	return nil
 }
 
 func (p *policyFlags) policy() (verify.Policy, error) {
@@ -248,6 +266,9 @@ func (v *verifyFlags) prepare(cmd *cobra.Command, file string) (*verify.Verifier
 		pol, err = v.keyPolicy(cmd)
 	} else {
 		pol, err = v.policy.policy()
+	}
+	if err == nil {
+		err = v.policy.witnesses(&pol)
 	}
 	if err != nil {
 		return nil, nil, verify.Policy{}, err

@@ -59,6 +59,9 @@ func verifyFromStore(cmd *cobra.Command, v *verifyFlags, args []string, digestFl
 	} else {
 		pol, err = v.policy.policy()
 	}
+	if err == nil {
+		err = v.policy.witnesses(&pol)
+	}
 	if err != nil {
 		return err
 	}

@@ -172,6 +172,9 @@ type LogEntry struct {
 	// Origin is the checkpoint origin the entry's proof is signed under.
 	Origin   string `json:"origin,omitempty"`
 	TreeSize uint64 `json:"treeSize,omitempty"`
+	// Witnesses cosigned the checkpoint, as the witness policy required
+	// (verification with a witness policy only).
+	Witnesses []string `json:"witnesses,omitempty"`
 }
 
 // SignedEntries describes the entries a signing service returned.
@@ -193,7 +196,7 @@ func SignedEntries(entries []*protorekor.TransparencyLogEntry) []LogEntry {
 func VerifiedEntries(entries []verify.LogEntry) []LogEntry {
 	out := make([]LogEntry, 0, len(entries))
 	for _, e := range entries {
-		out = append(out, LogEntry{LogIndex: e.LogIndex, LogID: hex.EncodeToString(e.LogID), LogURL: e.BaseURL, TreeSize: e.TreeSize})
+		out = append(out, LogEntry{LogIndex: e.LogIndex, LogID: hex.EncodeToString(e.LogID), LogURL: e.BaseURL, TreeSize: e.TreeSize, Witnesses: e.Witnesses})
 	}
 	return out
 }

@@ -21,15 +21,18 @@ const (
 	CheckCertificateProfile Check = "certificate profile"
 	// CheckSCT: the certificate carries a verified SCT from a CT log of
 	// the trusted root (when the root names any).
-	CheckSCT              Check = "sct"
-	CheckIdentity         Check = "identity"
-	CheckKey              Check = "key" // the trusted key (Policy.Key) versus the bundle's
-	CheckArtifact         Check = "artifact"
-	CheckSignature        Check = "signature"
-	CheckStatement        Check = "statement"
-	CheckTlogBody         Check = "tlog body"
-	CheckInclusionProof   Check = "inclusion proof"
-	CheckCheckpoint       Check = "checkpoint"
+	CheckSCT            Check = "sct"
+	CheckIdentity       Check = "identity"
+	CheckKey            Check = "key" // the trusted key (Policy.Key) versus the bundle's
+	CheckArtifact       Check = "artifact"
+	CheckSignature      Check = "signature"
+	CheckStatement      Check = "statement"
+	CheckTlogBody       Check = "tlog body"
+	CheckInclusionProof Check = "inclusion proof"
+	CheckCheckpoint     Check = "checkpoint"
+	// CheckWitness: the checkpoint carries the cosignatures the witness
+	// policy (Policy.Witnesses) requires.
+	CheckWitness          Check = "witness"
 	CheckInclusionPromise Check = "inclusion promise"
 	CheckTlog             Check = "tlog"
 	CheckTimeSource       Check = "time source"

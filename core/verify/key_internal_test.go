@@ -100,7 +100,7 @@ func TestEntryWithoutProofDoesNotCount(t *testing.T) {
 		CanonicalizedBody: []byte(`{}`),
 		InclusionPromise:  &protorekor.InclusionPromise{SignedEntryTimestamp: []byte("garbage")},
 	}
-	if _, err := (&Verifier{}).checkEntry(&trust.Log{}, e, expectedEntry{}, nil, false); !errors.Is(err, errUnproven) {
+	if _, err := (&Verifier{}).checkEntry(&trust.Log{}, e, expectedEntry{}, nil, false, nil); !errors.Is(err, errUnproven) {
 		t.Fatalf("err %v, want the entry not counted", err)
 	}
 }

@@ -91,6 +91,10 @@ type Policy struct {
 	// IgnoreSCT skips the SCT check, as cosign's --insecure-ignore-sct:
 	// for certificates of a CA that logs in no CT log.
 	IgnoreSCT bool
+	// Witnesses, when set, must have cosigned the checkpoint of every log
+	// entry the bundle proves (see WitnessPolicy). Standard Sigstore
+	// verifiers have no such policy and ignore cosignature lines.
+	Witnesses *WitnessPolicy
 	// Key, when set, is the signer's public key, trusted directly instead of
 	// a certificate identity (see key.go); Identity, Issuer and Extensions
 	// must then be empty.

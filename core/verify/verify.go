@@ -55,6 +55,9 @@ type LogEntry struct {
 	IntegratedTime time.Time // zero for Rekor v2 entries
 	TreeSize       uint64
 	RootHash       []byte
+	// Witnesses are the policy's witnesses whose cosignature on the
+	// checkpoint verified (only with Policy.Witnesses).
+	Witnesses []string
 }
 
 // Result describes a bundle that passed verification.
@@ -315,7 +318,7 @@ func (v *Verifier) verify(ctx context.Context, b *bundle.Bundle, p Policy, c *co
 		}
 		seenEntry[key] = true
 		t, hasPromise := promised[i]
-		entry, err := v.checkEntry(log, e, want, times, hasPromise)
+		entry, err := v.checkEntry(log, e, want, times, hasPromise, p.Witnesses)
 		if errors.Is(err, errUnproven) {
 			skipped = append(skipped, fmt.Sprintf("tlogEntries[%d] (log %s index %d) has neither an inclusion proof nor a signed entry timestamp, so nothing shows it was logged", i, log.BaseURL, e.GetLogIndex()))
 			continue
@@ -352,7 +355,7 @@ var errUnproven = errors.New("entry carries no proof of inclusion")
 // something the log signed proves it: an inclusion proof up to a checkpoint
 // signed by the log key, or a verified signed entry timestamp (promised).
 // Fields alone (log ID, index, body) prove nothing: anyone can write them.
-func (v *Verifier) checkEntry(log *trust.Log, e *protorekor.TransparencyLogEntry, want expectedEntry, times []time.Time, promised bool) (*LogEntry, error) {
+func (v *Verifier) checkEntry(log *trust.Log, e *protorekor.TransparencyLogEntry, want expectedEntry, times []time.Time, promised bool, witnesses *WitnessPolicy) (*LogEntry, error) {
 	// Bundle parsing already demands a proof or a promise, and a promise that
 	// fails is an error; this keeps the rule where it is stated.
 	if e.GetInclusionProof() == nil && !promised {
@@ -370,6 +373,9 @@ func (v *Verifier) checkEntry(log *trust.Log, e *protorekor.TransparencyLogEntry
 	if e.GetInclusionProof() == nil {
 		// Only v0.1 bundles get here; their verified signed entry timestamp
 		// is the log's promise of inclusion.
+		if witnesses != nil {
+			return nil, fail(CheckWitness, nil, "log entry %d of %s has no inclusion proof, so no checkpoint a witness could have cosigned", e.GetLogIndex(), log.BaseURL)
+		}
 		return entry, nil
 	}
 	cp, err := checkInclusion(log, e)
@@ -377,6 +383,11 @@ func (v *Verifier) checkEntry(log *trust.Log, e *protorekor.TransparencyLogEntry
 		return nil, err
 	}
 	entry.TreeSize, entry.RootHash = cp.Size, cp.Hash
+	if witnesses != nil {
+		if entry.Witnesses, err = witnesses.check(e.GetInclusionProof().GetCheckpoint().GetEnvelope()); err != nil {
+			return nil, err
+		}
+	}
 	return entry, nil
 }
 

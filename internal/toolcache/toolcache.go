@@ -75,6 +75,17 @@ var (
 		Module: "k8s.io/kubernetes", ReplaceVersion: KubernetesStagingVersion,
 		LDFlags: "-s -w " + kubeVersionFlags(KubernetesVersion),
 	}
+	// Witness is transparency-dev/witness's omniwitness, a C2SP
+	// tlog-witness server. The module has no tagged release; this is its
+	// newest commit the proxy serves (2026-07-01). Its go.mod requires a
+	// formats pseudo-version the proxy refuses; it builds with formats
+	// v0.1.1, which signet itself uses.
+	Witness = Tool{
+		Name: "omniwitness", Package: "github.com/transparency-dev/witness/cmd/omniwitness",
+		Version: "v0.0.0-20260701145555-54dbcdd14f82",
+		Module:  "github.com/transparency-dev/witness",
+		Pins:    []module.Version{{Path: "github.com/transparency-dev/formats", Version: "v0.1.1"}},
+	}
 	// Lifecycle is the Cloud Native Buildpacks lifecycle: one binary that
 	// runs the phase named by argv[0] (creator, exporter, ...).
 	Lifecycle = lifecycleTool("lifecycle")

@@ -231,7 +231,7 @@ func (l *Log) appendBody(ctx context.Context, body []byte, kind, version string)
 	)
 	if l.awaiter != nil {
 		var cp []byte
-		idx, cp, err = l.awaiter.Await(ctx, future)
+		idx, cp, err = l.await(ctx, future)
 		if err == nil {
 			th, err = l.publishedHead(cp)
 		}
@@ -268,8 +268,27 @@ func (l *Log) appendBody(ctx context.Context, body []byte, kind, version string)
 	}, idx.IsDup, nil
 }
 
+// await waits for a published checkpoint covering the entry, for at most
+// awaitFor when witnesses must cosign it: an unreachable quorum must not
+// hold every client until its own timeout.
+func (l *Log) await(ctx context.Context, future tessera.IndexFuture) (tessera.Index, []byte, error) {
+	if l.awaitFor <= 0 {
+		return l.awaiter.Await(ctx, future)
+	}
+	wctx, cancel := context.WithTimeout(ctx, l.awaitFor)
+	defer cancel()
+	idx, cp, err := l.awaiter.Await(wctx, future)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		l.errLog.Error(l.logger, "no witnessed checkpoint covers an integrated entry; check the witnesses (signet_tlog_witness_requests_total)", "index", idx.Index, "waited", l.awaitFor)
+		return idx, nil, fmt.Errorf("%w (entry %d is integrated; waited %v)", ErrNotWitnessed, idx.Index, l.awaitFor)
+	}
+	return idx, cp, err
+}
+
 func (l *Log) appendError(err error) error {
 	switch {
+	case errors.Is(err, ErrNotWitnessed):
+		return err
 	case IsStorageFull(err):
 		l.errLog.Error(l.logger, "appending entry: storage full", "error", err)
 		return fmt.Errorf("%w: %v", ErrStorageFull, err)
@@ -293,6 +312,8 @@ func reasonFor(err error) string {
 		return reasonOverloaded
 	case errors.Is(err, ErrClosed):
 		return reasonClosed
+	case errors.Is(err, ErrNotWitnessed):
+		return reasonUnwitnessed
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return reasonCanceled
 	}

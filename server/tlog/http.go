@@ -114,6 +114,11 @@ func writeAppendError(w http.ResponseWriter, err error) {
 		apierror.Write(w, http.StatusInsufficientStorage, "the transparency log's storage is full; the entry was not logged; retry later (the operator must free space)")
 	case errors.Is(err, ErrClosed):
 		apierror.Write(w, http.StatusServiceUnavailable, "the transparency log is shutting down; retry against a running server")
+	case errors.Is(err, ErrNotWitnessed):
+		// The witnesses, not the client, are at fault. The entry stays in
+		// the log: a retry soon is answered 409 with its index (X-Log-Index).
+		w.Header().Set("Retry-After", "5")
+		apierror.Write(w, http.StatusServiceUnavailable, "%v: the log's witnesses are unreachable or refuse its checkpoints; the entry is logged and will be covered by the next cosigned checkpoint", err)
 	case errors.Is(err, context.DeadlineExceeded):
 		apierror.Write(w, http.StatusGatewayTimeout, "timed out waiting for the entry to be integrated; it may still appear in the log")
 	case errors.Is(err, context.Canceled):
@@ -151,7 +156,10 @@ func (l *Log) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 	// Every acknowledged entry is covered by a signed head the guard
 	// recorded. When tessera cannot publish (a full disk), serve that head,
 	// so the public checkpoint never lags what clients were told.
-	if headSize, _, ok := l.signer.head(); ok && (err != nil || valid && headSize > size) {
+	// With witnesses, acknowledged entries are covered by the published
+	// (cosigned) checkpoint already; the guard's newer head may be one the
+	// witnesses refused, so it is served only when nothing is published.
+	if headSize, _, ok := l.signer.head(); ok && (err != nil || valid && headSize > size && l.awaitFor == 0) {
 		if latest := l.signer.latest(); latest != nil {
 			cp, err = latest, nil
 		}

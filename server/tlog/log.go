@@ -88,8 +88,16 @@ type Options struct {
 	// generated): an empty log with no HeadFile was then wiped, not created,
 	// and Open refuses it.
 	KeyInUse bool
-	Logger   *slog.Logger
-	Metrics  prometheus.Registerer
+	// Witnesses, when set, must cosign every checkpoint before tessera
+	// publishes it, and appends wait for such a checkpoint
+	// (AwaitPublication), so every inclusion proof the log answers carries
+	// the witnesses' cosignatures.
+	Witnesses *WitnessPolicy
+	// WitnessTimeout bounds one round of asking the witnesses; default
+	// DefaultWitnessTimeout.
+	WitnessTimeout time.Duration
+	Logger         *slog.Logger
+	Metrics        prometheus.Registerer
 }
 
 // Log is a running transparency log.
@@ -108,6 +116,9 @@ type Log struct {
 	shutdown func(context.Context) error
 	reader   tessera.LogReader
 	awaiter  *tessera.PublicationAwaiter
+	// awaitFor bounds an append's wait for a witnessed checkpoint (zero:
+	// unbounded, the caller's context decides).
+	awaitFor time.Duration
 	cancel   context.CancelFunc
 	closeMu  sync.RWMutex
 	closed   bool
@@ -198,7 +209,15 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		opts.Logger.Warn("removed the published checkpoint; tessera publishes a new one", "path", filepath.Join(opts.Dir, "checkpoint"), "reason", why)
 	}
 
-	driver, err := posix.New(ctx, posix.Config{Path: opts.Dir})
+	if opts.WitnessTimeout <= 0 {
+		opts.WitnessTimeout = DefaultWitnessTimeout
+	}
+	posixCfg := posix.Config{Path: opts.Dir}
+	if opts.Witnesses != nil {
+		opts.AwaitPublication = true
+		posixCfg.HTTPClient = witnessClient(opts.WitnessTimeout, m.witnessAnswers, opts.Logger)
+	}
+	driver, err := posix.New(ctx, posixCfg)
 	if err != nil {
 		return nil, fmt.Errorf("tlog: tessera POSIX storage at %s: %w", opts.Dir, err)
 	}
@@ -207,6 +226,11 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		WithCheckpointInterval(opts.CheckpointInterval).
 		WithBatching(opts.BatchMaxSize, opts.BatchMaxAge).
 		WithAntispam(dedupEntries, nil)
+	if opts.Witnesses != nil {
+		// Fail closed: a checkpoint the quorum did not cosign is not
+		// published (tessera's FailOpen is a migration aid).
+		appendOpts.WithWitnesses(opts.Witnesses.group, &tessera.WitnessOptions{Timeout: opts.WitnessTimeout})
+	}
 	// The appender's goroutines live until Close, not until the caller's ctx ends.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	appender, shutdown, reader, err := tessera.NewAppender(runCtx, driver, appendOpts)
@@ -249,10 +273,13 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	}
 	if opts.AwaitPublication {
 		l.awaiter = tessera.NewPublicationAwaiter(runCtx, reader.ReadCheckpoint, awaitPollPeriod)
+		if opts.Witnesses != nil {
+			l.awaitFor = witnessWait(opts.CheckpointInterval, opts.WitnessTimeout)
+		}
 	}
 	m.treeSize.Set(float64(size))
 	l.logger.Info("transparency log open", "dir", opts.Dir, "origin", opts.Origin,
-		"tree_size", size, "await_publication", opts.AwaitPublication)
+		"tree_size", size, "await_publication", opts.AwaitPublication, "witnesses", len(witnessURLs(opts.Witnesses)))
 	return l, nil
 }
 

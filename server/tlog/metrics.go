@@ -8,6 +8,8 @@ type metrics struct {
 	latency   prometheus.Histogram
 	treeSize  prometheus.Gauge
 	tileReads prometheus.Counter
+	// witnessAnswers counts the witnesses' answers by witness and status.
+	witnessAnswers *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -33,8 +35,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "signet_tlog_proof_tile_reads_total",
 			Help: "Tiles read from storage to build proofs (cache misses).",
 		}),
+		witnessAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_tlog_witness_requests_total",
+			Help: "Checkpoints sent to witnesses (C2SP tlog-witness add-checkpoint), by witness host and answer: an HTTP status, or error when unreachable.",
+		}, []string{"witness", "answer"}),
 	}
-	for _, c := range []prometheus.Collector{m.appended, m.rejected, m.latency, m.treeSize, m.tileReads} {
+	for _, c := range []prometheus.Collector{m.appended, m.rejected, m.latency, m.treeSize, m.tileReads, m.witnessAnswers} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -52,5 +58,6 @@ const (
 	reasonCanceled    = "canceled"
 	reasonClosed      = "closed"
 	reasonDuplicate   = "duplicate"
+	reasonUnwitnessed = "unwitnessed"
 	reasonInternal    = "internal"
 )

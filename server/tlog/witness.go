@@ -1,0 +1,128 @@
+package tlog
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/transparency-dev/tessera"
+
+	"github.com/signet-dev/signet/server/ratelog"
+)
+
+// DefaultWitnessTimeout bounds one round of asking the witnesses to cosign
+// a checkpoint (tessera's default).
+const DefaultWitnessTimeout = tessera.DefaultWitnessTimeout
+
+// ErrNotWitnessed: the entry was integrated, but no checkpoint cosigned by
+// the witness policy's quorum covered it in time (HTTP 503). The entry is
+// in the log; a retry is answered with it once a cosigned checkpoint is
+// published.
+var ErrNotWitnessed = errors.New("no checkpoint cosigned by the witnesses the log's policy requires was published in time")
+
+// WitnessPolicy is which witnesses must cosign every checkpoint the log
+// publishes, in the policy format tessera reads (Sigsum's policy format
+// with C2SP signed-note cosignature/v1 verifier keys): `witness NAME VKEY
+// URL` lines, `group NAME K|all|any MEMBER...` lines and one `quorum NAME`.
+// Clients verify with the same file (core/verify.ParseWitnessPolicy), which
+// also admits witness lines without a URL.
+type WitnessPolicy struct {
+	group tessera.WitnessGroup
+	text  []byte
+}
+
+// ParseWitnessPolicy reads a policy file's content.
+func ParseWitnessPolicy(p []byte) (*WitnessPolicy, error) {
+	g, err := tessera.NewWitnessGroupFromPolicy(p)
+	if err != nil {
+		return nil, fmt.Errorf("witness policy: %w", err)
+	}
+	if len(g.Endpoints()) == 0 {
+		return nil, errors.New("witness policy: its quorum names no witness; leave the policy out to publish checkpoints unwitnessed")
+	}
+	return &WitnessPolicy{group: g, text: append([]byte(nil), p...)}, nil
+}
+
+// Text is the policy as given.
+func (p *WitnessPolicy) Text() []byte { return append([]byte(nil), p.text...) }
+
+// witnessWait bounds how long an append waits for a cosigned checkpoint:
+// tessera publishes (and asks the witnesses) at most once per checkpoint
+// interval, each round bounded by the witness timeout; two rounds cover an
+// entry that just missed one.
+func witnessWait(interval, timeout time.Duration) time.Duration {
+	return 2*(interval+timeout) + time.Second
+}
+
+// witnessClient is the HTTP client tessera asks witnesses with: each
+// request bounded, few connections per witness, and every answer counted
+// so an operator sees which witness refuses or is unreachable.
+func witnessClient(timeout time.Duration, m *prometheus.CounterVec, logger *slog.Logger) *http.Client {
+	t := &http.Transport{
+		Proxy:               nil, // witnesses are named by the operator, not reached through the environment's proxy
+		DialContext:         (&net.Dialer{Timeout: timeout}).DialContext,
+		MaxIdleConnsPerHost: 4,
+		MaxConnsPerHost:     16,
+		IdleConnTimeout:     time.Minute,
+		TLSHandshakeTimeout: timeout,
+	}
+	return &http.Client{Timeout: timeout, Transport: &countingTransport{next: t, answers: m, logger: logger}}
+}
+
+type countingTransport struct {
+	next    http.RoundTripper
+	answers *prometheus.CounterVec
+	logger  *slog.Logger
+	errLog  ratelog.Limiter
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(r)
+	witness := r.URL.Host
+	switch {
+	case err != nil:
+		c.answers.WithLabelValues(witness, "error").Inc()
+		c.errLog.Error(c.logger, "witness unreachable", "witness", r.URL.String(), "error", err)
+	default:
+		c.answers.WithLabelValues(witness, strconv.Itoa(resp.StatusCode)).Inc()
+		// 409 is the protocol telling the log the witness's tree size;
+		// tessera retries with a proof from there.
+		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusConflict {
+			c.errLog.Error(c.logger, "witness refused the checkpoint", "witness", r.URL.String(), "status", resp.StatusCode, "meaning", witnessStatus(resp.StatusCode))
+		}
+	}
+	return resp, err
+}
+
+// witnessStatus says what a C2SP tlog-witness answer means for the log's
+// operator.
+func witnessStatus(code int) string {
+	switch code {
+	case http.StatusNotFound:
+		return "the witness does not know this log's origin: add the log (origin and verifier key) to the witness's configuration"
+	case http.StatusForbidden:
+		return "the checkpoint's signature does not verify with the key the witness has for this log: give the witness the log's current verifier key"
+	case http.StatusUnprocessableEntity:
+		return "the consistency proof does not verify against the witness's view: the witness holds a different tree of this log (a fork, or a log rebuilt under the same key)"
+	case http.StatusBadRequest:
+		return "the witness could not parse the request"
+	}
+	return "unexpected status"
+}
+
+// witnessURLs lists where the policy's witnesses are asked.
+func witnessURLs(p *WitnessPolicy) []string {
+	if p == nil {
+		return nil
+	}
+	var urls []string
+	for u := range p.group.Endpoints() {
+		urls = append(urls, u)
+	}
+	return urls
+}
