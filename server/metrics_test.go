@@ -66,6 +66,12 @@ func scrape(t *testing.T, p *servertest.Process) map[string]*dto.MetricFamily {
 // Every metric docs/server.md names is on /metrics of the running server
 // with that name, type and labels once each service has had traffic, and
 // every signet_ metric served is documented.
+// conditionalMetrics have series only in a setup this test does not run,
+// and the test that scrapes them there.
+var conditionalMetrics = map[string]string{
+	"signet_tlog_witness_requests_total": "cmd/signet TestWitnessedCheckpoints (a log with a real witness)",
+}
+
 func TestMetricsAreDocumented(t *testing.T) {
 	p := servertest.Start(t, t.TempDir(), "--dev-oidc")
 
@@ -104,6 +110,9 @@ func TestMetricsAreDocumented(t *testing.T) {
 	for _, d := range docs {
 		documented[d.name] = true
 		f, ok := fams[d.name]
+		if !ok && conditionalMetrics[d.name] != "" {
+			continue
+		}
 		if !ok {
 			t.Errorf("%s is documented but not on /metrics", d.name)
 			continue

@@ -234,6 +234,9 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	// The appender's goroutines live until Close, not until the caller's ctx ends.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	appender, shutdown, reader, err := tessera.NewAppender(runCtx, driver, appendOpts)
+	if err != nil && opts.Witnesses != nil {
+		err = fmt.Errorf("%w (a new log publishes its first checkpoint at start, and the witness policy must be met for it: check that its witnesses are reachable and know this log's origin and key)", err)
+	}
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("tlog: opening tessera log in %s: %w", opts.Dir, err)
