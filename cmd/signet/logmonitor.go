@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signet-dev/signet/core/tlog"
+	"github.com/signet-dev/signet/core/verify"
 	"github.com/signet-dev/signet/server/storage"
 )
 
@@ -33,6 +34,7 @@ func newLogMonitorCmd() *cobra.Command {
 		state    string
 		interval time.Duration
 		once     bool
+		witness  policyFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "monitor [--state FILE] [--interval 30s] [--once]",
@@ -46,6 +48,8 @@ both signed by the log key:
   a rewrite        a larger tree that does not extend the earlier one
   a truncation     a smaller tree than one seen before (or a stale answer)
   a bad signature  a checkpoint the log key did not sign
+  unwitnessed      with --witness-policy: a checkpoint without the
+                   cosignatures the policy requires
 
 --state FILE keeps the last verified checkpoint across runs: the monitor
 starts from it and rewrites it after each verified step, so a cron job with
@@ -65,6 +69,10 @@ reach or read the log.
 			}
 			if interval < 0 {
 				return usageError{fmt.Errorf("--interval %s: give a positive duration", interval)}
+			}
+			var pol verify.Policy
+			if err := witness.witnesses(&pol); err != nil {
+				return err
 			}
 			var last []byte
 			if state != "" {
@@ -106,7 +114,7 @@ reach or read the log.
 				}
 			}
 			err = tlog.Monitor(cmd.Context(), tlog.MonitorOptions{
-				Root: root.Root, BaseURL: want, HTTPClient: hc, Last: last, Interval: interval, Once: once,
+				Root: root.Root, BaseURL: want, HTTPClient: hc, Last: last, Interval: interval, Once: once, Witnesses: pol.Witnesses,
 				Verified: func(cp tlog.Checkpoint, c *tlog.Consistency) {
 					e := monitorEvent{Event: "verified", LogURL: want, TreeSize: cp.Size, RootHash: base64.StdEncoding.EncodeToString(cp.Hash)}
 					if c != nil {
@@ -151,6 +159,7 @@ reach or read the log.
 	f.StringVar(&state, "state", "", "file keeping the last verified checkpoint across runs (read at start, rewritten after each verified step)")
 	f.DurationVar(&interval, "interval", tlog.DefaultMonitorInterval, "time between checks")
 	f.BoolVar(&once, "once", false, "check once (from --state, if any) and exit")
+	f.StringVar(&witness.witnessPolicy, "witness-policy", "", "also require every checkpoint to carry the cosignatures this witness policy file requires (docs/verification.md)")
 	return cmd
 }
 

@@ -236,6 +236,11 @@ func TestWitnessedCheckpoints(t *testing.T) {
 		if !strings.Contains(run.stderr, "witness-b.example (no cosignature)") {
 			t.Errorf("log checkpoint with an unmet policy said:\n%s", run.stderr)
 		}
+		runSignet(t, nil, "log", "monitor", "--once", "--trusted-root", e.root, "--log", e.p.URL, "--witness-policy", onlyA).want(t, 0)
+		run = runSignet(t, nil, "log", "monitor", "--once", "--trusted-root", e.root, "--log", e.p.URL, "--witness-policy", both).want(t, 1)
+		if !strings.Contains(run.stderr, "without the cosignatures the witness policy requires") || !strings.Contains(run.stderr, "witness-b.example (no cosignature)") {
+			t.Errorf("log monitor with an unmet policy said:\n%s", run.stderr)
+		}
 		metrics, err := e.p.Get("/metrics")
 		if err != nil {
 			t.Fatal(err)

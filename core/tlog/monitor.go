@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/signet-dev/signet/core/trust"
+	"github.com/signet-dev/signet/core/verify"
 )
 
 // MonitorOptions configure Monitor.
@@ -28,6 +29,10 @@ type MonitorOptions struct {
 	// Unreachable is called when a check could not be made (the log did
 	// not answer); the monitor tries again at the next interval.
 	Unreachable func(err error)
+	// Witnesses, when set, must have cosigned every checkpoint; one
+	// without their cosignatures stops the monitor (a *CheckpointError
+	// whose Err has verify.CheckWitness).
+	Witnesses *verify.WitnessPolicy
 }
 
 // DefaultMonitorInterval is how often Monitor reads the checkpoint.
@@ -47,6 +52,11 @@ func Monitor(ctx context.Context, o MonitorOptions) error {
 	last := o.Last
 	for {
 		l, err := Open(ctx, o.Root, o.BaseURL, o.HTTPClient)
+		if err == nil && o.Witnesses != nil {
+			if _, werr := o.Witnesses.Check(l.Checkpoint().Note); werr != nil {
+				err = &CheckpointError{LogURL: l.Trusted().BaseURL, Served: true, Err: werr}
+			}
+		}
 		if err == nil {
 			var c *Consistency
 			if last != nil {

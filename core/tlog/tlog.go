@@ -161,10 +161,13 @@ type CheckpointError struct {
 	// Served: the log served it; otherwise the caller gave it (a checkpoint
 	// saved earlier).
 	Served bool
-	Err    error // a *verify.Error with verify.CheckCheckpoint
+	Err    error // a *verify.Error with verify.CheckCheckpoint (or CheckWitness, from Monitor)
 }
 
 func (e *CheckpointError) Error() string {
+	if e.Served && verify.CheckOf(e.Err) == verify.CheckWitness {
+		return fmt.Sprintf("log %s serves a checkpoint without the cosignatures the witness policy requires: %v", e.LogURL, e.Err)
+	}
 	if e.Served {
 		return fmt.Sprintf("log %s serves a checkpoint that does not verify against the trusted root: %v", e.LogURL, e.Err)
 	}
