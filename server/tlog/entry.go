@@ -231,7 +231,7 @@ func (l *Log) appendBody(ctx context.Context, body []byte, kind, version string)
 	)
 	if l.awaiter != nil {
 		var cp []byte
-		idx, cp, err = l.await(ctx, future)
+		idx, cp, err = l.awaiter.Await(ctx, future)
 		if err == nil {
 			th, err = l.publishedHead(cp)
 		}
@@ -239,6 +239,9 @@ func (l *Log) appendBody(ctx context.Context, body []byte, kind, version string)
 		idx, err = future()
 		if err == nil {
 			th, err = l.coveringHead(ctx, idx.Index)
+		}
+		if err == nil && l.gw != nil {
+			th, err = l.witnessed(ctx, idx.Index)
 		}
 	}
 	if err != nil {
@@ -268,21 +271,25 @@ func (l *Log) appendBody(ctx context.Context, body []byte, kind, version string)
 	}, idx.IsDup, nil
 }
 
-// await waits for a published checkpoint covering the entry, for at most
-// awaitFor when witnesses must cosign it: an unreachable quorum must not
-// hold every client until its own timeout.
-func (l *Log) await(ctx context.Context, future tessera.IndexFuture) (tessera.Index, []byte, error) {
-	if l.awaitFor <= 0 {
-		return l.awaiter.Await(ctx, future)
-	}
+// witnessed waits, for at most awaitFor, for a cosigned checkpoint covering
+// the entry: an unreachable quorum must not hold every client until its
+// own timeout.
+func (l *Log) witnessed(ctx context.Context, index uint64) (*treeHead, error) {
 	wctx, cancel := context.WithTimeout(ctx, l.awaitFor)
 	defer cancel()
-	idx, cp, err := l.awaiter.Await(wctx, future)
+	th, err := l.gw.cover(wctx, index)
 	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-		l.errLog.Error(l.logger, "no witnessed checkpoint covers an integrated entry; check the witnesses (signet_tlog_witness_requests_total)", "index", idx.Index, "waited", l.awaitFor)
-		return idx, nil, fmt.Errorf("%w (entry %d is integrated; waited %v)", ErrNotWitnessed, idx.Index, l.awaitFor)
+		l.errLog.Error(l.logger, "no witnessed checkpoint covers an integrated entry; check the witnesses (signet_tlog_witness_requests_total)", "index", index, "waited", l.awaitFor, "error", err)
+		return nil, fmt.Errorf("%w (entry %d is integrated; waited %v)", ErrNotWitnessed, index, l.awaitFor)
 	}
-	return idx, cp, err
+	return th, err
+}
+
+// currentHead is the newest head the log signed for acknowledged entries.
+func (l *Log) currentHead() *treeHead {
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	return l.state
 }
 
 func (l *Log) appendError(err error) error {

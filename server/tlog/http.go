@@ -156,12 +156,17 @@ func (l *Log) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 	// Every acknowledged entry is covered by a signed head the guard
 	// recorded. When tessera cannot publish (a full disk), serve that head,
 	// so the public checkpoint never lags what clients were told.
-	// With witnesses, acknowledged entries are covered by the published
-	// (cosigned) checkpoint already; the guard's newer head may be one the
-	// witnesses refused, so it is served only when nothing is published.
-	if headSize, _, ok := l.signer.head(); ok && (err != nil || valid && headSize > size && l.awaitFor == 0) {
+	if headSize, _, ok := l.signer.head(); ok && (err != nil || valid && headSize > size) {
 		if latest := l.signer.latest(); latest != nil {
 			cp, err = latest, nil
+		}
+	}
+	// With witnesses, the newest cosigned checkpoint: it covers every
+	// acknowledged entry, and monitors holding the log to a witness policy
+	// must find the cosignatures (tessera's published file has none).
+	if l.gw != nil {
+		if th := l.gw.cosigned(); th != nil {
+			cp, err = th.checkpoint, nil
 		}
 	}
 	if err != nil {

@@ -88,10 +88,9 @@ type Options struct {
 	// generated): an empty log with no HeadFile was then wiped, not created,
 	// and Open refuses it.
 	KeyInUse bool
-	// Witnesses, when set, must cosign every checkpoint before tessera
-	// publishes it, and appends wait for such a checkpoint
-	// (AwaitPublication), so every inclusion proof the log answers carries
-	// the witnesses' cosignatures.
+	// Witnesses, when set, must cosign the checkpoint of every entry the
+	// log acknowledges (gateway.go): every inclusion proof it answers, and
+	// GET /api/v2/checkpoint, carry the witnesses' cosignatures.
 	Witnesses *WitnessPolicy
 	// WitnessTimeout bounds one round of asking the witnesses; default
 	// DefaultWitnessTimeout.
@@ -116,8 +115,9 @@ type Log struct {
 	shutdown func(context.Context) error
 	reader   tessera.LogReader
 	awaiter  *tessera.PublicationAwaiter
-	// awaitFor bounds an append's wait for a witnessed checkpoint (zero:
-	// unbounded, the caller's context decides).
+	// gw collects witness cosignatures (Options.Witnesses); awaitFor
+	// bounds an append's wait for them.
+	gw       *gateway
 	awaitFor time.Duration
 	cancel   context.CancelFunc
 	closeMu  sync.RWMutex
@@ -212,12 +212,10 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if opts.WitnessTimeout <= 0 {
 		opts.WitnessTimeout = DefaultWitnessTimeout
 	}
-	posixCfg := posix.Config{Path: opts.Dir}
-	if opts.Witnesses != nil {
-		opts.AwaitPublication = true
-		posixCfg.HTTPClient = witnessClient(opts.WitnessTimeout, m.witnessAnswers, opts.Logger)
+	if opts.Witnesses != nil && opts.AwaitPublication {
+		return nil, errors.New("tlog: Options.AwaitPublication and Options.Witnesses exclude each other: with witnesses, entries wait for a cosigned checkpoint")
 	}
-	driver, err := posix.New(ctx, posixCfg)
+	driver, err := posix.New(ctx, posix.Config{Path: opts.Dir})
 	if err != nil {
 		return nil, fmt.Errorf("tlog: tessera POSIX storage at %s: %w", opts.Dir, err)
 	}
@@ -226,17 +224,9 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		WithCheckpointInterval(opts.CheckpointInterval).
 		WithBatching(opts.BatchMaxSize, opts.BatchMaxAge).
 		WithAntispam(dedupEntries, nil)
-	if opts.Witnesses != nil {
-		// Fail closed: a checkpoint the quorum did not cosign is not
-		// published (tessera's FailOpen is a migration aid).
-		appendOpts.WithWitnesses(opts.Witnesses.group, &tessera.WitnessOptions{Timeout: opts.WitnessTimeout})
-	}
 	// The appender's goroutines live until Close, not until the caller's ctx ends.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	appender, shutdown, reader, err := tessera.NewAppender(runCtx, driver, appendOpts)
-	if err != nil && opts.Witnesses != nil {
-		err = fmt.Errorf("%w (a new log publishes its first checkpoint at start, and the witness policy must be met for it: check that its witnesses are reachable and know this log's origin and key)", err)
-	}
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("tlog: opening tessera log in %s: %w", opts.Dir, err)
@@ -276,8 +266,21 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	}
 	if opts.AwaitPublication {
 		l.awaiter = tessera.NewPublicationAwaiter(runCtx, reader.ReadCheckpoint, awaitPollPeriod)
-		if opts.Witnesses != nil {
-			l.awaitFor = witnessWait(opts.CheckpointInterval, opts.WitnessTimeout)
+	}
+	if opts.Witnesses != nil {
+		l.awaitFor = witnessWait(opts.WitnessTimeout)
+		l.gw = newGateway(opts.Witnesses, witnessClient(opts.WitnessTimeout, m.witnessAnswers, opts.Logger), opts.WitnessTimeout, l.tiles, l.currentHead)
+		if size > 0 {
+			// Have a cosigned checkpoint to serve before the first append.
+			if _, err := l.coveringHead(ctx, size-1); err == nil {
+				go func() {
+					wctx, cancel := context.WithTimeout(runCtx, l.awaitFor)
+					defer cancel()
+					if _, err := l.gw.cover(wctx, size-1); err != nil {
+						l.logger.Warn("no witnessed checkpoint yet", "error", err)
+					}
+				}()
+			}
 		}
 	}
 	m.treeSize.Set(float64(size))

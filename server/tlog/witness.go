@@ -17,7 +17,7 @@ import (
 
 // DefaultWitnessTimeout bounds one round of asking the witnesses to cosign
 // a checkpoint (tessera's default).
-const DefaultWitnessTimeout = tessera.DefaultWitnessTimeout
+const DefaultWitnessTimeout = 5 * time.Second
 
 // ErrNotWitnessed: the entry was integrated, but no checkpoint cosigned by
 // the witness policy's quorum covered it in time (HTTP 503). The entry is
@@ -52,14 +52,13 @@ func ParseWitnessPolicy(p []byte) (*WitnessPolicy, error) {
 func (p *WitnessPolicy) Text() []byte { return append([]byte(nil), p.text...) }
 
 // witnessWait bounds how long an append waits for a cosigned checkpoint:
-// tessera publishes (and asks the witnesses) at most once per checkpoint
-// interval, each round bounded by the witness timeout; two rounds cover an
-// entry that just missed one.
-func witnessWait(interval, timeout time.Duration) time.Duration {
-	return 2*(interval+timeout) + time.Second
+// two rounds of asking the witnesses (an entry may just miss one) and a
+// second for the retry pause between failed rounds.
+func witnessWait(timeout time.Duration) time.Duration {
+	return 2*timeout + time.Second
 }
 
-// witnessClient is the HTTP client tessera asks witnesses with: each
+// witnessClient is the HTTP client the log asks witnesses with: each
 // request bounded, few connections per witness, and every answer counted
 // so an operator sees which witness refuses or is unreachable.
 func witnessClient(timeout time.Duration, m *prometheus.CounterVec, logger *slog.Logger) *http.Client {
@@ -91,7 +90,7 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	default:
 		c.answers.WithLabelValues(witness, strconv.Itoa(resp.StatusCode)).Inc()
 		// 409 is the protocol telling the log the witness's tree size;
-		// tessera retries with a proof from there.
+		// the gateway retries with a proof from there.
 		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusConflict {
 			c.errLog.Error(c.logger, "witness refused the checkpoint", "witness", r.URL.String(), "status", resp.StatusCode, "meaning", witnessStatus(resp.StatusCode))
 		}
