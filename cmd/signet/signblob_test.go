@@ -126,30 +126,10 @@ func TestSignBlobVerifyBlob(t *testing.T) {
 	})
 
 	t.Run("sigstore-go verifies it", func(t *testing.T) {
-		trJSON, err := os.ReadFile(e.root)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr, err := root.NewTrustedRootFromJSON(trJSON)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := sgverify.NewVerifier(tr, sgverify.WithSignedCertificateTimestamps(1), sgverify.WithSignedTimestamps(1), sgverify.WithTransparencyLog(1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := sgbundle.LoadJSONFromPath(signed.Bundle)
-		if err != nil {
-			t.Fatal(err)
-		}
-		id, err := sgverify.NewShortCertificateIdentity(e.issuer, "", e.identity, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := v.Verify(b, sgverify.NewPolicy(sgverify.WithArtifact(strings.NewReader(content)), sgverify.WithCertificateIdentity(id))); err != nil {
+		if err := e.sigstoreGoVerify(t, signed.Bundle, []byte(content)); err != nil {
 			t.Fatalf("sigstore-go rejects the bundle signet sign-blob wrote: %v", err)
 		}
-		if _, err := v.Verify(b, sgverify.NewPolicy(sgverify.WithArtifact(strings.NewReader(content+"!")), sgverify.WithCertificateIdentity(id))); err == nil {
+		if err := e.sigstoreGoVerify(t, signed.Bundle, []byte(content+"!")); err == nil {
 			t.Fatal("sigstore-go verified a changed artifact")
 		}
 	})
@@ -239,4 +219,32 @@ func TestSignBlobUsageErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sigstoreGoVerify verifies a bundle of the env's identity with sigstore-go
+// as cosign does by default (SCT, signed timestamp, log entry required).
+func (e *cliEnv) sigstoreGoVerify(t *testing.T, bundlePath string, artifact []byte) error {
+	t.Helper()
+	trJSON, err := os.ReadFile(e.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := root.NewTrustedRootFromJSON(trJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := sgverify.NewVerifier(tr, sgverify.WithSignedCertificateTimestamps(1), sgverify.WithSignedTimestamps(1), sgverify.WithTransparencyLog(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := sgbundle.LoadJSONFromPath(bundlePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := sgverify.NewShortCertificateIdentity(e.issuer, "", e.identity, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = v.Verify(b, sgverify.NewPolicy(sgverify.WithArtifact(bytes.NewReader(artifact)), sgverify.WithCertificateIdentity(id)))
+	return err
 }

@@ -16,9 +16,6 @@ import (
 	"time"
 
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
-	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
-	"github.com/sigstore/sigstore-go/pkg/root"
-	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -180,29 +177,11 @@ func TestWitnessedCheckpoints(t *testing.T) {
 		}
 	})
 	sigstoreGo := func(t *testing.T, path string) error {
-		trJSON, err := os.ReadFile(e.root)
+		content, err := os.ReadFile(art)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr, err := root.NewTrustedRootFromJSON(trJSON)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := sgverify.NewVerifier(tr, sgverify.WithSignedCertificateTimestamps(1), sgverify.WithSignedTimestamps(1), sgverify.WithTransparencyLog(1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sb, err := sgbundle.LoadJSONFromPath(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		id, err := sgverify.NewShortCertificateIdentity(e.issuer, "", e.identity, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		content, _ := os.ReadFile(art)
-		_, err = v.Verify(sb, sgverify.NewPolicy(sgverify.WithArtifact(bytes.NewReader(content)), sgverify.WithCertificateIdentity(id)))
-		return err
+		return e.sigstoreGoVerify(t, path, content)
 	}
 	t.Run("standard verifiers ignore the cosignature lines", func(t *testing.T) {
 		mustCosign(t, append([]string{"verify-blob", "--bundle", bundlePath, art}, e.cosignVerifyFlags()...)...)
