@@ -5,17 +5,28 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
+
+	fnote "github.com/transparency-dev/formats/note"
 
 	"github.com/signet-dev/signet/server/storage"
 	"github.com/signet-dev/signet/server/tlog"
 )
 
-// Fsck checks a stopped server's data directory (see tlog.Fsck). It takes
-// the directory's lock, so it refuses to run beside a live server. The log's
-// origin is the configured one, else the one the signed-head record or the
-// published checkpoint names, else the host of cfg.URL.
-func Fsck(ctx context.Context, cfg Config) (*tlog.FsckReport, error) {
+// FsckReport is what Fsck found in each log of a data directory.
+type FsckReport struct {
+	Log   *tlog.FsckReport
+	CTLog *tlog.FsckReport // nil when the directory holds no CT log
+}
+
+// Fsck checks a stopped server's data directory (see tlog.Fsck): the
+// transparency log and, when there is one, the certificate transparency
+// log. It takes the directory's lock, so it refuses to run beside a live
+// server. The log's origin is the configured one, else the one the
+// signed-head record or the published checkpoint names, else the host of
+// cfg.URL.
+func Fsck(ctx context.Context, cfg Config) (*FsckReport, error) {
 	dir, err := storage.Open(cfg.Data)
 	if err != nil {
 		return nil, err
@@ -26,15 +37,8 @@ func Fsck(ctx context.Context, cfg Config) (*tlog.FsckReport, error) {
 		return nil, err
 	}
 	origin := cfg.Log.Origin
-	for _, p := range []string{dir.SignedHeadPath(), dir.LogDir() + "/checkpoint"} {
-		if origin != "" {
-			break
-		}
-		if b, err := os.ReadFile(p); err == nil {
-			if first, _, ok := strings.Cut(string(b), "\n"); ok && first != "" {
-				origin = first
-			}
-		}
+	if origin == "" {
+		origin = recordedOrigin(dir.SignedHeadPath(), dir.LogDir()+"/checkpoint")
 	}
 	if origin == "" {
 		u, err := url.Parse(cfg.URL)
@@ -43,5 +47,47 @@ func Fsck(ctx context.Context, cfg Config) (*tlog.FsckReport, error) {
 		}
 		origin = u.Hostname()
 	}
-	return tlog.Fsck(ctx, tlog.FsckOptions{Dir: dir.LogDir(), HeadFile: dir.SignedHeadPath(), Key: key, Origin: origin})
+	rep := &FsckReport{}
+	if rep.Log, err = tlog.Fsck(ctx, tlog.FsckOptions{Dir: dir.LogDir(), HeadFile: dir.SignedHeadPath(), Key: key, Origin: origin}); err != nil {
+		return nil, err
+	}
+	ctDir := dir.CTLogDir()
+	if entries, _ := os.ReadDir(ctDir); len(entries) == 0 {
+		return rep, nil
+	}
+	ctKey, err := dir.CTLogPublicKey(cfg.Keys)
+	if err != nil {
+		return nil, err
+	}
+	// The CT log's origin is recorded with its checkpoints; without them
+	// it is the one the server would use.
+	ctHead := filepath.Clean(ctDir) + ".signed-head"
+	ctOriginName := recordedOrigin(ctHead, ctDir+"/checkpoint")
+	if ctOriginName == "" {
+		u, _ := url.Parse(cfg.URL)
+		ctOriginName = ctOrigin(u, cfg.Log.Origin)
+	}
+	vkey, err := fnote.RFC6962VerifierString("https://"+ctOriginName, ctKey)
+	if err != nil {
+		return nil, err
+	}
+	v, err := fnote.NewRFC6962Verifier(vkey)
+	if err != nil {
+		return nil, err
+	}
+	rep.CTLog, err = tlog.Fsck(ctx, tlog.FsckOptions{Dir: ctDir, HeadFile: ctHead, Verifier: v, Origin: ctOriginName, StaticCT: true})
+	return rep, err
+}
+
+// recordedOrigin is the first line (the origin) of the first of the
+// checkpoint files that exists.
+func recordedOrigin(paths ...string) string {
+	for _, p := range paths {
+		if b, err := os.ReadFile(p); err == nil {
+			if first, _, ok := strings.Cut(string(b), "\n"); ok && first != "" {
+				return first
+			}
+		}
+	}
+	return ""
 }

@@ -18,6 +18,17 @@ type fsckResult struct {
 	PublishedSize uint64   `json:"publishedSize"`
 	SignedSize    uint64   `json:"signedSize"`
 	Problems      []string `json:"problems"`
+	// CTLog is the certificate transparency log's report, when the data
+	// directory holds one.
+	CTLog *fsckLog `json:"ctLog,omitempty"`
+}
+
+type fsckLog struct {
+	OK            bool     `json:"ok"`
+	TreeSize      uint64   `json:"treeSize"`
+	PublishedSize uint64   `json:"publishedSize"`
+	SignedSize    uint64   `json:"signedSize"`
+	Problems      []string `json:"problems"`
 }
 
 func newServerFsckCmd() *cobra.Command {
@@ -32,7 +43,9 @@ func newServerFsckCmd() *cobra.Command {
 		Long: `Check a stopped server's data directory: the published checkpoint and the
 signed-head record against the log key; tessera's tree state against the
 tiles; every entry bundle and tile, recomputed from the entries, against the
-tree; the signed and published trees as prefixes of the stored one.
+tree; the signed and published trees as prefixes of the stored one. The
+certificate transparency log (ctlog/, its static-ct-api data tiles and
+ctlog.signed-head) gets the same checks.
 
 It reads only, and takes the data directory's lock, so stop the server first.
 The server makes the quick form of these checks at every start and refuses
@@ -65,22 +78,37 @@ could not run; 2 usage error.`,
 			if err != nil {
 				return err
 			}
-			res := fsckResult{OK: len(rep.Problems) == 0, TreeSize: rep.TreeSize, PublishedSize: rep.PublishedSize, SignedSize: rep.SignedSize, Problems: append([]string{}, rep.Problems...)}
+			lg := rep.Log
+			res := fsckResult{OK: len(lg.Problems) == 0, TreeSize: lg.TreeSize, PublishedSize: lg.PublishedSize, SignedSize: lg.SignedSize, Problems: append([]string{}, lg.Problems...)}
+			problems := len(lg.Problems)
+			if ct := rep.CTLog; ct != nil {
+				res.CTLog = &fsckLog{OK: len(ct.Problems) == 0, TreeSize: ct.TreeSize, PublishedSize: ct.PublishedSize, SignedSize: ct.SignedSize, Problems: append([]string{}, ct.Problems...)}
+				res.OK = res.OK && res.CTLog.OK
+				problems += len(ct.Problems)
+			}
 			w := cmd.OutOrStdout()
 			if out.json() {
 				if err := writeJSON(w, res); err != nil {
 					return err
 				}
 			} else {
-				for _, p := range rep.Problems {
+				for _, p := range lg.Problems {
 					fmt.Fprintf(w, "problem: %s\n", p)
 				}
-				if res.OK {
-					fmt.Fprintf(w, "ok: %s holds a log of %d entries; the published checkpoint (%d) and the last signed tree (%d) are prefixes of it, and every tile and entry bundle agrees\n", cfg.Data, rep.TreeSize, rep.PublishedSize, rep.SignedSize)
+				if len(lg.Problems) == 0 {
+					fmt.Fprintf(w, "ok: %s holds a log of %d entries; the published checkpoint (%d) and the last signed tree (%d) are prefixes of it, and every tile and entry bundle agrees\n", cfg.Data, lg.TreeSize, lg.PublishedSize, lg.SignedSize)
+				}
+				if ct := rep.CTLog; ct != nil {
+					for _, p := range ct.Problems {
+						fmt.Fprintf(w, "problem: CT log: %s\n", p)
+					}
+					if len(ct.Problems) == 0 {
+						fmt.Fprintf(w, "ok: the CT log holds %d precertificates; its published checkpoint (%d) and last signed tree (%d) are prefixes of it, and every tile and data tile agrees\n", ct.TreeSize, ct.PublishedSize, ct.SignedSize)
+					}
 				}
 			}
 			if !res.OK {
-				return errors.New(fmt.Sprint(len(rep.Problems), " problem(s) found in ", cfg.Data, "; see docs/operations.md"))
+				return errors.New(fmt.Sprint(problems, " problem(s) found in ", cfg.Data, "; see docs/operations.md"))
 			}
 			return nil
 		},

@@ -399,6 +399,23 @@ func (d *Dir) CTLogKey(k *Keys, supplied KeyFiles, ctDir string) error {
 	return nil
 }
 
+// CTLogPublicKey reads the CT log's public key without making one (fsck).
+func (d *Dir) CTLogPublicKey(supplied KeyFiles) (*ecdsa.PublicKey, error) {
+	path := filepath.Join(d.KeysDir(), ctLogKey)
+	if supplied.CTLogKey != "" {
+		path = supplied.CTLogKey
+	}
+	key, err := loadPrivateKey(path)
+	if err != nil {
+		return nil, fmt.Errorf("CT log key: %w", err)
+	}
+	ec, ok := key.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("CT log key %s: must be an ECDSA P-256 key, got %T", path, key)
+	}
+	return &ec.PublicKey, nil
+}
+
 // TUFKey loads the key of the server's TUF repository (keys/tuf.key, an
 // Ed25519 key made at first start of a server that has none): the
 // zero-config repository signs every role with it.

@@ -17,6 +17,7 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/client"
 	"github.com/transparency-dev/tessera/fsck"
+	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -26,6 +27,12 @@ type FsckOptions struct {
 	HeadFile string // the signed-head record; default as in Options
 	Key      ed25519.PublicKey
 	Origin   string
+	// Verifier, when set, checks the log's checkpoints instead of Key
+	// (the CT log's RFC 6962 key).
+	Verifier note.Verifier
+	// StaticCT: the log is laid out as static-ct-api (data tiles under
+	// tile/data/, entries are TileLeafs), as the CT log is.
+	StaticCT bool
 }
 
 // FsckReport is what Fsck found. The log is sound when Problems is empty.
@@ -46,18 +53,24 @@ func Fsck(ctx context.Context, o FsckOptions) (*FsckReport, error) {
 	if o.HeadFile == "" {
 		o.HeadFile = filepath.Clean(o.Dir) + ".signed-head"
 	}
-	keyHash, _ := checkpointKeyID(o.Origin, o.Key)
-	vkey, err := note.NewEd25519VerifierKey(o.Origin, o.Key)
-	if err != nil {
-		return nil, err
+	verifier := o.Verifier
+	if verifier == nil {
+		vkey, err := note.NewEd25519VerifierKey(o.Origin, o.Key)
+		if err != nil {
+			return nil, err
+		}
+		if verifier, err = note.NewVerifier(vkey); err != nil {
+			return nil, err
+		}
 	}
-	verifier, err := note.NewVerifier(vkey)
-	if err != nil {
-		return nil, err
-	}
+	keyHash := verifier.KeyHash()
 	rep := &FsckReport{}
 	problem := func(format string, args ...any) { rep.Problems = append(rep.Problems, fmt.Sprintf(format, args...)) }
-	files := client.FileFetcher{Root: o.Dir}
+	var files fsckFiles = client.FileFetcher{Root: o.Dir}
+	hashes := leafHashes
+	if o.StaticCT {
+		files, hashes = ctFiles{client.FileFetcher{Root: o.Dir}}, ctLeafHashes
+	}
 	tiles := newTileCache(files.ReadTile)
 
 	// tessera's tree state: what the server would sign next.
@@ -83,7 +96,7 @@ func Fsck(ctx context.Context, o FsckOptions) (*FsckReport, error) {
 			problem("the tree state's root %x is not the root %x of its %d entries' tiles", st.Root, root, st.Size)
 			stateOK = false
 		}
-		if st.Size > 0 {
+		if st.Size > 0 && !o.StaticCT { // the full walk below covers a CT log's edge
 			if err := checkRightEdge(ctx, files, st.Size); err != nil {
 				problem("%v", err)
 			}
@@ -106,6 +119,9 @@ func Fsck(ctx context.Context, o FsckOptions) (*FsckReport, error) {
 	switch err := g.load(); {
 	case err != nil:
 		problem("%v", err)
+	case !g.have && stateOK && st.Size == 0:
+		// An empty log whose key has signed nothing that covers an entry
+		// (a CT log before its first certificate).
 	case !g.have:
 		problem("no signed-head record at %s: nothing shows which tree the log key signed last", o.HeadFile)
 	default:
@@ -136,14 +152,21 @@ func Fsck(ctx context.Context, o FsckOptions) (*FsckReport, error) {
 	// state (tessera's fsck wants a signed checkpoint: sign one here with a
 	// throwaway key, since the state's root is what is being checked).
 	if stateOK && st.Size > 0 {
-		if err := fsckAll(ctx, files, st.Size, st.Root); err != nil {
+		if err := fsckAll(ctx, files, hashes, st.Size, st.Root); err != nil {
 			problem("entry bundles and tiles do not agree with the tree state: %v", err)
 		}
 	}
 	return rep, nil
 }
 
-func fsckAll(ctx context.Context, files client.FileFetcher, size uint64, root []byte) error {
+// fsckFiles reads a stopped log's files.
+type fsckFiles interface {
+	ReadTile(ctx context.Context, l, i uint64, p uint8) ([]byte, error)
+	ReadEntryBundle(ctx context.Context, i uint64, p uint8) ([]byte, error)
+	ReadCheckpoint(ctx context.Context) ([]byte, error)
+}
+
+func fsckAll(ctx context.Context, files fsckFiles, hashes func([]byte) ([][]byte, error), size uint64, root []byte) error {
 	const origin = "signet-fsck"
 	skey, vkey, err := note.GenerateKey(nil, origin)
 	if err != nil {
@@ -161,7 +184,7 @@ func fsckAll(ctx context.Context, files client.FileFetcher, size uint64, root []
 	if err != nil {
 		return err
 	}
-	f := fsck.New(origin, verifier, stateFetcher{files, cp}, leafHashes, fsck.Opts{N: 2})
+	f := fsck.New(origin, verifier, stateFetcher{files, cp}, hashes, fsck.Opts{N: 2})
 	err = f.Check(ctx)
 	if err != nil {
 		// tessera prints both tiles in full; the path is what an operator needs.
@@ -174,7 +197,7 @@ func fsckAll(ctx context.Context, files client.FileFetcher, size uint64, root []
 
 // stateFetcher serves the log's files with the checkpoint replaced.
 type stateFetcher struct {
-	client.FileFetcher
+	fsckFiles
 	cp []byte
 }
 
@@ -189,6 +212,58 @@ func leafHashes(bundle []byte) ([][]byte, error) {
 	out := make([][]byte, len(eb.Entries))
 	for i, e := range eb.Entries {
 		out[i] = rfc6962.DefaultHasher.HashLeaf(e)
+	}
+	return out, nil
+}
+
+// ctFiles reads a static-ct-api log: its entry bundles are data tiles.
+type ctFiles struct{ client.FileFetcher }
+
+func (c ctFiles) ReadEntryBundle(_ context.Context, i uint64, p uint8) ([]byte, error) {
+	return os.ReadFile(filepath.Join(c.Root, "tile", "data", layout.NWithSuffix(0, i, p)))
+}
+
+// ctLeafHashes are the RFC 6962 leaf hashes of a static-ct-api data tile:
+// each TileLeaf starts with the TimestampedEntry the MerkleTreeLeaf
+// (version v1, leaf type timestamped_entry) wraps, followed by the
+// precertificate (for precert entries) and the chain fingerprints.
+func ctLeafHashes(tile []byte) ([][]byte, error) {
+	s := cryptobyte.String(tile)
+	var out [][]byte
+	for !s.Empty() {
+		start := s
+		var (
+			ts        uint64
+			entryType uint16
+			skip      cryptobyte.String
+		)
+		if !s.ReadUint64(&ts) || !s.ReadUint16(&entryType) {
+			return nil, errors.New("data tile: truncated TimestampedEntry")
+		}
+		switch entryType {
+		case 0: // x509_entry: ASN.1Cert
+			if !s.ReadUint24LengthPrefixed(&skip) {
+				return nil, errors.New("data tile: truncated certificate")
+			}
+		case 1: // precert_entry: issuer_key_hash, TBSCertificate
+			if !s.Skip(32) || !s.ReadUint24LengthPrefixed(&skip) {
+				return nil, errors.New("data tile: truncated precertificate entry")
+			}
+		default:
+			return nil, fmt.Errorf("data tile: unknown entry type %d", entryType)
+		}
+		if !s.ReadUint16LengthPrefixed(&skip) { // CtExtensions
+			return nil, errors.New("data tile: truncated extensions")
+		}
+		entry := start[:len(start)-len(s)]
+		if entryType == 1 && !s.ReadUint24LengthPrefixed(&skip) { // pre_certificate
+			return nil, errors.New("data tile: truncated pre_certificate")
+		}
+		if !s.ReadUint16LengthPrefixed(&skip) { // certificate_chain fingerprints
+			return nil, errors.New("data tile: truncated chain fingerprints")
+		}
+		leaf := append([]byte{0, 0}, entry...) // MerkleTreeLeaf: v1, timestamped_entry
+		out = append(out, rfc6962.DefaultHasher.HashLeaf(leaf))
 	}
 	return out, nil
 }
