@@ -7,10 +7,12 @@
 // TUF client and `cosign initialize --mirror URL --root root.json` use it
 // unchanged.
 //
-// This is the zero-config repository: one Ed25519 key, kept in the data
-// directory, signs all four roles, so the root key is online. It makes
-// `--root`-pinned bootstrapping work end to end; an offline root with
-// threshold keys (a key ceremony) is a later step.
+// Two modes. The zero-config repository: one Ed25519 key, kept in the data
+// directory, signs all four roles, so the root key is online. The
+// published repository (Options.Published): root and targets come from a
+// key ceremony (ceremony.go, `signet tuf`), signed offline by threshold
+// keys; the server verifies them at start, refuses what does not verify,
+// and holds only the online key, which signs snapshot and timestamp.
 package tuf
 
 import (
@@ -25,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,6 +48,9 @@ const (
 	snapshotExpiry  = 7 * 24 * time.Hour
 	timestampExpiry = 24 * time.Hour
 	refreshEvery    = time.Hour
+	// offlineWarning: how long before the offline-signed root or targets
+	// expire the server starts warning, once per refresh.
+	offlineWarning = 30 * 24 * time.Hour
 )
 
 // Target names, as in Sigstore's root-signing repository.
@@ -55,11 +61,20 @@ const (
 
 // Options configure the repository.
 type Options struct {
-	Dir     string // where the metadata is kept across restarts
-	Key     ed25519.PrivateKey
+	Dir string // where the metadata is kept across restarts
+	// Key is the zero-config repository's one key.
+	Key ed25519.PrivateKey
+	// Targets are what the zero-config repository signs; a published
+	// repository's targets come from the ceremony, and these are only
+	// compared with them (a difference is logged).
 	Targets map[string][]byte
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// Published: Dir holds a repository made by `signet tuf publish`, and
+	// Online signs its snapshot and timestamp (the roles' keys must name
+	// it).
+	Published bool
+	Online    signature.Signer
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // Repo is the published repository.
@@ -74,7 +89,9 @@ type Repo struct {
 	// the current versions, for the refresher
 	targetsV, snapshotV, timestampV int64
 	snapshotExpires, timestampExp   time.Time
+	targetsExp                      time.Time
 	root                            []byte // the newest N.root.json
+	rootMD                          *metadata.Metadata[metadata.RootType]
 
 	stop chan struct{}
 	done chan struct{}
@@ -84,7 +101,10 @@ type Repo struct {
 // time require (new versions, never lower ones), and starts refreshing the
 // timestamp.
 func Open(o Options) (*Repo, error) {
-	if len(o.Key) != ed25519.PrivateKeySize {
+	if o.Published && o.Online == nil {
+		return nil, errors.New("tuf: a published repository needs its online key")
+	}
+	if !o.Published && len(o.Key) != ed25519.PrivateKeySize {
 		return nil, errors.New("tuf: no Ed25519 key")
 	}
 	if o.Logger == nil {
@@ -96,11 +116,18 @@ func Open(o Options) (*Repo, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("tuf: %w", err)
 	}
-	s, err := signature.LoadED25519Signer(o.Key)
+	s := o.Online
+	if !o.Published {
+		var err error
+		if s, err = signature.LoadED25519Signer(o.Key); err != nil {
+			return nil, fmt.Errorf("tuf: %w", err)
+		}
+	}
+	pub, err := s.PublicKey()
 	if err != nil {
 		return nil, fmt.Errorf("tuf: %w", err)
 	}
-	key, err := metadata.KeyFromPublicKey(o.Key.Public())
+	key, err := tufKey("the online key", pub)
 	if err != nil {
 		return nil, fmt.Errorf("tuf: %w", err)
 	}
@@ -109,7 +136,11 @@ func Open(o Options) (*Repo, error) {
 		return nil, fmt.Errorf("tuf: %w", err)
 	}
 	r := &Repo{o: o, signer: s, keyID: id, key: key, files: map[string][]byte{}, stop: make(chan struct{}), done: make(chan struct{})}
-	if err := r.load(); err != nil {
+	load := r.load
+	if o.Published {
+		load = r.loadPublished
+	}
+	if err := load(); err != nil {
 		return nil, err
 	}
 	go r.refresh()
@@ -178,7 +209,7 @@ func (r *Repo) load() error {
 	if _, ok := root.Signed.Keys[r.keyID]; !ok {
 		return fmt.Errorf("tuf: %s does not name the repository's key %s: the TUF key was replaced; restore it, or sign a new root that trusts it", r.path(rootName), r.keyID)
 	}
-	r.root = r.files[rootName]
+	r.root, r.rootMD = r.files[rootName], root
 
 	// Targets: a new version when the trust files changed or it nears expiry.
 	want := map[string]*metadata.TargetFiles{}
@@ -208,13 +239,20 @@ func (r *Repo) load() error {
 		}
 	}
 	r.targetsV = tv
+	return r.signOnline(latest["snapshot"], now)
+}
 
-	// Snapshot names the targets version; a new one when that changed.
-	sv := latest["snapshot"]
+// signOnline signs what the online roles need: a snapshot when the one
+// kept (version sv) does not name the targets version or nears expiry,
+// and always a new timestamp.
+func (r *Repo) signOnline(sv int64, now time.Time) error {
+	tv := r.targetsV
 	keepS := false
 	if sv > 0 {
+		// A snapshot signed before a root rotation may not verify under the
+		// newest root's snapshot keys: then it is signed again.
 		if s, err := metadata.Snapshot().FromBytes(r.files[fmt.Sprintf("%d.snapshot.json", sv)]); err == nil && s.Signed.Meta["targets.json"] != nil &&
-			s.Signed.Meta["targets.json"].Version == tv && s.Signed.Expires.Sub(now) > snapshotExpiry/2 {
+			s.Signed.Meta["targets.json"].Version == tv && s.Signed.Expires.Sub(now) > snapshotExpiry/2 && r.rootMD.VerifyDelegate(metadata.SNAPSHOT, s) == nil {
 			keepS, r.snapshotExpires = true, s.Signed.Expires
 		}
 	}
@@ -235,6 +273,83 @@ func (r *Repo) load() error {
 	}
 	r.timestampV = tsv
 	return r.newTimestamp(now)
+}
+
+// loadPublished verifies a repository published by a key ceremony (the
+// root chain from 1.root.json, each version under thresholds of the old
+// and the new root keys; the targets under the newest root) and signs
+// what the online key signs. Anything that does not verify refuses start:
+// clients would refuse it too, later and with less to go on.
+func (r *Repo) loadPublished() error {
+	now := r.o.Now().UTC()
+	files, err := readRepo(r.o.Dir)
+	if err != nil {
+		return fmt.Errorf("tuf: the published repository: %w", err)
+	}
+	if len(files.roots) == 0 {
+		return fmt.Errorf("tuf: %s holds no published root: run 'signet tuf publish --to %s' from the ceremony directory", r.o.Dir, r.o.Dir)
+	}
+	root, err := verifyRoots(files.roots)
+	if err != nil {
+		return fmt.Errorf("tuf: the published repository in %s does not verify: %w", r.o.Dir, err)
+	}
+	rv := root.Signed.Version
+	for _, role := range []string{metadata.TIMESTAMP, metadata.SNAPSHOT} {
+		rk := root.Signed.Roles[role]
+		if !slices.Contains(rk.KeyIDs, r.keyID) || rk.Threshold != 1 {
+			return fmt.Errorf("tuf: %d.root.json gives the %s role keys %v (threshold %d), but the server's online key (tuf.onlineKey) is %s: the online key signs snapshot and timestamp alone; configure the key the root names, or make a root version naming this one", rv, role, rk.KeyIDs, rk.Threshold, r.keyID)
+		}
+	}
+	if len(files.targets) == 0 {
+		return fmt.Errorf("tuf: %s holds no targets metadata: run 'signet tuf targets', sign it and publish", r.o.Dir)
+	}
+	tv := files.latest(files.targets)
+	if err := verifyTargets(root, files, tv); err != nil {
+		return fmt.Errorf("tuf: the published repository in %s does not verify: %w", r.o.Dir, err)
+	}
+	for v, b := range files.roots {
+		r.files[fmt.Sprintf("%d.root.json", v)] = b
+	}
+	for v, b := range files.targets {
+		r.files[fmt.Sprintf("%d.targets.json", v)] = b
+	}
+	for v, b := range files.snapshots {
+		r.files[fmt.Sprintf("%d.snapshot.json", v)] = b
+	}
+	for name, b := range files.targetFiles {
+		r.files["targets/"+name] = b
+	}
+	r.root, r.rootMD, r.targetsV = files.roots[rv], root, tv
+	t, _ := metadata.Targets().FromBytes(files.targets[tv])
+	r.targetsExp = t.Signed.Expires
+	r.warnOffline(now)
+	// The trust files the server builds are compared, not signed: a
+	// difference means the ceremony's targets are stale (or deliberately
+	// different, e.g. keeping a retired key trusted).
+	for name, data := range r.o.Targets {
+		if tf, err := TargetFile(name, data); err == nil && (t.Signed.Targets[name] == nil || !t.Signed.Targets[name].Equal(*tf)) {
+			r.o.Logger.Warn("the published TUF targets differ from the trust file the server builds; sign a new targets version with it if it changed ('signet tuf targets')", "target", name, "targets", fmt.Sprintf("%d.targets.json", tv))
+		}
+	}
+	return r.signOnline(files.latest(files.snapshots), now)
+}
+
+// warnOffline logs what the ceremony must re-sign soon: the server cannot.
+func (r *Repo) warnOffline(now time.Time) {
+	if !r.o.Published {
+		return
+	}
+	for _, m := range []struct {
+		what    string
+		expires time.Time
+	}{{fmt.Sprintf("%d.root.json", r.rootMD.Signed.Version), r.rootMD.Signed.Expires}, {fmt.Sprintf("%d.targets.json", r.targetsV), r.targetsExp}} {
+		switch left := m.expires.Sub(now); {
+		case left <= 0:
+			r.o.Logger.Error("published TUF metadata expired: clients refuse the repository until the key holders sign a new version and it is published", "file", m.what, "expired", m.expires)
+		case left < offlineWarning:
+			r.o.Logger.Warn("published TUF metadata expires soon: the key holders must sign a new version ('signet tuf root new-version' or 'signet tuf targets') and publish it", "file", m.what, "expires", m.expires)
+		}
+	}
 }
 
 func sameTargets(a, b map[string]*metadata.TargetFiles) bool {
@@ -326,6 +441,7 @@ func (r *Repo) refresh() {
 		if err != nil {
 			r.o.Logger.Error("re-signing TUF metadata failed; clients will see it expire", "error", err)
 		}
+		r.warnOffline(now)
 	}
 }
 
