@@ -84,6 +84,25 @@ type Config struct {
 		CheckpointInterval time.Duration `yaml:"checkpointInterval"`
 	} `yaml:"ct"`
 
+	TSA struct {
+		// LogTimestamps records every timestamp the TSA issues in the
+		// transparency log and hands the entry back inside the token
+		// (time transparency, core/timelog). Default true.
+		LogTimestamps *bool `yaml:"logTimestamps"`
+	} `yaml:"tsa"`
+
+	// TUF is the TUF repository served under /tuf/. Unset: the
+	// zero-config repository, whose one key (keys/tuf.key) signs every role.
+	TUF struct {
+		// Dir holds a repository published by a key ceremony ('signet tuf
+		// publish --to DIR'): root and targets signed offline, verified at
+		// start; the server signs only snapshot and timestamp there.
+		Dir string `yaml:"dir"`
+		// OnlineKey is the key file (Ed25519 or ECDSA P-256 PEM) that signs
+		// snapshot and timestamp: the published root must name it for both.
+		OnlineKey string `yaml:"onlineKey"`
+	} `yaml:"tuf"`
+
 	Attestations struct {
 		MaxEnvelopeBytes int64 `yaml:"maxEnvelopeBytes"`
 		// MaxInflightBytes bounds submission bodies read at once; default
@@ -244,6 +263,9 @@ func (c *Config) validate() error {
 		if err := checkOrigin(c.Log.Origin); err != nil {
 			return err
 		}
+	}
+	if (c.TUF.Dir == "") != (c.TUF.OnlineKey == "") {
+		return errors.New("config: tuf.dir and tuf.onlineKey go together: a published TUF repository (tuf.dir) needs the online key that signs its snapshot and timestamp (tuf.onlineKey); set both, or neither for the zero-config repository")
 	}
 	if c.HTTP.ReadTimeout < 0 || c.HTTP.MaxConnections < 0 {
 		return errors.New("config: http.readTimeout and http.maxConnections must not be negative")

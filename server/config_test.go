@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -45,6 +46,7 @@ import (
 
 	"github.com/signet-dev/signet/core/fulcio"
 	coresigner "github.com/signet-dev/signet/core/signer"
+	"github.com/signet-dev/signet/core/timelog"
 	"github.com/signet-dev/signet/server"
 	"github.com/signet-dev/signet/server/servertest"
 )
@@ -489,6 +491,23 @@ func configCases(t *testing.T) []configCase {
 				status, msg := post(t, p, "/api/v2/log/entries", hashedRekordRequest(key))
 				if status != http.StatusServiceUnavailable || !strings.Contains(msg, "witnesses") || !strings.Contains(msg, "waited 1.6s") {
 					t.Errorf("an entry with the only witness unreachable: %d %s, want 503 naming the witnesses after 1.6s", status, msg)
+				}
+			}
+		}},
+		// Timestamps are logged by default (the response carries the
+		// entry); logTimestamps: false answers plain ones.
+		{keys: []string{"tsa.logTimestamps"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			return "tsa:\n  logTimestamps: false\n", func(t *testing.T, p *servertest.Process) {
+				def := servertest.Start(t, t.TempDir(), "--dev-oidc")
+				for _, c := range []struct {
+					p      *servertest.Process
+					logged bool
+				}{{def, true}, {p, false}} {
+					resp := jsonTimestamp(t, c.p)
+					_, err := timelog.Extract(resp)
+					if logged := err == nil; logged != c.logged {
+						t.Errorf("server %s: timestamp logged %v (%v), want %v", c.p.URL, logged, err, c.logged)
+					}
 				}
 			}
 		}},
@@ -1149,4 +1168,21 @@ func get(t *testing.T, p *servertest.Process, path string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// jsonTimestamp asks the server's TSA for a timestamp (the JSON request
+// form) and returns the DER response.
+func jsonTimestamp(t *testing.T, p *servertest.Process) []byte {
+	t.Helper()
+	body := `{"artifactHash":"` + base64.StdEncoding.EncodeToString(make([]byte, 32)) + `","hashAlgorithm":"sha256","certificates":true}`
+	resp, err := http.Post(p.URL+"/api/v1/timestamp", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("timestamp: %d %s %v", resp.StatusCode, b, err)
+	}
+	return b
 }

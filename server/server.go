@@ -197,7 +197,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 
 	// The attestation store timestamps what it stores with this TSA, in
 	// process, so it can serve whole bundles.
-	stamper, err := tsa.New(tsa.Options{Signer: keys.TSA, Chain: keys.TSAChain, Logger: logger.With("service", "tsa"), Metrics: reg})
+	tsaOpts := tsa.Options{Signer: keys.TSA, Chain: keys.TSAChain, Logger: logger.With("service", "tsa"), Metrics: reg}
+	if cfg.TSA.LogTimestamps == nil || *cfg.TSA.LogTimestamps {
+		if tsaOpts.Record, err = timestampRecorder(s.log, keys.TSAChain[0]); err != nil {
+			return nil, err
+		}
+	}
+	stamper, err := tsa.New(tsaOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -252,17 +258,24 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 
 	// The same two files through TUF, for clients that bootstrap with a
 	// pinned root (cosign initialize --mirror, sigstore-go's TUF client).
-	tufKey, err := s.dir.TUFKey()
-	if err != nil {
+	tufOpts := tuf.Options{Dir: s.dir.TUFDir(), Logger: logger.With("service", "tuf"),
+		Targets: map[string][]byte{tuf.TrustedRootTarget: s.trust.TrustedRoot, tuf.SigningConfigTarget: s.trust.SigningConfig}}
+	if cfg.TUF.Dir != "" {
+		// A key ceremony's repository: only the online key is here.
+		tufOpts.Dir, tufOpts.Published = cfg.TUF.Dir, true
+		if tufOpts.Online, err = tuf.LoadSigner(cfg.TUF.OnlineKey, nil); err != nil {
+			return nil, fmt.Errorf("tuf.onlineKey: %w", err)
+		}
+	} else if tufOpts.Key, err = s.dir.TUFKey(); err != nil {
 		return nil, err
 	}
-	s.tuf, err = tuf.Open(tuf.Options{Dir: s.dir.TUFDir(), Key: tufKey, Logger: logger.With("service", "tuf"),
-		Targets: map[string][]byte{tuf.TrustedRootTarget: s.trust.TrustedRoot, tuf.SigningConfigTarget: s.trust.SigningConfig}})
-	if err != nil {
+	if s.tuf, err = tuf.Open(tufOpts); err != nil {
 		return nil, err
 	}
 	s.tuf.Register(mux)
-	logger.Warn("the TUF repository's root key is online, in the data directory: a development setup; pin "+s.url+"/tuf/root.json only where that is acceptable", "service", "tuf")
+	if cfg.TUF.Dir == "" {
+		logger.Warn("the TUF repository's root key is online, in the data directory: a development setup; pin "+s.url+"/tuf/root.json only where that is acceptable, or run a key ceremony ('signet tuf --help') and set tuf.dir", "service", "tuf")
+	}
 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

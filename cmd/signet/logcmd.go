@@ -453,10 +453,11 @@ func newLogSearchCmd() *cobra.Command {
 		trustSrc                           trustSource
 		digest, typeName, identity, issuer string
 		limit                              int
+		timestampFile                      string
 	)
 	cmd := &cobra.Command{
-		Use:   "search --digest sha256:HEX|FILE [--type T] [--identity ID]",
-		Short: "Find attestations in a signet server's attestation store",
+		Use:   "search --digest sha256:HEX|FILE [--type T] [--identity ID] | --timestamp FILE",
+		Short: "Find attestations in a signet server's attestation store, or a timestamp's log entry",
 		Long: `Ask a signet server's attestation store for the attestations about an
 artifact (--digest: a sha256:<hex> digest, or a file to hash), of a predicate
 type (--type), or by a signer (--identity, optionally --issuer). Filters
@@ -465,15 +466,30 @@ combine. Results come newest first.
 What the server answers is a lead, not proof: to rely on an attestation,
 verify its bundle with 'signet verify-blob-attestation'.
 
-Exit status: 0 searched (even with no results); 1 the server failed;
-2 usage error.`,
+--timestamp FILE finds the log entries of the RFC 3161 timestamps in FILE (a
+bundle, or a DER timestamp response): a signet TSA records every timestamp
+it issues in the transparency log and hands the entry back with the
+response (time transparency). Each entry is verified against the trusted
+root, then read from the log and proven included in its current
+checkpoint, so an auditor holding a timestamp can show the log recorded it.
+
+Exit status: 0 searched (even with no results), or every timestamp was
+found in the log; 1 the server failed, a timestamp or its entry does not
+verify, or a timestamp carries no log entry; 2 usage error.`,
 		Example: `  signet log search --digest dist/app.tar.gz --server http://127.0.0.1:8080
   signet log search --digest sha256:4b8e… --type slsaprovenance1 -o json
-  signet log search --identity https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main`,
+  signet log search --identity https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main
+  signet log search --timestamp app.tar.gz.sigstore.json --trusted-root trusted_root.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := out.check(); err != nil {
 				return err
+			}
+			if timestampFile != "" {
+				if digest != "" || typeName != "" || identity != "" || issuer != "" {
+					return usageError{errors.New("--timestamp searches the log, not the attestation store; give it without --digest, --type, --identity and --issuer")}
+				}
+				return searchTimestamps(cmd, &trustSrc, out, timestampFile)
 			}
 			if limit < 1 {
 				return usageError{fmt.Errorf("--limit %d: give a positive number", limit)}
@@ -540,6 +556,8 @@ Exit status: 0 searched (even with no results); 1 the server failed;
 	f.StringVar(&identity, "identity", "", "signer identity (certificate SAN), exactly")
 	f.StringVar(&issuer, "issuer", "", "signer OIDC issuer, exactly (with --identity)")
 	f.IntVar(&limit, "limit", 100, "stop after this many results")
+	f.StringVar(&timestampFile, "timestamp", "", "find the log entries of the timestamps in this bundle or DER timestamp response")
+	trustSrc.addTrustedRoot(f)
 	out.add(f)
 	return cmd
 }

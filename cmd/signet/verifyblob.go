@@ -132,7 +132,10 @@ type verifyResult struct {
 	CA            string            `json:"ca,omitempty"`
 	VerifiedTimes []verifiedTime    `json:"verifiedTimes,omitempty"`
 	LogEntries    []logEntryJSON    `json:"logEntries,omitempty"`
-	PredicateType string            `json:"predicateType,omitempty"`
+	// TimestampLogEntries are the proven log entries of timestamps that
+	// carry one (time transparency).
+	TimestampLogEntries []logEntryJSON `json:"timestampLogEntries,omitempty"`
+	PredicateType       string         `json:"predicateType,omitempty"`
 	// On failure: the check that failed, the message, and where it applies
 	// what was expected versus found.
 	FailedCheck string `json:"failedCheck,omitempty"`
@@ -173,6 +176,9 @@ func newVerifyResult(file, bundlePath string, res *verify.Result, err error) *ve
 		r.VerifiedTimes = append(r.VerifiedTimes, verifiedTime{Time: t.Time.UTC(), Source: t.Source})
 	}
 	r.LogEntries = verifiedEntries(res.Entries)
+	if len(res.TimestampEntries) > 0 {
+		r.TimestampLogEntries = verifiedEntries(res.TimestampEntries)
+	}
 	if res.Statement != nil {
 		r.PredicateType = res.Statement.GetPredicateType()
 	}

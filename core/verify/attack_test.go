@@ -26,12 +26,15 @@ import (
 	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 	flog "github.com/transparency-dev/formats/log"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/signet-dev/signet/core/bundle"
 	"github.com/signet-dev/signet/core/certext"
 	"github.com/signet-dev/signet/core/intoto"
+	"github.com/signet-dev/signet/core/timelog"
 	"github.com/signet-dev/signet/core/trust"
 	"github.com/signet-dev/signet/core/verify"
 	"github.com/signet-dev/signet/server/servertest"
@@ -547,6 +550,58 @@ func TestAttackCorpus(t *testing.T) {
 		}()},
 	)
 
+	// --- Time transparency: the log entry a timestamp response carries. ---
+	// sigstore-go reads only the token, so it accepts each of these.
+	tsOf := func(pb *protobundle.Bundle) []byte {
+		return pb.VerificationMaterial.TimestampVerificationData.Rfc3161Timestamps[0].SignedTimestamp
+	}
+	withTimestampEntry := func(edit func(*protorekor.TransparencyLogEntry)) *protobundle.Bundle {
+		pb := clone(good)
+		raw := must(timelog.Extract(tsOf(pb)))
+		var en protorekor.TransparencyLogEntry
+		if err := protojson.Unmarshal(raw, &en); err != nil {
+			t.Fatal(err)
+		}
+		edit(&en)
+		resp := must(timelog.Embed(stripStatusString(t, tsOf(pb)), must(protojson.Marshal(&en))))
+		pb.VerificationMaterial.TimestampVerificationData.Rfc3161Timestamps[0].SignedTimestamp = resp
+		return pb
+	}
+	otherTS := e.keylessBundle(t, []byte("another artifact, another timestamp"))
+	const tsLogDiff = "sigstore-go ignores the response's statusString, where the timestamp's log entry travels (core/timelog)"
+	add(
+		attack{name: "timestamp log entry of another timestamp", want: verify.CheckTimestampLog, sigstoreGo: tsLogDiff, pb: func() *protobundle.Bundle {
+			pb := clone(good)
+			entry := must(timelog.Extract(tsOf(otherTS)))
+			pb.VerificationMaterial.TimestampVerificationData.Rfc3161Timestamps[0].SignedTimestamp = must(timelog.Embed(stripStatusString(t, tsOf(pb)), entry))
+			return pb
+		}()},
+		attack{name: "timestamp log entry with a proof hash changed", want: verify.CheckTimestampLog, sigstoreGo: tsLogDiff, pb: withTimestampEntry(func(en *protorekor.TransparencyLogEntry) {
+			en.InclusionProof.Hashes[0][0] ^= 1
+		})},
+		attack{name: "timestamp log entry without its inclusion proof", want: verify.CheckTimestampLog, sigstoreGo: tsLogDiff, pb: withTimestampEntry(func(en *protorekor.TransparencyLogEntry) {
+			en.InclusionProof = nil
+		})},
+		attack{name: "timestamp log entry naming a log the root does not list", want: verify.CheckTimestampLog, sigstoreGo: tsLogDiff, pb: withTimestampEntry(func(en *protorekor.TransparencyLogEntry) {
+			en.LogId.KeyId = bytes.Repeat([]byte{7}, 32)
+		})},
+		attack{name: "timestamp log entry with its checkpoint re-signed under another size", want: verify.CheckTimestampLog, sigstoreGo: tsLogDiff, pb: withTimestampEntry(func(en *protorekor.TransparencyLogEntry) {
+			resign(t, en, e.logSigner(), func(c *flog.Checkpoint) { c.Size++ })
+		})},
+		attack{name: "timestamp log entry that is not JSON", want: verify.CheckTimestampLog, sigstoreGo: tsLogDiff, pb: func() *protobundle.Bundle {
+			pb := clone(good)
+			pb.VerificationMaterial.TimestampVerificationData.Rfc3161Timestamps[0].SignedTimestamp = must(timelog.Embed(stripStatusString(t, tsOf(pb)), []byte("not json")))
+			return pb
+		}()},
+		// Without the string the timestamp is one that was not logged,
+		// which the verifier accepts as any TSA's timestamp.
+		attack{name: "timestamp response with its log entry removed", pb: func() *protobundle.Bundle {
+			pb := clone(good)
+			pb.VerificationMaterial.TimestampVerificationData.Rfc3161Timestamps[0].SignedTimestamp = stripStatusString(t, tsOf(pb))
+			return pb
+		}()},
+	)
+
 	for _, a := range corpus {
 		e.run(t, a)
 	}
@@ -641,4 +696,21 @@ func TestTrustedRootValidityWindows(t *testing.T) {
 			t.Errorf("%s: failed check %q, want %q (%v)", c.name, got, c.want, err)
 		}
 	}
+}
+
+// stripStatusString is a TimeStampResp without its statusString: the
+// response as a TSA that logs nothing answers it.
+func stripStatusString(t *testing.T, resp []byte) []byte {
+	t.Helper()
+	in := cryptobyte.String(resp)
+	var top, status, st, token cryptobyte.String
+	if !in.ReadASN1(&top, cbasn1.SEQUENCE) || !top.ReadASN1(&status, cbasn1.SEQUENCE) || !status.ReadASN1Element(&st, cbasn1.INTEGER) || !top.ReadASN1Element(&token, cbasn1.SEQUENCE) {
+		t.Fatal("not a TimeStampResp")
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddBytes(st) })
+		b.AddBytes(token)
+	})
+	return must(b.Bytes())
 }

@@ -12,9 +12,12 @@ type Check string
 
 // The verification steps, in the order the verifier runs them.
 const (
-	CheckBundle           Check = "bundle"
-	CheckPolicy           Check = "policy"
-	CheckTimestamp        Check = "timestamp"
+	CheckBundle    Check = "bundle"
+	CheckPolicy    Check = "policy"
+	CheckTimestamp Check = "timestamp"
+	// CheckTimestampLog: a timestamp that carries a time transparency log
+	// entry (core/timelog) is proven included in a trusted log.
+	CheckTimestampLog     Check = "timestamp log"
 	CheckCertificateChain Check = "certificate chain"
 	// CheckCertificateProfile: the leaf is a code-signing certificate as
 	// Fulcio issues them, whatever CA signed it.

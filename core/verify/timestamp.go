@@ -20,8 +20,11 @@ import (
 // the trusted root. It is bound to the bundle only once its message imprint
 // matches the signature (see bindTimestamp).
 type signedTime struct {
-	ts  *timestamp.Timestamp
-	tsa *trust.CA
+	ts     *timestamp.Timestamp
+	tsa    *trust.CA
+	resp   []byte            // as the bundle holds it: a TimeStampResp or a bare token
+	token  []byte            // the strict-DER token
+	signer *x509.Certificate // the TSA certificate that verified it
 }
 
 // verifyTimestampToken checks the TSA's signature and chain for one RFC 3161
@@ -44,22 +47,22 @@ func verifyTimestampToken(root *trust.Root, der []byte) (*signedTime, error) {
 	}
 	var errs []string
 	for _, tsa := range root.TSAs {
-		err := verifyTokenWith(tsa, ts)
+		signer, err := verifyTokenWith(tsa, ts)
 		if err == nil {
-			return &signedTime{ts: ts, tsa: tsa}, nil
+			return &signedTime{ts: ts, tsa: tsa, resp: der, token: token, signer: signer}, nil
 		}
 		errs = append(errs, fmt.Sprintf("%s: %v", tsa.URI, err))
 	}
 	return nil, fmt.Errorf("no trusted TSA verifies it: %s", strings.Join(errs, "; "))
 }
 
-func verifyTokenWith(tsa *trust.CA, ts *timestamp.Timestamp) error {
+func verifyTokenWith(tsa *trust.CA, ts *timestamp.Timestamp) (*x509.Certificate, error) {
 	if !tsa.ValidFor.Contains(ts.Time) {
-		return fmt.Errorf("time %s is outside the TSA's validity %s", ts.Time.UTC().Format(time.RFC3339), tsa.ValidFor)
+		return nil, fmt.Errorf("time %s is outside the TSA's validity %s", ts.Time.UTC().Format(time.RFC3339), tsa.ValidFor)
 	}
 	p7, err := pkcs7.Parse(ts.RawToken)
 	if err != nil {
-		return fmt.Errorf("token: %v", err)
+		return nil, fmt.Errorf("token: %v", err)
 	}
 	// The token usually omits the TSA certificate; supply the pinned leaf and
 	// intermediates from the trusted root so the signer can be found. What a
@@ -72,18 +75,18 @@ func verifyTokenWith(tsa *trust.CA, ts *timestamp.Timestamp) error {
 	p7.Certificates = append(p7.Certificates, tsa.Intermediates...)
 	signer := p7.GetOnlySigner()
 	if signer == nil {
-		return errors.New("token has no single identifiable signer certificate")
+		return nil, errors.New("token has no single identifiable signer certificate")
 	}
 	if tsa.Leaf != nil && !bytes.Equal(signer.Raw, tsa.Leaf.Raw) {
-		return fmt.Errorf("signed by %q, not by the TSA certificate pinned in the trusted root", signer.Subject)
+		return nil, fmt.Errorf("signed by %q, not by the TSA certificate pinned in the trusted root", signer.Subject)
 	}
 	for _, c := range embedded {
 		if !inChain(tsa, c) && (tsa.Leaf != nil || c != signer) {
-			return fmt.Errorf("token embeds certificate %q (serial %x), which is not part of the TSA's trusted chain", c.Subject, c.SerialNumber)
+			return nil, fmt.Errorf("token embeds certificate %q (serial %x), which is not part of the TSA's trusted chain", c.Subject, c.SerialNumber)
 		}
 	}
 	if !hasEKU(signer, x509.ExtKeyUsageTimeStamping) {
-		return fmt.Errorf("signer %q lacks the timeStamping extended key usage", signer.Subject)
+		return nil, fmt.Errorf("signer %q lacks the timeStamping extended key usage", signer.Subject)
 	}
 	err = p7.VerifyWithOpts(x509.VerifyOptions{
 		Roots:         tsa.Roots(),
@@ -92,9 +95,9 @@ func verifyTokenWith(tsa *trust.CA, ts *timestamp.Timestamp) error {
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping},
 	})
 	if err != nil {
-		return fmt.Errorf("token signature or chain: %v", err)
+		return nil, fmt.Errorf("token signature or chain: %v", err)
 	}
-	return nil
+	return signer, nil
 }
 
 // bindTimestamp checks that the timestamp covers sig: the message imprint

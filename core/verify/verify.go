@@ -75,6 +75,9 @@ type Result struct {
 	CA      string
 	Times   []VerifiedTime
 	Entries []LogEntry
+	// TimestampEntries are the log entries of timestamps that carry one
+	// (time transparency), each proven included.
+	TimestampEntries []LogEntry
 	// Digest is the artifact digest (message signatures) or the matched
 	// statement subject digest (attestations).
 	Digest Digest
@@ -344,6 +347,16 @@ func (v *Verifier) verify(ctx context.Context, b *bundle.Bundle, p Policy, c *co
 	}
 	if n := len(res.Times); n < p.timestampThreshold() {
 		return nil, fail(CheckTimeSource, nil, "%d verified signing time sources, policy requires %d", n, p.timestampThreshold())
+	}
+	// 6. Time transparency: a timestamp that says it was logged must be.
+	for i, st := range stamps {
+		entry, err := v.checkTimestampLog(st, i, p.Witnesses)
+		if err != nil {
+			return nil, err
+		}
+		if entry != nil {
+			res.TimestampEntries = append(res.TimestampEntries, *entry)
+		}
 	}
 	return res, nil
 }

@@ -119,9 +119,11 @@ func Fsck(ctx context.Context, o FsckOptions) (*FsckReport, error) {
 	switch err := g.load(); {
 	case err != nil:
 		problem("%v", err)
-	case !g.have && stateOK && st.Size == 0:
-		// An empty log whose key has signed nothing that covers an entry
-		// (a CT log before its first certificate).
+	case !g.have && o.StaticCT && stateOK && st.Size == 0:
+		// A CT log before its first certificate: its guard records the
+		// first tree it signs with an entry. (An empty transparency log
+		// with no record is one that was wiped: its server records the
+		// tree at every start.)
 	case !g.have:
 		problem("no signed-head record at %s: nothing shows which tree the log key signed last", o.HeadFile)
 	default:

@@ -20,6 +20,7 @@ import (
 
 	"github.com/digitorus/timestamp"
 
+	"github.com/signet-dev/signet/core/timelog"
 	"github.com/signet-dev/signet/server/apierror"
 )
 
@@ -67,7 +68,7 @@ func (t *TSA) handleTimestamp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	resp, ref := t.issue(req)
+	resp, ref := t.issue(r.Context(), req)
 	if ref != nil {
 		apierror.Write(w, ref.status, "%s", ref.msg)
 		return
@@ -79,7 +80,7 @@ func (t *TSA) handleTimestamp(w http.ResponseWriter, r *http.Request) {
 
 // issue signs the timestamp token for an accepted request and returns the
 // DER TimeStampResp; a refusal is a fault of the TSA, not of the request.
-func (t *TSA) issue(req *timestamp.Request) ([]byte, *refusal) {
+func (t *TSA) issue(ctx context.Context, req *timestamp.Request) ([]byte, *refusal) {
 	now := t.now().UTC()
 	if now.After(t.leaf.NotAfter) || now.Before(t.leaf.NotBefore) {
 		t.metrics.requests.WithLabelValues("certificate_not_valid").Inc()
@@ -112,6 +113,19 @@ func (t *TSA) issue(req *timestamp.Request) ([]byte, *refusal) {
 		t.log.Error("signing timestamp failed", "error", err)
 		return nil, refuse(http.StatusInternalServerError, "signing_failed", "signing the timestamp failed: %v", err)
 	}
+	if t.record != nil {
+		start := time.Now()
+		entry, err := t.record(ctx, resp)
+		if err == nil {
+			resp, err = timelog.Embed(resp, entry)
+		}
+		t.metrics.logging.Observe(time.Since(start).Seconds())
+		if err != nil {
+			t.metrics.requests.WithLabelValues("not_logged").Inc()
+			t.log.Error("logging timestamp failed; no timestamp issued", "error", err)
+			return nil, refuse(http.StatusServiceUnavailable, "not_logged", "the timestamp could not be recorded in the transparency log, so none was issued; retry later")
+		}
+	}
 	t.metrics.requests.WithLabelValues("issued").Inc()
 	t.log.Debug("timestamp issued", "hash", req.HashAlgorithm.String(), "nonce", req.Nonce != nil, "cert_req", req.Certificates)
 	return resp, nil
@@ -132,7 +146,7 @@ func (t *TSA) Timestamp(ctx context.Context, signature []byte) ([]byte, error) {
 		return nil, errors.New("tsa: no signature to timestamp")
 	}
 	digest := sha256.Sum256(signature)
-	resp, ref := t.issue(&timestamp.Request{HashAlgorithm: crypto.SHA256, HashedMessage: digest[:], Certificates: true})
+	resp, ref := t.issue(ctx, &timestamp.Request{HashAlgorithm: crypto.SHA256, HashedMessage: digest[:], Certificates: true})
 	if ref != nil {
 		return nil, ref
 	}

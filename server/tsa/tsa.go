@@ -11,6 +11,7 @@ package tsa
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -58,6 +59,11 @@ type Options struct {
 	Metrics prometheus.Registerer
 	// Now is the clock; time.Now when nil. Tests set it.
 	Now func() time.Time
+	// Record, when set, logs every token before it is answered (time
+	// transparency, core/timelog) and returns the log entry (Sigstore
+	// TransparencyLogEntry JSON) the token then carries. A token it cannot
+	// record is not issued.
+	Record func(ctx context.Context, resp []byte) ([]byte, error)
 }
 
 // TSA issues RFC 3161 timestamps. It is safe for concurrent use.
@@ -71,6 +77,7 @@ type TSA struct {
 	log           *slog.Logger
 	now           func() time.Time
 	metrics       *metrics
+	record        func(ctx context.Context, resp []byte) ([]byte, error)
 }
 
 // New checks that opts describe a usable RFC 3161 signing identity and
@@ -129,6 +136,7 @@ func New(opts Options) (*TSA, error) {
 		log:           log,
 		now:           now,
 		metrics:       m,
+		record:        opts.Record,
 	}, nil
 }
 
