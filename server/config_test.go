@@ -39,6 +39,8 @@ import (
 	ctx509 "github.com/google/certificate-transparency-go/x509"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/verify"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -49,6 +51,7 @@ import (
 	"github.com/signet-dev/signet/core/timelog"
 	"github.com/signet-dev/signet/server"
 	"github.com/signet-dev/signet/server/servertest"
+	"github.com/signet-dev/signet/server/tuf"
 )
 
 // configCase sets one or more documented config keys to a value other than
@@ -508,6 +511,28 @@ func configCases(t *testing.T) []configCase {
 					if logged := err == nil; logged != c.logged {
 						t.Errorf("server %s: timestamp logged %v (%v), want %v", c.p.URL, logged, err, c.logged)
 					}
+				}
+			}
+		}},
+		// A key ceremony's repository is served: its root, and a timestamp
+		// the online key signed (the zero-config key would sign it otherwise).
+		{keys: []string{"tuf.dir", "tuf.onlineKey"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			pub, onlineKey, root, onlineID := publishedTUF(t, dir)
+			return fmt.Sprintf("tuf:\n  dir: %s\n  onlineKey: %s\n", pub, onlineKey), func(t *testing.T, p *servertest.Process) {
+				if got, err := p.Get("/tuf/1.root.json"); err != nil || !bytes.Equal(got, root) {
+					t.Errorf("/tuf/1.root.json is not the ceremony's root (%v)", err)
+				}
+				raw, err := p.Get("/tuf/timestamp.json")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ts struct {
+					Signatures []struct {
+						KeyID string `json:"keyid"`
+					} `json:"signatures"`
+				}
+				if err := json.Unmarshal(raw, &ts); err != nil || len(ts.Signatures) != 1 || ts.Signatures[0].KeyID != onlineID {
+					t.Errorf("timestamp.json signed by %+v (%v), want the online key %s", ts.Signatures, err, onlineID)
 				}
 			}
 		}},
@@ -1075,6 +1100,58 @@ func checkpointOrigin(t *testing.T, b *bundle.Bundle) string {
 
 // documentedConfigKeys are the keys of the example configuration file in
 // docs/server.md, as dotted paths (oidcIssuers[].url for a list's fields).
+// publishedTUF runs a one-key ceremony in dir and publishes it: the
+// published directory, the online key file, 1.root.json and the online
+// key's ID.
+func publishedTUF(t *testing.T, dir string) (pub, onlineKey string, root []byte, onlineID string) {
+	t.Helper()
+	key := func(name string) (string, *metadata.Key, signature.Signer) {
+		priv, _, err := tuf.GenerateKey("ed25519", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, priv, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		k, err := tuf.LoadPublicKey(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := tuf.LoadSigner(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return path, k, s
+	}
+	_, rootKey, rootSigner := key("root.key")
+	onlineKey, online, _ := key("online.key")
+	c := &tuf.Ceremony{Dir: filepath.Join(dir, "ceremony")}
+	if _, err := c.Init(tuf.RootChange{Expires: time.Now().Add(time.Hour), Roles: map[string]*tuf.RoleKeys{
+		metadata.ROOT: {Keys: []*metadata.Key{rootKey}, Threshold: 1}, metadata.TARGETS: {Keys: []*metadata.Key{rootKey}, Threshold: 1},
+		metadata.TIMESTAMP: {Keys: []*metadata.Key{online}, Threshold: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Targets(map[string][]byte{tuf.TrustedRootTarget: []byte("{}\n")}, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range []string{metadata.ROOT, metadata.TARGETS} {
+		if _, err := c.Sign(role, rootSigner); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub = filepath.Join(dir, "published")
+	if _, err := c.Publish(pub); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.ReadFile(filepath.Join(pub, "1.root.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	onlineID, _ = online.ID()
+	return pub, onlineKey, root, onlineID
+}
+
 func documentedConfigKeys(t *testing.T) []string {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("..", "docs", "server.md"))
