@@ -61,7 +61,7 @@ Run your own private Sigstore with 'signet server'.`,
 	})
 	root.AddCommand(newServerCmd(), newBenchCmd(), newVersionCmd(), newGitHubActionCmd(),
 		newSignBlobCmd(), newAttestBlobCmd(), newVerifyBlobCmd(), newVerifyBlobAttestationCmd(),
-		newTrustCmd(), newLogCmd(), newQuickstartCmd(),
+		newTrustCmd(), newTUFCmd(), newLogCmd(), newQuickstartCmd(),
 		newImageSignCmd(), newImageAttestCmd(), newImageVerifyCmd(), newImageVerifyAttestationCmd(), newImageTreeCmd(), newImageCopyCmd(), newBuildpackCmd())
 	markArgErrors(root)
 	documentExitCodes(root)
