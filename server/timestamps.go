@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 
 	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/signet-dev/signet/core/timelog"
 	"github.com/signet-dev/signet/server/tlog"
+	"github.com/signet-dev/signet/server/tsa"
 )
 
 // timestampRecorder logs each timestamp token the TSA issues in the
@@ -42,7 +44,14 @@ func timestampRecorder(log *tlog.Log, leaf *x509.Certificate) (func(context.Cont
 				Verifier: &rekorv2.Verifier{Verifier: &rekorv2.Verifier_X509Certificate{X509Certificate: &commonv1.X509Certificate{RawBytes: leaf.Raw}}, KeyDetails: kd},
 			},
 		})
-		if err != nil {
+		switch {
+		case errors.Is(err, tlog.ErrNotWitnessed):
+			return nil, &tsa.RecordError{Why: "the log's witnesses have not cosigned a checkpoint covering it: they are unreachable or refuse", Err: err}
+		case errors.Is(err, tlog.ErrStorageFull):
+			return nil, &tsa.RecordError{Why: "the log's storage is full", Err: err}
+		case errors.Is(err, tlog.ErrOverloaded):
+			return nil, &tsa.RecordError{Why: "the log is overloaded", Err: err}
+		case err != nil:
 			return nil, err
 		}
 		return protojson.Marshal(tle)

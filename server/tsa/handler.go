@@ -123,7 +123,12 @@ func (t *TSA) issue(ctx context.Context, req *timestamp.Request) ([]byte, *refus
 		if err != nil {
 			t.metrics.requests.WithLabelValues("not_logged").Inc()
 			t.log.Error("logging timestamp failed; no timestamp issued", "error", err)
-			return nil, refuse(http.StatusServiceUnavailable, "not_logged", "the timestamp could not be recorded in the transparency log, so none was issued; retry later")
+			why := ""
+			var re *RecordError
+			if errors.As(err, &re) {
+				why = " (" + re.Why + ")"
+			}
+			return nil, refuse(http.StatusServiceUnavailable, "not_logged", "the timestamp could not be recorded in the transparency log%s, so none was issued; retry later", why)
 		}
 	}
 	t.metrics.requests.WithLabelValues("issued").Inc()

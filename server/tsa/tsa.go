@@ -66,6 +66,16 @@ type Options struct {
 	Record func(ctx context.Context, resp []byte) ([]byte, error)
 }
 
+// RecordError is a failure of Options.Record whose cause may be told to
+// the client (Why); other errors are only logged.
+type RecordError struct {
+	Why string
+	Err error
+}
+
+func (e *RecordError) Error() string { return e.Why + ": " + e.Err.Error() }
+func (e *RecordError) Unwrap() error { return e.Err }
+
 // TSA issues RFC 3161 timestamps. It is safe for concurrent use.
 type TSA struct {
 	signer        crypto.Signer
