@@ -3,6 +3,7 @@ package tuf
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -326,5 +327,60 @@ func TestEncryptedKeyFile(t *testing.T) {
 	}
 	if _, err := LoadSigner("pkcs11:token=x", nil); err == nil || !strings.Contains(err.Error(), "not supported yet") {
 		t.Errorf("a PKCS#11 URI: %v", err)
+	}
+}
+
+// A published repository's snapshot and timestamp are re-signed by the
+// online key before they expire (the hourly refresher's step), and the
+// timestamp names the new snapshot; the offline root and targets stay.
+func TestPublishedOnlineRolesRefresh(t *testing.T) {
+	a, online := newKey(t, "ed25519"), newKey(t, "ecdsa-p256")
+	c := &Ceremony{Dir: t.TempDir()}
+	if _, err := c.Init(RootChange{Expires: time.Now().Add(DefaultRootExpiry), Roles: map[string]*RoleKeys{
+		metadata.ROOT: roleOf(1, a), metadata.TARGETS: roleOf(1, a), metadata.TIMESTAMP: roleOf(1, online)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Targets(testTargets, time.Now().Add(DefaultTargetsExpiry)); err != nil {
+		t.Fatal(err)
+	}
+	mustSign(t, c, metadata.ROOT, a)
+	mustSign(t, c, metadata.TARGETS, a)
+	pub := t.TempDir()
+	if _, err := c.Publish(pub); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	r, err := Open(Options{Dir: pub, Published: true, Online: online.signer, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	root := r.rootMD
+	sv, tv := r.snapshotV, r.timestampV
+	r.refreshDue()
+	if r.snapshotV != sv || r.timestampV != tv {
+		t.Fatalf("re-signed fresh metadata: snapshot %d→%d, timestamp %d→%d", sv, r.snapshotV, tv, r.timestampV)
+	}
+	now = now.Add(4 * 24 * time.Hour) // past half the snapshot's 7 days
+	r.refreshDue()
+	if r.snapshotV != sv+1 || r.timestampV != tv+1 {
+		t.Fatalf("after 4 days: snapshot %d→%d, timestamp %d→%d", sv, r.snapshotV, tv, r.timestampV)
+	}
+	ts, err := metadata.Timestamp().FromBytes(r.files["timestamp.json"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := metadata.Snapshot().FromBytes(r.files[fmt.Sprintf("%d.snapshot.json", r.snapshotV)])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.VerifyDelegate(metadata.TIMESTAMP, ts); err != nil {
+		t.Errorf("the refreshed timestamp: %v", err)
+	}
+	if err := root.VerifyDelegate(metadata.SNAPSHOT, snap); err != nil {
+		t.Errorf("the refreshed snapshot: %v", err)
+	}
+	if ts.Signed.Meta["snapshot.json"].Version != r.snapshotV || !ts.Signed.Expires.After(now) || !snap.Signed.Expires.After(now.Add(6*24*time.Hour)) {
+		t.Errorf("timestamp names snapshot %d (want %d), expires %v; snapshot expires %v", ts.Signed.Meta["snapshot.json"].Version, r.snapshotV, ts.Signed.Expires, snap.Signed.Expires)
 	}
 }

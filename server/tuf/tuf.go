@@ -430,19 +430,28 @@ func (r *Repo) refresh() {
 			return
 		case <-t.C:
 		}
-		now := r.o.Now().UTC()
-		var err error
-		if r.snapshotExpires.Sub(now) < snapshotExpiry/2 {
-			err = r.newSnapshot(r.snapshotV+1, now)
-		}
-		if err == nil && r.timestampExp.Sub(now) < timestampExpiry/2 {
+		r.refreshDue()
+	}
+}
+
+// refreshDue re-signs the snapshot and timestamp past half their validity
+// (a new timestamp names a new snapshot).
+func (r *Repo) refreshDue() {
+	now := r.o.Now().UTC()
+	var err error
+	if r.snapshotExpires.Sub(now) < snapshotExpiry/2 {
+		err = r.newSnapshot(r.snapshotV+1, now)
+		if err == nil {
 			err = r.newTimestamp(now)
 		}
-		if err != nil {
-			r.o.Logger.Error("re-signing TUF metadata failed; clients will see it expire", "error", err)
-		}
-		r.warnOffline(now)
 	}
+	if err == nil && r.timestampExp.Sub(now) < timestampExpiry/2 {
+		err = r.newTimestamp(now)
+	}
+	if err != nil {
+		r.o.Logger.Error("re-signing TUF metadata failed; clients will see it expire", "error", err)
+	}
+	r.warnOffline(now)
 }
 
 // Register serves the repository under /tuf/.
