@@ -9,7 +9,6 @@ import (
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/signet-dev/signet/core/timelog"
 )
@@ -76,35 +75,14 @@ func TestTimeTransparency(t *testing.T) {
 
 func timestampOf(t *testing.T, path string) []byte {
 	t.Helper()
-	var pb protobundle.Bundle
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := protojson.Unmarshal(raw, &pb); err != nil {
-		t.Fatal(err)
-	}
-	return pb.GetVerificationMaterial().GetTimestampVerificationData().GetRfc3161Timestamps()[0].GetSignedTimestamp()
+	return readBundle(t, path).GetVerificationMaterial().GetTimestampVerificationData().GetRfc3161Timestamps()[0].GetSignedTimestamp()
 }
 
 // editTimestamp writes a copy of the bundle with its first timestamp edited.
 func editTimestamp(t *testing.T, from, to string, edit func([]byte) []byte) {
 	t.Helper()
-	var pb protobundle.Bundle
-	raw, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := protojson.Unmarshal(raw, &pb); err != nil {
-		t.Fatal(err)
-	}
-	ts := pb.GetVerificationMaterial().GetTimestampVerificationData().GetRfc3161Timestamps()[0]
-	ts.SignedTimestamp = edit(ts.SignedTimestamp)
-	out, err := protojson.Marshal(&pb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	editBundleProto(t, from, to, func(pb *protobundle.Bundle) {
+		ts := pb.GetVerificationMaterial().GetTimestampVerificationData().GetRfc3161Timestamps()[0]
+		ts.SignedTimestamp = edit(ts.SignedTimestamp)
+	})
 }

@@ -191,7 +191,10 @@ func TestWitnessedCheckpoints(t *testing.T) {
 	})
 	t.Run("a bad cosignature is named", func(t *testing.T) {
 		forged := filepath.Join(e.dir, "forged.sigstore.json")
-		rewriteCheckpoint(t, bundlePath, forged, func(env string) string { return flipSignature(t, env, "witness-a.example") })
+		editBundleProto(t, bundlePath, forged, func(pb *protobundle.Bundle) {
+			c := pb.GetVerificationMaterial().GetTlogEntries()[0].GetInclusionProof().GetCheckpoint()
+			c.Envelope = flipSignature(t, c.Envelope, "witness-a.example")
+		})
 		// The log's signature is intact, so without a policy it verifies.
 		runSignet(t, nil, append([]string{"verify-blob", art, "--bundle", forged}, e.policy()...)...).want(t, 0)
 		var r verifyResult
@@ -280,8 +283,8 @@ func mustCosigKey(t *testing.T, name string) string {
 	return k
 }
 
-// bundleCheckpoint is the checkpoint of the bundle's only log entry.
-func bundleCheckpoint(t *testing.T, path string) string {
+// readBundle parses a bundle file.
+func readBundle(t *testing.T, path string) *protobundle.Bundle {
 	t.Helper()
 	var pb protobundle.Bundle
 	raw, err := os.ReadFile(path)
@@ -291,23 +294,15 @@ func bundleCheckpoint(t *testing.T, path string) string {
 	if err := protojson.Unmarshal(raw, &pb); err != nil {
 		t.Fatal(err)
 	}
-	return pb.GetVerificationMaterial().GetTlogEntries()[0].GetInclusionProof().GetCheckpoint().GetEnvelope()
+	return &pb
 }
 
-// rewriteCheckpoint writes a copy of the bundle whose checkpoint edit made.
-func rewriteCheckpoint(t *testing.T, from, to string, edit func(string) string) {
+// editBundleProto writes a copy of the bundle at from, changed by edit, to to.
+func editBundleProto(t *testing.T, from, to string, edit func(*protobundle.Bundle)) {
 	t.Helper()
-	var pb protobundle.Bundle
-	raw, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := protojson.Unmarshal(raw, &pb); err != nil {
-		t.Fatal(err)
-	}
-	c := pb.GetVerificationMaterial().GetTlogEntries()[0].GetInclusionProof().GetCheckpoint()
-	c.Envelope = edit(c.Envelope)
-	out, err := protojson.Marshal(&pb)
+	pb := readBundle(t, from)
+	edit(pb)
+	out, err := protojson.Marshal(pb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,6 +311,12 @@ func rewriteCheckpoint(t *testing.T, from, to string, edit func(string) string) 
 	if err := os.WriteFile(to, pretty.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// bundleCheckpoint is the checkpoint of the bundle's only log entry.
+func bundleCheckpoint(t *testing.T, path string) string {
+	t.Helper()
+	return readBundle(t, path).GetVerificationMaterial().GetTlogEntries()[0].GetInclusionProof().GetCheckpoint().GetEnvelope()
 }
 
 // flipSignature changes the last byte of name's signature (after its key
