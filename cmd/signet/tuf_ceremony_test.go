@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -190,15 +189,7 @@ func TestTUFCeremonyRootRotationIsFollowed(t *testing.T) {
 	runSignet(t, nil, "trust", "--server", e.p.URL, "--root", pinned, "--out", filepath.Join(c.dir, "v2"), "-o", "json").want(t, 0).decode(t, &tr)
 	// cosign initialize, pinned to version 1, then signs and verifies with
 	// what it got.
-	home := t.TempDir()
-	cosign := func(args ...string) (string, error) {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TUF_ROOT=" + filepath.Join(home, "tuf")}
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := cmd.Run()
-		return out.String(), err
-	}
+	cosign := cosignHome(t, bin)
 	if out, err := cosign("initialize", "--mirror", e.p.URL+"/tuf", "--root", pinned); err != nil {
 		t.Fatalf("cosign initialize after the rotation: %v\n%s", err, out)
 	}

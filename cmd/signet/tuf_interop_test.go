@@ -16,15 +16,7 @@ func TestCosignInitializeFromSignetTUF(t *testing.T) {
 	bin := cosignBinary(t)
 	e := newCLIEnv(t)
 	pinned := pinTUFRoot(t, e, "tuf-root.json")
-	home := t.TempDir()
-	cosign := func(args ...string) (string, error) {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TUF_ROOT=" + filepath.Join(home, "tuf")}
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := cmd.Run()
-		return out.String(), err
-	}
+	cosign := cosignHome(t, bin)
 	if out, err := cosign("initialize", "--mirror", e.p.URL+"/tuf", "--root", pinned); err != nil {
 		t.Fatalf("cosign initialize from signet's TUF mirror: %v\n%s", err, out)
 	}
@@ -119,4 +111,18 @@ func pinTUFRoot(t *testing.T, e *cliEnv, name string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// cosignHome runs cosign with a home (and TUF cache) of its own, kept
+// across the calls of one test, output and errors combined.
+func cosignHome(t *testing.T, bin string) func(args ...string) (string, error) {
+	home := t.TempDir()
+	return func(args ...string) (string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TUF_ROOT=" + filepath.Join(home, "tuf")}
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		return out.String(), err
+	}
 }
