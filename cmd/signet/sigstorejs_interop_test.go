@@ -86,10 +86,29 @@ async function sign(job) {
   return { ok: true };
 }
 
+// tufverify is sigstore.verify as users call it: the trusted root comes
+// from a TUF mirror, bootstrapped from a pinned root.json.
+async function tufverify(job) {
+  const sigstore = require('sigstore');
+  const out = [];
+  for (const c of job.cases) {
+    try {
+      await sigstore.verify(readJSON(c.bundle), fs.readFileSync(c.artifact), {
+        certificateIdentityURI: c.identity, certificateIssuer: c.issuer,
+        tufMirrorURL: job.mirror, tufRootPath: job.root, tufCachePath: job.cache, retry: 0,
+      });
+      out.push({ name: c.name, ok: true });
+    } catch (e) {
+      out.push({ name: c.name, ok: false, error: { kind: e.constructor.name, code: e.code || '', message: String(e.message) } });
+    }
+  }
+  return out;
+}
+
 (async () => {
   const [mode, jobFile] = process.argv.slice(2);
   const job = readJSON(jobFile);
-  const result = mode === 'verify' ? verify(job) : await sign(job);
+  const result = mode === 'verify' ? verify(job) : mode === 'tufverify' ? await tufverify(job) : await sign(job);
   process.stdout.write(JSON.stringify(result));
 })().catch((e) => {
   process.stderr.write((e && e.stack) || String(e));
@@ -398,4 +417,31 @@ func TestSigstoreJSInterop(t *testing.T) {
 			t.Errorf("the attestation store does not hold sigstore-js's attestation (%v):\n%s", err, body)
 		}
 	})
+}
+
+// TestSigstoreJSVerifiesOverTUF: sigstore.verify, given only signet's TUF
+// mirror and the pinned root.json, fetches signet's trusted root through
+// @sigstore/tuf and verifies a signet bundle; another identity fails.
+func TestSigstoreJSVerifiesOverTUF(t *testing.T) {
+	js := newSigstoreJS(t)
+	e := newSigstoreJSEnv(t)
+	pinned := pinTUFRoot(t, e, "root.json")
+	art := e.file(t, "widget.tar.gz", "widget 2.0\n")
+	b := filepath.Join(e.dir, "widget.sigstore.json")
+	runSignet(t, e.serverEnv, "sign-blob", art, "--bundle", b, "--identity-token", e.token).want(t, 0)
+	job := map[string]any{
+		"mirror": e.p.URL + "/tuf", "root": pinned, "cache": t.TempDir(),
+		"cases": []jsVerifyCase{
+			{Name: "signet bundle", Bundle: b, Artifact: art, Identity: e.identity, Issuer: e.issuer},
+			{Name: "another identity", Bundle: b, Artifact: art, Identity: "https://github.com/evil/widget/.github/workflows/release.yml@refs/heads/main", Issuer: e.issuer},
+		},
+	}
+	var res []jsVerifyResult
+	js.run(t, "tufverify", job, &res)
+	if len(res) != 2 || !res[0].OK {
+		t.Fatalf("sigstore-js over signet's TUF mirror: %+v", res)
+	}
+	if res[1].OK {
+		t.Fatal("sigstore-js accepted the bundle for another identity")
+	}
 }
