@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/signet-dev/signet/server/identity"
+	"github.com/signet-dev/signet/server/ratelimit"
 	"github.com/signet-dev/signet/server/storage"
 )
 
@@ -118,6 +119,22 @@ type Config struct {
 		// further ones wait in the listen backlog.
 		MaxConnections int `yaml:"maxConnections"`
 	} `yaml:"http"`
+	// Limits keep one client from taking a service's capacity: request
+	// rates per client address and per identity, answered 429 with
+	// Retry-After when exceeded. Zero rates (the default) limit nothing.
+	Limits struct {
+		// TrustedProxies are the addresses (CIDRs) of load balancers whose
+		// X-Forwarded-For names the client; requests from elsewhere are
+		// keyed by their TCP peer.
+		TrustedProxies []string `yaml:"trustedProxies"`
+		Certificates   struct {
+			PerIP       ratelimit.Rule `yaml:"perIP"`
+			PerIdentity ratelimit.Rule `yaml:"perIdentity"`
+		} `yaml:"certificates"`
+		LogEntries struct {
+			PerIP ratelimit.Rule `yaml:"perIP"`
+		} `yaml:"logEntries"`
+	} `yaml:"limits"`
 	// ShutdownTimeout bounds graceful shutdown on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
 }
@@ -269,6 +286,17 @@ func (c *Config) validate() error {
 	}
 	if c.HTTP.ReadTimeout < 0 || c.HTTP.MaxConnections < 0 {
 		return errors.New("config: http.readTimeout and http.maxConnections must not be negative")
+	}
+	for where, r := range map[string]ratelimit.Rule{
+		"limits.certificates.perIP": c.Limits.Certificates.PerIP, "limits.certificates.perIdentity": c.Limits.Certificates.PerIdentity,
+		"limits.logEntries.perIP": c.Limits.LogEntries.PerIP,
+	} {
+		if err := r.Validate(where); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+	}
+	if _, err := ratelimit.ParsePrefixes("limits.trustedProxies", c.Limits.TrustedProxies); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	if len(c.OIDCIssuers) == 0 && !c.DevOIDC {
 		return errors.New("config: no OIDC issuer is configured, so the CA could issue no certificate; add oidcIssuers to the config file or pass --dev-oidc for a local trial")

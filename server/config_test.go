@@ -536,6 +536,75 @@ func configCases(t *testing.T) []configCase {
 				}
 			}
 		}},
+		// Limits: a request beyond the bucket is answered 429 with
+		// Retry-After, before any other work; other clients and identities
+		// keep their own buckets.
+		{keys: []string{"limits.logEntries.perIP.rate", "limits.logEntries.perIP.burst", "limits.trustedProxies"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			return "limits:\n  trustedProxies: [127.0.0.1]\n  logEntries:\n    perIP: {rate: 0.01, burst: 1}\n", func(t *testing.T, p *servertest.Process) {
+				key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				from := func(client string) (int, http.Header, string) {
+					req, _ := http.NewRequest(http.MethodPost, p.URL+"/api/v2/log/entries", bytes.NewReader(hashedRekordRequest(key)))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("X-Forwarded-For", client)
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer resp.Body.Close()
+					b, _ := io.ReadAll(resp.Body)
+					return resp.StatusCode, resp.Header, string(b)
+				}
+				if code, _, msg := from("198.51.100.1"); code != http.StatusCreated {
+					t.Fatalf("first entry from a client: %d %s", code, msg)
+				}
+				code, h, msg := from("198.51.100.1")
+				if code != http.StatusTooManyRequests || h.Get("Retry-After") == "" || !strings.Contains(msg, "too many log entries from this address") {
+					t.Errorf("second entry at once from the same client: %d (Retry-After %q) %s, want 429", code, h.Get("Retry-After"), msg)
+				}
+				// Behind the trusted proxy, another client has its own bucket.
+				if code, _, msg := from("198.51.100.2"); code != http.StatusCreated && code != http.StatusConflict {
+					t.Errorf("an entry from another client behind the proxy: %d %s", code, msg)
+				}
+			}
+		}},
+		{keys: []string{"limits.certificates.perIP.rate", "limits.certificates.perIP.burst"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			return "limits:\n  certificates:\n    perIP: {rate: 0.01, burst: 1}\n", func(t *testing.T, p *servertest.Process) {
+				certify(t, p)
+				status, msg := post(t, p, "/api/v2/signingCert", []byte(`{}`))
+				if status != http.StatusTooManyRequests || !strings.Contains(msg, "too many certificate requests from this address") {
+					t.Errorf("second certificate request at once: %d %s, want 429", status, msg)
+				}
+			}
+		}},
+		{keys: []string{"limits.certificates.perIdentity.rate", "limits.certificates.perIdentity.burst"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			return "limits:\n  certificates:\n    perIdentity: {rate: 0.01, burst: 1}\n", func(t *testing.T, p *servertest.Process) {
+				noRetry := func(repo string) error {
+					tok, err := p.Token(context.Background(), url.Values{"kind": {"github"}, "repository": {repo}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					ca, err := fulcio.New(p.URL, &http.Client{Timeout: 10 * time.Second})
+					if err != nil {
+						t.Fatal(err)
+					}
+					s, err := coresigner.Ephemeral()
+					if err != nil {
+						t.Fatal(err)
+					}
+					_, err = ca.CreateSigningCertificate(context.Background(), tok, s)
+					return err
+				}
+				if err := noRetry("acme/app"); err != nil {
+					t.Fatal(err)
+				}
+				if err := noRetry("acme/app"); err == nil || !strings.Contains(err.Error(), "429") || !strings.Contains(err.Error(), "too many certificate requests for https://github.com/acme/app/") {
+					t.Errorf("second certificate for the same identity at once: %v, want 429 naming it", err)
+				}
+				if err := noRetry("acme/other"); err != nil {
+					t.Errorf("another identity: %v", err)
+				}
+			}
+		}},
 		{keys: []string{"attestations.maxEnvelopeBytes"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
 			return "attestations:\n  maxEnvelopeBytes: 8192\n", func(t *testing.T, p *servertest.Process) {
 				storeAttestation(t, p, strings.Repeat("ab", 32))
@@ -1178,10 +1247,12 @@ func documentedConfigKeys(t *testing.T) []string {
 				if path != "" {
 					k = path + "." + k
 				}
-				if v := n.Content[i+1]; v.Kind == yaml.MappingNode || v.Kind == yaml.SequenceNode {
+				v := n.Content[i+1]
+				scalars := v.Kind == yaml.SequenceNode && len(v.Content) > 0 && v.Content[0].Kind == yaml.ScalarNode
+				if (v.Kind == yaml.MappingNode || v.Kind == yaml.SequenceNode) && !scalars {
 					walk(v, k)
 				} else {
-					keys[k] = true
+					keys[k] = true // a value, or a list of values
 				}
 			}
 		case yaml.SequenceNode:
@@ -1262,4 +1333,23 @@ func jsonTimestamp(t *testing.T, p *servertest.Process) []byte {
 		t.Fatalf("timestamp: %d %s %v", resp.StatusCode, b, err)
 	}
 	return b
+}
+
+// A limit that would refuse everything, or a proxy that is not an address,
+// stops the server at start, naming the key.
+func TestBadLimitsRefusedAtStart(t *testing.T) {
+	for yml, want := range map[string]string{
+		"limits:\n  certificates:\n    perIP: {rate: 5}\n":          "limits.certificates.perIP.burst is 0",
+		"limits:\n  logEntries:\n    perIP: {rate: -1, burst: 1}\n": "limits.logEntries.perIP.rate -1",
+		"limits:\n  trustedProxies: [lb.example]\n":                 `limits.trustedProxies: "lb.example" is not an IP address or CIDR`,
+	} {
+		cfg := filepath.Join(t.TempDir(), "server.yaml")
+		if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := servertest.StartErr(servertest.Binary(t), t.TempDir(), "--dev-oidc", "--config", cfg)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want a refusal saying %q", yml, err, want)
+		}
+	}
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/signet-dev/signet/server/ctlog"
 	"github.com/signet-dev/signet/server/devoidc"
 	"github.com/signet-dev/signet/server/identity"
+	"github.com/signet-dev/signet/server/ratelimit"
 	"github.com/signet-dev/signet/server/ratelog"
 	"github.com/signet-dev/signet/server/storage"
 	"github.com/signet-dev/signet/server/tlog"
@@ -145,15 +146,23 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		sctSource = s.ct
 	}
 
+	proxies, err := ratelimit.ParsePrefixes("limits.trustedProxies", cfg.Limits.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	clientIP := ratelimit.ClientIP{Trusted: proxies}
 	authority, err := ca.New(ca.Options{
-		Signer:   keys.CA,
-		Chain:    keys.CAChain,
-		CT:       sctSource,
-		Identity: verifier,
-		Validity: cfg.CA.Validity,
-		BaseURL:  s.url,
-		Logger:   logger.With("service", "ca"),
-		Metrics:  reg,
+		Signer:      keys.CA,
+		Chain:       keys.CAChain,
+		CT:          sctSource,
+		Identity:    verifier,
+		Validity:    cfg.CA.Validity,
+		BaseURL:     s.url,
+		PerIP:       ratelimit.New(cfg.Limits.Certificates.PerIP, 0),
+		PerIdentity: ratelimit.New(cfg.Limits.Certificates.PerIdentity, 0),
+		ClientIP:    clientIP,
+		Logger:      logger.With("service", "ca"),
+		Metrics:     reg,
 	})
 	if err != nil {
 		return nil, err
@@ -185,6 +194,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		MaxRequestBytes:    cfg.Log.MaxRequestBytes,
 		Witnesses:          witnesses,
 		WitnessTimeout:     cfg.Log.WitnessTimeout,
+		PerIP:              ratelimit.New(cfg.Limits.LogEntries.PerIP, 0),
+		ClientIP:           clientIP,
 		HeadFile:           s.dir.SignedHeadPath(),
 		KeyInUse:           !keys.Generated,
 		Logger:             logger.With("service", "log"),

@@ -13,6 +13,7 @@ import (
 
 	"github.com/signet-dev/signet/server/apierror"
 	"github.com/signet-dev/signet/server/identity"
+	"github.com/signet-dev/signet/server/ratelimit"
 )
 
 // maxRequestBytes bounds a signing request: a token of up to 64 KiB plus a
@@ -117,7 +118,18 @@ func refuse(status int, reason, format string, args ...any) *refusal {
 func (c *CA) handleSigningCert(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	defer func() { c.latency.Observe(time.Since(start).Seconds()) }()
-	body, ref := c.signingCert(r)
+	var (
+		body []byte
+		ref  *refusal
+	)
+	// The address is checked before any work; the identity once the token
+	// is verified (signingCert).
+	if ok, wait := c.perIP.Allow(c.clientIP.Of(r), start); !ok {
+		ref = refuse(http.StatusTooManyRequests, "rate_limited_ip", "too many certificate requests from this address; retry after %s", ratelimit.RetryAfter(wait)+"s")
+		ref.retryAfter = ratelimit.RetryAfter(wait)
+	} else {
+		body, ref = c.signingCert(r)
+	}
 	if ref != nil {
 		c.refused.WithLabelValues(ref.reason).Inc()
 		c.log.Info("signing certificate refused", "reason", ref.reason, "status", ref.status, "error", ref.msg, "remote", r.RemoteAddr)
@@ -244,6 +256,12 @@ func (c *CA) signingCert(r *http.Request) ([]byte, *refusal) {
 			status = http.StatusServiceUnavailable
 		}
 		return nil, refuse(status, string(ie.Reason), "identity token refused: %v", err)
+	}
+
+	if ok, wait := c.perIdentity.Allow(principal.Issuer+" "+principal.SAN(), time.Now()); !ok {
+		ref := refuse(http.StatusTooManyRequests, "rate_limited_identity", "too many certificate requests for %s; retry after %ss", principal.SAN(), ratelimit.RetryAfter(wait))
+		ref.retryAfter = ratelimit.RetryAfter(wait)
+		return nil, ref
 	}
 
 	if proof != nil {

@@ -35,6 +35,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/signet-dev/signet/server/identity"
 	"github.com/signet-dev/signet/server/precert"
+	"github.com/signet-dev/signet/server/ratelimit"
 )
 
 // DefaultValidity is the lifetime of issued certificates, as Fulcio's.
@@ -55,8 +56,13 @@ type Options struct {
 	CT SCTSource
 	// BaseURL is the public URL this CA is served under (for logs).
 	BaseURL string
-	Logger  *slog.Logger
-	Metrics prometheus.Registerer
+	// PerIP and PerIdentity limit certificate requests per client address
+	// and per identity (issuer and subject); nil limits nothing. ClientIP
+	// says which address a request is from.
+	PerIP, PerIdentity *ratelimit.Limiter
+	ClientIP           ratelimit.ClientIP
+	Logger             *slog.Logger
+	Metrics            prometheus.Registerer
 }
 
 // SCTSource logs precertificates (DER, signed by the CA's issuing
@@ -81,6 +87,9 @@ type CA struct {
 	issued  *prometheus.CounterVec
 	refused *prometheus.CounterVec
 	latency prometheus.Histogram
+
+	perIP, perIdentity *ratelimit.Limiter
+	clientIP           ratelimit.ClientIP
 }
 
 // New checks the options and returns a CA. The chain must be well formed: the
@@ -128,6 +137,10 @@ func New(o Options) (*CA, error) {
 		validity: o.Validity,
 		log:      o.Logger,
 		ct:       o.CT,
+
+		perIP:       o.PerIP,
+		perIdentity: o.PerIdentity,
+		clientIP:    o.ClientIP,
 	}
 	for _, cert := range o.Chain {
 		c.chainPEM = append(c.chainPEM, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})))

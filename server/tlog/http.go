@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/signet-dev/signet/server/apierror"
+	"github.com/signet-dev/signet/server/ratelimit"
 )
 
 // Register adds the Rekor v2 write API and the C2SP tlog-tiles read API.
@@ -38,6 +40,12 @@ var (
 )
 
 func (l *Log) handleCreateEntry(w http.ResponseWriter, r *http.Request) {
+	if ok, wait := l.perIP.Allow(l.clientIP.Of(r), time.Now()); !ok {
+		l.metrics.rejected.WithLabelValues(reasonRateLimited).Inc()
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+		apierror.Write(w, http.StatusTooManyRequests, "too many log entries from this address; retry after %ss", ratelimit.RetryAfter(wait))
+		return
+	}
 	if !apierror.JSONBody(w, r) {
 		l.metrics.rejected.WithLabelValues(reasonBadRequest).Inc()
 		return

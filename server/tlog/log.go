@@ -27,6 +27,7 @@ import (
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/signet-dev/signet/server/ratelimit"
 	"github.com/signet-dev/signet/server/ratelog"
 )
 
@@ -95,8 +96,12 @@ type Options struct {
 	// WitnessTimeout bounds one round of asking the witnesses; default
 	// DefaultWitnessTimeout.
 	WitnessTimeout time.Duration
-	Logger         *slog.Logger
-	Metrics        prometheus.Registerer
+	// PerIP limits POST /api/v2/log/entries per client address (nil: no
+	// limit); ClientIP says which address a request is from.
+	PerIP    *ratelimit.Limiter
+	ClientIP ratelimit.ClientIP
+	Logger   *slog.Logger
+	Metrics  prometheus.Registerer
 }
 
 // Log is a running transparency log.
@@ -119,6 +124,9 @@ type Log struct {
 	// bounds an append's wait for them.
 	gw       *gateway
 	awaitFor time.Duration
+
+	perIP    *ratelimit.Limiter
+	clientIP ratelimit.ClientIP
 	cancel   context.CancelFunc
 	closeMu  sync.RWMutex
 	closed   bool
@@ -246,6 +254,8 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		reader:   reader,
 		cancel:   cancel,
 		tiles:    newTileCache(reader.ReadTile),
+		perIP:    opts.PerIP,
+		clientIP: opts.ClientIP,
 	}
 	size, root, err := l.checkAtStart(ctx, signer, opts.KeyInUse, published)
 	signer.start(l.tiles, err)

@@ -59,5 +59,6 @@ const (
 	reasonClosed      = "closed"
 	reasonDuplicate   = "duplicate"
 	reasonUnwitnessed = "unwitnessed"
+	reasonRateLimited = "rate_limited"
 	reasonInternal    = "internal"
 )
