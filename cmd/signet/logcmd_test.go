@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,19 +99,21 @@ func TestLog(t *testing.T) {
 		t.Error("--save did not write the signed note")
 	}
 
+	// The signature's entry (the timestamp's may come before it).
+	idx := fmt.Sprint(index)
 	var ent entryJSON
-	runSignet(t, nil, logArgs("log", "entry", "0", "-o", "json")...).want(t, 0).decode(t, &ent)
+	runSignet(t, nil, logArgs("log", "entry", idx, "-o", "json")...).want(t, 0).decode(t, &ent)
 	if !ent.InclusionVerified || ent.Kind != "hashedrekord" || ent.APIVersion != "0.0.2" || ent.Identity != e.identity || ent.Issuer != e.issuer || ent.Digest != signed.Digest || len(ent.Body) == 0 {
-		t.Errorf("entry 0: %+v", ent)
+		t.Errorf("entry %d: %+v", index, ent)
 	}
-	r := runSignet(t, nil, logArgs("log", "entry", "0")...).want(t, 0)
+	r := runSignet(t, nil, logArgs("log", "entry", idx)...).want(t, 0)
 	if !strings.Contains(r.stdout, "included in the verified checkpoint") {
 		t.Errorf("text: %s", r.stdout)
 	}
 
 	var p proofJSON
-	runSignet(t, nil, logArgs("log", "proof", "--index", "0", "-o", "json")...).want(t, 0).decode(t, &p)
-	if !p.Verified || p.Type != "inclusion" || p.LogIndex == nil || *p.LogIndex != 0 || p.LeafHash != ent.LeafHash {
+	runSignet(t, nil, logArgs("log", "proof", "--index", idx, "-o", "json")...).want(t, 0).decode(t, &p)
+	if !p.Verified || p.Type != "inclusion" || p.LogIndex == nil || *p.LogIndex != uint64(index) || p.LeafHash != ent.LeafHash {
 		t.Errorf("inclusion proof %+v", p)
 	}
 
