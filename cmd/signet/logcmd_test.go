@@ -133,8 +133,10 @@ func TestLog(t *testing.T) {
 		t.Errorf("consistency from size 1: %+v", p)
 	}
 	// The root of size 1 is the leaf hash of entry 0 (RFC 6962).
-	if root, _ := base64.StdEncoding.DecodeString(p.OldRootHash); hex.EncodeToString(root) != ent.LeafHash {
-		t.Errorf("root of size 1 %x, leaf 0 %s", root, ent.LeafHash)
+	var first entryJSON
+	runSignet(t, nil, logArgs("log", "entry", "0", "-o", "json")...).want(t, 0).decode(t, &first)
+	if root, _ := base64.StdEncoding.DecodeString(p.OldRootHash); hex.EncodeToString(root) != first.LeafHash {
+		t.Errorf("root of size 1 %x, leaf 0 %s", root, first.LeafHash)
 	}
 
 	t.Run("forged checkpoint", func(t *testing.T) {
