@@ -132,7 +132,8 @@ type Config struct {
 			PerIdentity ratelimit.Rule `yaml:"perIdentity"`
 		} `yaml:"certificates"`
 		LogEntries struct {
-			PerIP ratelimit.Rule `yaml:"perIP"`
+			PerIP       ratelimit.Rule `yaml:"perIP"`
+			PerIdentity ratelimit.Rule `yaml:"perIdentity"`
 		} `yaml:"logEntries"`
 	} `yaml:"limits"`
 	// ShutdownTimeout bounds graceful shutdown on SIGTERM.
@@ -289,7 +290,7 @@ func (c *Config) validate() error {
 	}
 	for where, r := range map[string]ratelimit.Rule{
 		"limits.certificates.perIP": c.Limits.Certificates.PerIP, "limits.certificates.perIdentity": c.Limits.Certificates.PerIdentity,
-		"limits.logEntries.perIP": c.Limits.LogEntries.PerIP,
+		"limits.logEntries.perIP": c.Limits.LogEntries.PerIP, "limits.logEntries.perIdentity": c.Limits.LogEntries.PerIdentity,
 	} {
 		if err := r.Validate(where); err != nil {
 			return fmt.Errorf("config: %w", err)

@@ -567,6 +567,21 @@ func configCases(t *testing.T) []configCase {
 				}
 			}
 		}},
+		{keys: []string{"limits.logEntries.perIdentity.rate", "limits.logEntries.perIdentity.burst"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			return "limits:\n  logEntries:\n    perIdentity: {rate: 0.01, burst: 1}\n", func(t *testing.T, p *servertest.Process) {
+				key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				if status, msg := post(t, p, "/api/v2/log/entries", hashedRekordRequest(key)); status != http.StatusCreated {
+					t.Fatalf("first entry of a key: %d %s", status, msg)
+				}
+				if status, msg := post(t, p, "/api/v2/log/entries", hashedRekordRequest(key)); status != http.StatusTooManyRequests || !strings.Contains(msg, "too many log entries for this signer") {
+					t.Errorf("second entry of the same key at once: %d %s, want 429", status, msg)
+				}
+				other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				if status, msg := post(t, p, "/api/v2/log/entries", hashedRekordRequest(other)); status != http.StatusCreated {
+					t.Errorf("an entry of another key: %d %s", status, msg)
+				}
+			}
+		}},
 		{keys: []string{"limits.certificates.perIP.rate", "limits.certificates.perIP.burst"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
 			return "limits:\n  certificates:\n    perIP: {rate: 0.01, burst: 1}\n", func(t *testing.T, p *servertest.Process) {
 				certify(t, p)

@@ -195,6 +195,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		Witnesses:          witnesses,
 		WitnessTimeout:     cfg.Log.WitnessTimeout,
 		PerIP:              ratelimit.New(cfg.Limits.LogEntries.PerIP, 0),
+		PerIdentity:        ratelimit.New(cfg.Limits.LogEntries.PerIdentity, 0),
 		ClientIP:           clientIP,
 		HeadFile:           s.dir.SignedHeadPath(),
 		KeyInUse:           !keys.Generated,

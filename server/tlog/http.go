@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
@@ -20,6 +23,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/signet-dev/signet/core/certext"
 	"github.com/signet-dev/signet/server/apierror"
 	"github.com/signet-dev/signet/server/ratelimit"
 )
@@ -67,6 +71,16 @@ func (l *Log) handleCreateEntry(w http.ResponseWriter, r *http.Request) {
 		l.metrics.rejected.WithLabelValues(reasonBadRequest).Inc()
 		apierror.Write(w, http.StatusBadRequest, "request body is not a JSON CreateEntryRequest: %v; send {\"hashedRekordRequestV002\": {...}}", err)
 		return
+	}
+	if l.perIdentity != nil {
+		if key := identityKey(&req); key != "" {
+			if ok, wait := l.perIdentity.Allow(key, time.Now()); !ok {
+				l.metrics.rejected.WithLabelValues(reasonRateLimited).Inc()
+				w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+				apierror.Write(w, http.StatusTooManyRequests, "too many log entries for this signer; retry after %ss", ratelimit.RetryAfter(wait))
+				return
+			}
+		}
 	}
 	var (
 		tle *rekorv1.TransparencyLogEntry
@@ -284,4 +298,33 @@ func acceptsGzip(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// identityKey is who signs an entry, for per-identity limits: a
+// certificate's identity (SAN and OIDC issuer; keyless certificates are
+// new every time, their identity is not) or a public key's digest. An
+// entry whose verifier does not parse is left to the entry checks.
+func identityKey(req *rekorv2.CreateEntryRequest) string {
+	var v *rekorv2.Verifier
+	switch spec := req.GetSpec().(type) {
+	case *rekorv2.CreateEntryRequest_HashedRekordRequestV002:
+		v = spec.HashedRekordRequestV002.GetSignature().GetVerifier()
+	case *rekorv2.CreateEntryRequest_DsseRequestV002:
+		if vs := spec.DsseRequestV002.GetVerifiers(); len(vs) > 0 {
+			v = vs[0]
+		}
+	}
+	if c := v.GetX509Certificate().GetRawBytes(); c != nil {
+		cert, err := x509.ParseCertificate(c)
+		if err != nil {
+			return ""
+		}
+		san, issuer := certext.Identity(cert)
+		return "cert " + issuer + " " + san
+	}
+	if k := v.GetPublicKey().GetRawBytes(); k != nil {
+		sum := sha256.Sum256(k)
+		return "key " + hex.EncodeToString(sum[:])
+	}
+	return ""
 }

@@ -7,11 +7,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api"
@@ -217,5 +219,26 @@ func TestTilesReadAPIAndConsistencyProof(t *testing.T) {
 		if resp.StatusCode != status {
 			t.Errorf("%s: status %d, want %d: %s", path, resp.StatusCode, status, body)
 		}
+	}
+}
+
+// Keyless certificates are new at every signing: the per-identity limit
+// keys them by identity, so two certificates of one identity share a
+// bucket, and keys by their digest.
+func TestIdentityKey(t *testing.T) {
+	s1, s2 := newECDSASigner(t), newECDSASigner(t)
+	r1, r2 := s1.request(t, []byte("a")), s2.request(t, []byte("b"))
+	k1 := identityKey(&rekorv2.CreateEntryRequest{Spec: &rekorv2.CreateEntryRequest_HashedRekordRequestV002{HashedRekordRequestV002: r1}})
+	k2 := identityKey(&rekorv2.CreateEntryRequest{Spec: &rekorv2.CreateEntryRequest_HashedRekordRequestV002{HashedRekordRequestV002: r2}})
+	if !strings.HasPrefix(k1, "cert ") || k1 != k2 {
+		t.Errorf("two certificates of one test identity: keys %q and %q, want one cert key", k1, k2)
+	}
+	e := newEd25519Signer(t)
+	ke := identityKey(&rekorv2.CreateEntryRequest{Spec: &rekorv2.CreateEntryRequest_HashedRekordRequestV002{HashedRekordRequestV002: e.request(t, []byte("c"))}})
+	if !strings.HasPrefix(ke, "key ") {
+		t.Errorf("a public key verifier: key %q", ke)
+	}
+	if k := identityKey(&rekorv2.CreateEntryRequest{}); k != "" {
+		t.Errorf("no verifier: key %q", k)
 	}
 }

@@ -96,12 +96,13 @@ type Options struct {
 	// WitnessTimeout bounds one round of asking the witnesses; default
 	// DefaultWitnessTimeout.
 	WitnessTimeout time.Duration
-	// PerIP limits POST /api/v2/log/entries per client address (nil: no
-	// limit); ClientIP says which address a request is from.
-	PerIP    *ratelimit.Limiter
-	ClientIP ratelimit.ClientIP
-	Logger   *slog.Logger
-	Metrics  prometheus.Registerer
+	// PerIP and PerIdentity limit POST /api/v2/log/entries per client
+	// address and per signer (a certificate's identity, a key); nil limits
+	// nothing. ClientIP says which address a request is from.
+	PerIP, PerIdentity *ratelimit.Limiter
+	ClientIP           ratelimit.ClientIP
+	Logger             *slog.Logger
+	Metrics            prometheus.Registerer
 }
 
 // Log is a running transparency log.
@@ -125,11 +126,11 @@ type Log struct {
 	gw       *gateway
 	awaitFor time.Duration
 
-	perIP    *ratelimit.Limiter
-	clientIP ratelimit.ClientIP
-	cancel   context.CancelFunc
-	closeMu  sync.RWMutex
-	closed   bool
+	perIP, perIdentity *ratelimit.Limiter
+	clientIP           ratelimit.ClientIP
+	cancel             context.CancelFunc
+	closeMu            sync.RWMutex
+	closed             bool
 
 	tiles *tileCache
 
@@ -240,22 +241,23 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("tlog: opening tessera log in %s: %w", opts.Dir, err)
 	}
 	l := &Log{
-		dir:      opts.Dir,
-		origin:   opts.Origin,
-		pub:      pub,
-		logID:    logID,
-		signer:   signer,
-		verifier: verifier,
-		maxBody:  opts.MaxRequestBytes,
-		logger:   opts.Logger,
-		metrics:  m,
-		add:      appender.Add,
-		shutdown: shutdown,
-		reader:   reader,
-		cancel:   cancel,
-		tiles:    newTileCache(reader.ReadTile),
-		perIP:    opts.PerIP,
-		clientIP: opts.ClientIP,
+		dir:         opts.Dir,
+		origin:      opts.Origin,
+		pub:         pub,
+		logID:       logID,
+		signer:      signer,
+		verifier:    verifier,
+		maxBody:     opts.MaxRequestBytes,
+		logger:      opts.Logger,
+		metrics:     m,
+		add:         appender.Add,
+		shutdown:    shutdown,
+		reader:      reader,
+		cancel:      cancel,
+		tiles:       newTileCache(reader.ReadTile),
+		perIP:       opts.PerIP,
+		perIdentity: opts.PerIdentity,
+		clientIP:    opts.ClientIP,
 	}
 	size, root, err := l.checkAtStart(ctx, signer, opts.KeyInUse, published)
 	signer.start(l.tiles, err)
