@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/signet-dev/signet/server/servertest"
+	"github.com/signet-dev/signet/server/storage"
 )
 
 // documentedMetric is one row of the metrics table in docs/server.md.
@@ -142,5 +143,34 @@ func TestMetricsAreDocumented(t *testing.T) {
 	}
 	if !goMetrics || !processMetrics {
 		t.Errorf("Go collector present %v, process collector present %v; docs/server.md promises both", goMetrics, processMetrics)
+	}
+}
+
+// The expiry gauges are the certificates' own NotAfter, and the build is
+// named.
+func TestExpiryAndBuildInfoGauges(t *testing.T) {
+	data := t.TempDir()
+	p := servertest.Start(t, data, "--dev-oidc")
+	fams := scrape(t, p)
+	want := map[string]string{"ca_issuing": "ca-intermediate.pem", "ca_root": "ca-root.pem", "tsa_signing": "tsa.pem", "tsa_root": "tsa-root.pem"}
+	got := map[string]float64{}
+	for _, m := range fams["signet_certificate_expiry_timestamp_seconds"].GetMetric() {
+		got[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+	}
+	for name, file := range want {
+		certs, err := storage.LoadCertificates(filepath.Join(data, "keys", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[name] != float64(certs[0].NotAfter.Unix()) {
+			t.Errorf("%s expiry %v, want the certificate's NotAfter %d", name, got[name], certs[0].NotAfter.Unix())
+		}
+	}
+	if len(got) != 4 {
+		t.Errorf("expiry gauges for %v, want ca_issuing, ca_root, tsa_signing, tsa_root", got)
+	}
+	bi := fams["signet_build_info"].GetMetric()
+	if len(bi) != 1 || bi[0].GetGauge().GetValue() != 1 {
+		t.Fatalf("signet_build_info %v", bi)
 	}
 }

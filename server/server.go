@@ -102,6 +102,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := registerBuildAndExpiry(reg, map[string]*x509.Certificate{
+		"ca_issuing": keys.CAChain[0], "ca_root": keys.CAChain[len(keys.CAChain)-1],
+		"tsa_signing": keys.TSAChain[0], "tsa_root": keys.TSAChain[len(keys.TSAChain)-1],
+	}); err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
 
 	issuers := append([]identity.IssuerConfig(nil), cfg.OIDCIssuers...)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signet-dev/signet/core/sign/transport"
+	"github.com/signet-dev/signet/server"
 )
 
 // Exit codes scripts can rely on.
@@ -31,6 +32,7 @@ func (u usageError) Unwrap() error { return u.error }
 
 func main() {
 	transport.Version = version
+	server.Version = version
 	root := newRootCmd()
 	if err := root.Execute(); err != nil {
 		err = withRemedy(err)
