@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -172,5 +173,35 @@ func TestExpiryAndBuildInfoGauges(t *testing.T) {
 	bi := fams["signet_build_info"].GetMetric()
 	if len(bi) != 1 || bi[0].GetGauge().GetValue() != 1 {
 		t.Fatalf("signet_build_info %v", bi)
+	}
+}
+
+// Every answer names its request, and the request log line carries the
+// same ID; a caller's own plain ID is kept, anything else replaced.
+func TestRequestIDs(t *testing.T) {
+	p := servertest.Start(t, t.TempDir(), "--dev-oidc", "--log-level", "info")
+	ask := func(id string) string {
+		req, _ := http.NewRequest(http.MethodGet, p.URL+"/api/v2/nothing-here", nil)
+		if id != "" {
+			req.Header.Set("X-Request-Id", id)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.Header.Get("X-Request-Id")
+	}
+	if got := ask("lb-7f3a.2"); got != "lb-7f3a.2" {
+		t.Errorf("a caller's plain ID became %q", got)
+	}
+	a, b := ask(""), ask("<script>")
+	if len(a) != 24 || len(b) != 24 || a == b || strings.Contains(b, "<") {
+		t.Errorf("new IDs %q and %q, want two distinct 24-hex IDs", a, b)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(p.Stderr(), `"request_id":"`+a+`"`); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no request log line with request_id %s:\n%s", a, p.Stderr())
+		}
 	}
 }

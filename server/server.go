@@ -8,8 +8,10 @@ package server
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -435,6 +437,8 @@ func instrument(next http.Handler, reg prometheus.Registerer, logger *slog.Logge
 	var failures ratelog.Limiter
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		id := requestID(r)
+		w.Header().Set("X-Request-Id", id)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
 		route := r.Pattern
@@ -444,7 +448,7 @@ func instrument(next http.Handler, reg prometheus.Registerer, logger *slog.Logge
 		elapsed := time.Since(start)
 		requests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
 		latency.WithLabelValues(route).Observe(elapsed.Seconds())
-		args := []any{"method", r.Method, "path", r.URL.Path, "route", route, "status", rec.status, "duration_ms", float64(elapsed.Microseconds()) / 1000, "remote", r.RemoteAddr}
+		args := []any{"method", r.Method, "path", r.URL.Path, "route", route, "status", rec.status, "duration_ms", float64(elapsed.Microseconds()) / 1000, "remote", r.RemoteAddr, "request_id", id}
 		level := slog.LevelDebug
 		switch {
 		case rec.status >= 500:
@@ -455,6 +459,20 @@ func instrument(next http.Handler, reg prometheus.Registerer, logger *slog.Logge
 		}
 		logger.Log(r.Context(), level, "request", args...)
 	})
+}
+
+// requestID names a request in the server's log and its answer
+// (X-Request-Id): the caller's own ID when it sends a short, plain one (a
+// load balancer's), else a new random one.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); len(id) > 0 && len(id) <= 64 && strings.IndexFunc(id, func(c rune) bool {
+		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.')
+	}) < 0 {
+		return id
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 type statusRecorder struct {
