@@ -39,10 +39,11 @@ import (
 // Prefix starts the statusString element that holds the log entry.
 const Prefix = "signet.dev/time-transparency/v1 "
 
+// Both are [0] constructed: the SignerInfo's signedAttrs and the
+// ContentInfo's explicit content.
 var (
-	tagSignedAttrs   = cbasn1.Tag(0).Constructed().ContextSpecific()
-	tagUnsignedAttrs = cbasn1.Tag(1).Constructed().ContextSpecific()
-	tagExplicit0     = cbasn1.Tag(0).Constructed().ContextSpecific()
+	tagSignedAttrs = cbasn1.Tag(0).Constructed().ContextSpecific()
+	tagExplicit0   = tagSignedAttrs
 )
 
 // ErrNotLogged: the response carries no log entry (or is a bare token).
@@ -65,136 +66,65 @@ var digestOIDs = map[string]crypto.Hash{
 
 // signerInfo holds the parts of the only SignerInfo of a token.
 type signerInfo struct {
-	raw         []byte // the whole SignerInfo element
 	digestAlg   []byte // OID contents
 	signedAttrs []byte // contents of [0]
 	signature   []byte
-	unsigned    []byte // contents of [1], nil when absent
 }
 
-func parseSignerInfo(si []byte) (*signerInfo, error) {
-	s := cryptobyte.String(si)
-	var body cryptobyte.String
-	if !s.ReadASN1(&body, cbasn1.SEQUENCE) || !s.Empty() {
-		return nil, errors.New("SignerInfo is not a SEQUENCE")
+// findSignerInfo reads the only SignerInfo of a TimeStampResp or a bare
+// token (ContentInfo). The strict DER checks are core/verify/tstoken's;
+// this only finds the parts the log entry records.
+func findSignerInfo(der []byte) (*signerInfo, error) {
+	in := cryptobyte.String(der)
+	var top, ci cryptobyte.String
+	if !in.ReadASN1(&top, cbasn1.SEQUENCE) || !in.Empty() {
+		return nil, errors.New("not a DER TimeStampResp or timestamp token")
 	}
-	out := &signerInfo{raw: si}
-	var alg, algOID, sid cryptobyte.String
+	if top.PeekASN1Tag(cbasn1.SEQUENCE) {
+		// TimeStampResp: PKIStatusInfo, then the token.
+		if !top.SkipASN1(cbasn1.SEQUENCE) || !top.ReadASN1(&ci, cbasn1.SEQUENCE) {
+			return nil, errors.New("TimeStampResp holds no token")
+		}
+	} else {
+		ci = top
+	}
+	var explicit, sd cryptobyte.String
+	if !ci.SkipASN1(cbasn1.OBJECT_IDENTIFIER) || !ci.ReadASN1(&explicit, tagExplicit0) || !explicit.ReadASN1(&sd, cbasn1.SEQUENCE) {
+		return nil, errors.New("token is not a ContentInfo holding SignedData")
+	}
+	// version, digestAlgorithms, encapContentInfo, [0] certificates,
+	// [1] crls; the signerInfos SET comes last.
+	var last cryptobyte.String
+	for !sd.Empty() {
+		var tag cbasn1.Tag
+		if !sd.ReadAnyASN1Element(&last, &tag) {
+			return nil, errors.New("SignedData is malformed")
+		}
+	}
+	var set, body cryptobyte.String
+	if !last.ReadASN1(&set, cbasn1.SET) || !set.ReadASN1(&body, cbasn1.SEQUENCE) || !set.Empty() {
+		return nil, errors.New("a timestamp token has exactly one SignerInfo, last in its SignedData")
+	}
+	out := &signerInfo{}
+	var alg, algOID, sid, sa, sig cryptobyte.String
 	var sidTag cbasn1.Tag
 	if !body.SkipASN1(cbasn1.INTEGER) || !body.ReadAnyASN1Element(&sid, &sidTag) || // version, sid
 		!body.ReadASN1(&alg, cbasn1.SEQUENCE) || !alg.ReadASN1(&algOID, cbasn1.OBJECT_IDENTIFIER) {
 		return nil, errors.New("SignerInfo has no version, sid and digestAlgorithm")
 	}
-	out.digestAlg = algOID
-	var sa cryptobyte.String
 	if !body.ReadASN1(&sa, tagSignedAttrs) {
 		return nil, errors.New("SignerInfo has no signedAttrs")
 	}
-	out.signedAttrs = sa
-	var sig cryptobyte.String
 	if !body.SkipASN1(cbasn1.SEQUENCE) || !body.ReadASN1(&sig, cbasn1.OCTET_STRING) {
 		return nil, errors.New("SignerInfo has no signatureAlgorithm and signature")
 	}
-	out.signature = sig
-	if body.PeekASN1Tag(tagUnsignedAttrs) {
-		var ua cryptobyte.String
-		if !body.ReadASN1(&ua, tagUnsignedAttrs) {
-			return nil, errors.New("SignerInfo unsignedAttrs are malformed")
-		}
-		out.unsigned = ua
-		if out.unsigned == nil {
-			out.unsigned = []byte{}
-		}
-	}
-	if !body.Empty() {
-		return nil, errors.New("SignerInfo has trailing fields")
-	}
+	out.digestAlg, out.signedAttrs, out.signature = algOID, sa, sig
 	return out, nil
-}
-
-// rewrite applies f to the only SignerInfo of a TimeStampResp or bare
-// token (ContentInfo) and re-encodes everything around it. With f nil it
-// only finds the SignerInfo.
-func rewrite(der []byte, f func(*signerInfo) ([]byte, error)) ([]byte, *signerInfo, error) {
-	in := cryptobyte.String(der)
-	var top cryptobyte.String
-	if !in.ReadASN1(&top, cbasn1.SEQUENCE) || !in.Empty() {
-		return nil, nil, errors.New("not a DER TimeStampResp or timestamp token")
-	}
-	var found *signerInfo
-	var b cryptobyte.Builder
-	var err error
-	contentInfo := func(b *cryptobyte.Builder, ci cryptobyte.String) {
-		var oid, explicit, sd cryptobyte.String
-		if !ci.ReadASN1Element(&oid, cbasn1.OBJECT_IDENTIFIER) || !ci.ReadASN1(&explicit, tagExplicit0) ||
-			!explicit.ReadASN1(&sd, cbasn1.SEQUENCE) || !explicit.Empty() || !ci.Empty() {
-			err = errors.New("token is not a ContentInfo holding SignedData")
-			return
-		}
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			b.AddBytes(oid)
-			b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) {
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					// version, digestAlgorithms, encapContentInfo,
-					// [0] certificates, [1] crls: copied; signerInfos last.
-					for !sd.Empty() {
-						var tag cbasn1.Tag
-						var el, elBody cryptobyte.String
-						if !sd.ReadAnyASN1Element(&el, &tag) {
-							err = errors.New("SignedData is malformed")
-							return
-						}
-						if !sd.Empty() {
-							b.AddBytes(el)
-							continue
-						}
-						if tag != cbasn1.SET || !el.ReadASN1(&elBody, cbasn1.SET) {
-							err = errors.New("SignedData does not end with its signerInfos SET")
-							return
-						}
-						var si cryptobyte.String
-						if !elBody.ReadASN1Element(&si, cbasn1.SEQUENCE) || !elBody.Empty() {
-							err = errors.New("a timestamp token has exactly one SignerInfo")
-							return
-						}
-						if found, err = parseSignerInfo(si); err != nil {
-							return
-						}
-						out := []byte(si)
-						if f != nil {
-							if out, err = f(found); err != nil {
-								return
-							}
-						}
-						b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { b.AddBytes(out) })
-					}
-				})
-			})
-		})
-	}
-	if top.PeekASN1Tag(cbasn1.SEQUENCE) {
-		// TimeStampResp: PKIStatusInfo, then the token.
-		var status, ci cryptobyte.String
-		if !top.ReadASN1Element(&status, cbasn1.SEQUENCE) || !top.ReadASN1(&ci, cbasn1.SEQUENCE) || !top.Empty() {
-			return nil, nil, errors.New("TimeStampResp holds no token")
-		}
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			b.AddBytes(status)
-			contentInfo(b, ci)
-		})
-	} else {
-		contentInfo(&b, top) // a bare token (ContentInfo)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	out, err := b.Bytes()
-	return out, found, err
 }
 
 // SignedParts returns what the token's log entry must record.
 func SignedParts(der []byte) (*Signed, error) {
-	_, si, err := rewrite(der, nil)
+	si, err := findSignerInfo(der)
 	if err != nil {
 		return nil, fmt.Errorf("timestamp: %w", err)
 	}

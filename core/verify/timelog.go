@@ -18,47 +18,53 @@ import (
 // checkpoint is cosigned. A timestamp that carries no entry was not logged
 // and passes; one whose entry does not hold fails, whatever else verifies.
 func (v *Verifier) checkTimestampLog(st *signedTime, i int, witnesses *WitnessPolicy) (*LogEntry, error) {
+	entry, _, err := v.timestampEntry(st, i, witnesses)
+	return entry, err
+}
+
+// timestampEntry is checkTimestampLog, also returning the entry's body.
+func (v *Verifier) timestampEntry(st *signedTime, i int, witnesses *WitnessPolicy) (*LogEntry, []byte, error) {
 	raw, err := timelog.Extract(st.resp)
 	if errors.Is(err, timelog.ErrNotLogged) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	where := fmt.Sprintf("rfc3161Timestamps[%d] log entry", i)
 	if err != nil {
-		return nil, fail(CheckTimestampLog, err, "%s", where)
+		return nil, nil, fail(CheckTimestampLog, err, "%s", where)
 	}
 	var e protorekor.TransparencyLogEntry
 	if err := protojson.Unmarshal(raw, &e); err != nil {
-		return nil, fail(CheckTimestampLog, err, "%s is not a TransparencyLogEntry", where)
+		return nil, nil, fail(CheckTimestampLog, err, "%s is not a TransparencyLogEntry", where)
 	}
 	log, ok := v.root.Log(e.GetLogId().GetKeyId())
 	if !ok {
-		return nil, fail(CheckTimestampLog, nil, "%s is from log %x, which the trusted root does not list", where, e.GetLogId().GetKeyId())
+		return nil, nil, fail(CheckTimestampLog, nil, "%s is from log %x, which the trusted root does not list", where, e.GetLogId().GetKeyId())
 	}
 	if !log.ValidFor.Contains(st.ts.Time) {
-		return nil, fail(CheckTimestampLog, nil, "%s: key of log %s is valid %s, not at the timestamp's time %s", where, log.BaseURL, log.ValidFor, st.ts.Time.UTC().Format(time.RFC3339))
+		return nil, nil, fail(CheckTimestampLog, nil, "%s: key of log %s is valid %s, not at the timestamp's time %s", where, log.BaseURL, log.ValidFor, st.ts.Time.UTC().Format(time.RFC3339))
 	}
 	if e.GetInclusionProof() == nil {
-		return nil, fail(CheckTimestampLog, nil, "%s carries no inclusion proof", where)
+		return nil, nil, fail(CheckTimestampLog, nil, "%s carries no inclusion proof", where)
 	}
 	parts, err := timelog.SignedParts(st.token)
 	if err != nil {
-		return nil, fail(CheckTimestampLog, err, "%s", where)
+		return nil, nil, fail(CheckTimestampLog, err, "%s", where)
 	}
 	want := expectedEntry{sig: parts.Signature, certDER: st.signer.Raw, digest: &Digest{Algorithm: parts.Hash, Value: parts.Digest}}
 	if err := checkBody(&e, want); err != nil {
-		return nil, retag(err, where)
+		return nil, nil, retag(err, where)
 	}
 	cp, err := checkInclusion(log, &e)
 	if err != nil {
-		return nil, retag(err, where)
+		return nil, nil, retag(err, where)
 	}
 	entry := &LogEntry{LogID: log.ID, BaseURL: log.BaseURL, LogIndex: e.GetLogIndex(), Kind: e.GetKindVersion().GetKind(), Version: e.GetKindVersion().GetVersion(), TreeSize: cp.Size, RootHash: cp.Hash}
 	if witnesses != nil {
 		if entry.Witnesses, err = witnesses.check(e.GetInclusionProof().GetCheckpoint().GetEnvelope()); err != nil {
-			return nil, retag(err, where)
+			return nil, nil, retag(err, where)
 		}
 	}
-	return entry, nil
+	return entry, e.GetCanonicalizedBody(), nil
 }
 
 // retag reports a log entry check's failure as the timestamp log's, naming
@@ -95,17 +101,12 @@ func (v *Verifier) VerifyTimestamp(resp []byte) (*LoggedTimestamp, error) {
 		return nil, fail(CheckTimestamp, err, "timestamp")
 	}
 	out := &LoggedTimestamp{Time: st.ts.Time.UTC(), TSA: st.tsa.URI}
-	entry, err := v.checkTimestampLog(st, 0, nil)
+	entry, body, err := v.timestampEntry(st, 0, nil)
 	if err != nil {
 		return nil, err
 	}
 	if entry != nil {
-		raw, _ := timelog.Extract(st.resp)
-		var e protorekor.TransparencyLogEntry
-		if err := protojson.Unmarshal(raw, &e); err == nil {
-			out.Body = e.GetCanonicalizedBody()
-		}
-		out.Entry, out.Logged = entry, true
+		out.Entry, out.Body, out.Logged = entry, body, true
 	}
 	return out, nil
 }

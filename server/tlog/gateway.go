@@ -7,15 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/signet-dev/signet/server/ratelog"
 )
 
 // gateway collects witness cosignatures (C2SP tlog-witness) on the
@@ -34,6 +38,11 @@ type gateway struct {
 	tiles     *tileCache
 	head      func() *treeHead // the newest head the log signed
 	retryWait time.Duration
+	// answers counts each witness's answers, so an operator sees which
+	// one refuses or is unreachable; logger says why, a line a second.
+	answers *prometheus.CounterVec
+	logger  *slog.Logger
+	errLog  ratelog.Limiter
 
 	mu     sync.Mutex
 	latest *treeHead // newest cosigned head (checkpoint with cosignatures)
@@ -55,8 +64,9 @@ type round struct {
 	err  error
 }
 
-func newGateway(p *WitnessPolicy, client *http.Client, timeout time.Duration, tiles *tileCache, head func() *treeHead) *gateway {
-	g := &gateway{policy: p, client: client, timeout: timeout, tiles: tiles, head: head, retryWait: 250 * time.Millisecond}
+func newGateway(p *WitnessPolicy, timeout time.Duration, tiles *tileCache, head func() *treeHead, answers *prometheus.CounterVec, logger *slog.Logger) *gateway {
+	g := &gateway{policy: p, client: witnessClient(timeout), timeout: timeout, tiles: tiles, head: head, retryWait: 250 * time.Millisecond,
+		answers: answers, logger: logger}
 	for url, v := range p.group.Endpoints() {
 		g.witnesses = append(g.witnesses, &witnessPeer{url: url, verifier: v})
 	}
@@ -175,8 +185,11 @@ func (g *gateway) ask(ctx context.Context, w *witnessPeer, th *treeHead) ([]byte
 		}
 		resp, err := g.client.Do(req)
 		if err != nil {
+			g.answers.WithLabelValues(req.URL.Host, "error").Inc()
+			g.errLog.Error(g.logger, "witness unreachable", "witness", w.url, "error", err)
 			return nil, fmt.Errorf("%s: %v", w.url, err)
 		}
+		g.answers.WithLabelValues(req.URL.Host, strconv.Itoa(resp.StatusCode)).Inc()
 		// A cosignature line is short; bound what a witness can send.
 		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
@@ -199,6 +212,7 @@ func (g *gateway) ask(ctx context.Context, w *witnessPeer, th *treeHead) ([]byte
 			w.size = n
 			continue
 		default:
+			g.errLog.Error(g.logger, "witness refused the checkpoint", "witness", w.url, "status", resp.StatusCode, "meaning", witnessStatus(resp.StatusCode))
 			return nil, fmt.Errorf("%s answered %d: %s", w.url, resp.StatusCode, witnessStatus(resp.StatusCode))
 		}
 	}

@@ -281,7 +281,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	}
 	if opts.Witnesses != nil {
 		l.awaitFor = witnessWait(opts.WitnessTimeout)
-		l.gw = newGateway(opts.Witnesses, witnessClient(opts.WitnessTimeout, m.witnessAnswers, opts.Logger), opts.WitnessTimeout, l.tiles, l.currentHead)
+		l.gw = newGateway(opts.Witnesses, opts.WitnessTimeout, l.tiles, l.currentHead, m.witnessAnswers, opts.Logger)
 		if size > 0 {
 			// Have a cosigned checkpoint to serve before the first append.
 			if _, err := l.coveringHead(ctx, size-1); err == nil {
@@ -297,7 +297,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	}
 	m.treeSize.Set(float64(size))
 	l.logger.Info("transparency log open", "dir", opts.Dir, "origin", opts.Origin,
-		"tree_size", size, "await_publication", opts.AwaitPublication, "witnesses", len(witnessURLs(opts.Witnesses)))
+		"tree_size", size, "await_publication", opts.AwaitPublication, "witnessed", opts.Witnesses != nil)
 	return l, nil
 }
 

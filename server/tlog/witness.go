@@ -3,20 +3,15 @@ package tlog
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/tessera"
-
-	"github.com/signet-dev/signet/server/ratelog"
 )
 
 // DefaultWitnessTimeout bounds one round of asking the witnesses to cosign
-// a checkpoint (tessera's default).
+// a checkpoint (the value tessera uses too).
 const DefaultWitnessTimeout = 5 * time.Second
 
 // ErrNotWitnessed: the entry was integrated, but no checkpoint cosigned by
@@ -33,7 +28,6 @@ var ErrNotWitnessed = errors.New("no checkpoint cosigned by the witnesses the lo
 // also admits witness lines without a URL.
 type WitnessPolicy struct {
 	group tessera.WitnessGroup
-	text  []byte
 }
 
 // ParseWitnessPolicy reads a policy file's content.
@@ -45,11 +39,8 @@ func ParseWitnessPolicy(p []byte) (*WitnessPolicy, error) {
 	if len(g.Endpoints()) == 0 {
 		return nil, errors.New("witness policy: its quorum names no witness; leave the policy out to publish checkpoints unwitnessed")
 	}
-	return &WitnessPolicy{group: g, text: append([]byte(nil), p...)}, nil
+	return &WitnessPolicy{group: g}, nil
 }
-
-// Text is the policy as given.
-func (p *WitnessPolicy) Text() []byte { return append([]byte(nil), p.text...) }
 
 // witnessWait bounds how long an append waits for a cosigned checkpoint:
 // two rounds of asking the witnesses (an entry may just miss one) and a
@@ -59,43 +50,16 @@ func witnessWait(timeout time.Duration) time.Duration {
 }
 
 // witnessClient is the HTTP client the log asks witnesses with: each
-// request bounded, few connections per witness, and every answer counted
-// so an operator sees which witness refuses or is unreachable.
-func witnessClient(timeout time.Duration, m *prometheus.CounterVec, logger *slog.Logger) *http.Client {
-	t := &http.Transport{
+// request bounded, few connections per witness.
+func witnessClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{
 		Proxy:               nil, // witnesses are named by the operator, not reached through the environment's proxy
 		DialContext:         (&net.Dialer{Timeout: timeout}).DialContext,
 		MaxIdleConnsPerHost: 4,
 		MaxConnsPerHost:     16,
 		IdleConnTimeout:     time.Minute,
 		TLSHandshakeTimeout: timeout,
-	}
-	return &http.Client{Timeout: timeout, Transport: &countingTransport{next: t, answers: m, logger: logger}}
-}
-
-type countingTransport struct {
-	next    http.RoundTripper
-	answers *prometheus.CounterVec
-	logger  *slog.Logger
-	errLog  ratelog.Limiter
-}
-
-func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := c.next.RoundTrip(r)
-	witness := r.URL.Host
-	switch {
-	case err != nil:
-		c.answers.WithLabelValues(witness, "error").Inc()
-		c.errLog.Error(c.logger, "witness unreachable", "witness", r.URL.String(), "error", err)
-	default:
-		c.answers.WithLabelValues(witness, strconv.Itoa(resp.StatusCode)).Inc()
-		// 409 is the protocol telling the log the witness's tree size;
-		// the gateway retries with a proof from there.
-		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusConflict {
-			c.errLog.Error(c.logger, "witness refused the checkpoint", "witness", r.URL.String(), "status", resp.StatusCode, "meaning", witnessStatus(resp.StatusCode))
-		}
-	}
-	return resp, err
+	}}
 }
 
 // witnessStatus says what a C2SP tlog-witness answer means for the log's
@@ -112,16 +76,4 @@ func witnessStatus(code int) string {
 		return "the witness could not parse the request"
 	}
 	return "unexpected status"
-}
-
-// witnessURLs lists where the policy's witnesses are asked.
-func witnessURLs(p *WitnessPolicy) []string {
-	if p == nil {
-		return nil
-	}
-	var urls []string
-	for u := range p.group.Endpoints() {
-		urls = append(urls, u)
-	}
-	return urls
 }
