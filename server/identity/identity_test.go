@@ -584,7 +584,12 @@ func TestVerifiedTokenCache(t *testing.T) {
 		t.Fatalf("cached principal was changed through a returned copy: %+v", p2)
 	}
 	// A different token (another signature) is verified on its own.
-	if _, err := v.Verify(context.Background(), tok[:len(tok)-2]+"AA"); err == nil {
+	// (A signature that already ends in "AA" gets "BB": the token must change.)
+	altered := tok[:len(tok)-2] + "AA"
+	if altered == tok {
+		altered = tok[:len(tok)-2] + "BB"
+	}
+	if _, err := v.Verify(context.Background(), altered); err == nil {
 		t.Fatal("token with a altered signature accepted")
 	}
 	now = now.Add(2 * time.Minute)
