@@ -87,6 +87,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	if err != nil {
 		return nil, err
 	}
+	if len(keys.OnlineRoots) > 0 {
+		logger.Warn("DEVELOPMENT SETUP: root CA private keys are in the data directory; the server never uses them, and whoever can read them can issue trusted certificates: move them offline (docs/operations.md, \"Take the root keys offline\")", "files", keys.OnlineRoots)
+	}
 
 	if s.listener, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w; choose another address with --addr", cfg.Addr, err)

@@ -63,7 +63,7 @@ Run your own private Sigstore with 'signet server'.`,
 	})
 	root.AddCommand(newServerCmd(), newBenchCmd(), newVersionCmd(), newGitHubActionCmd(),
 		newSignBlobCmd(), newAttestBlobCmd(), newVerifyBlobCmd(), newVerifyBlobAttestationCmd(),
-		newTrustCmd(), newTUFCmd(), newLogCmd(), newQuickstartCmd(),
+		newTrustCmd(), newTUFCmd(), newCACmd(), newLogCmd(), newQuickstartCmd(),
 		newImageSignCmd(), newImageAttestCmd(), newImageVerifyCmd(), newImageVerifyAttestationCmd(), newImageTreeCmd(), newImageCopyCmd(), newBuildpackCmd())
 	markArgErrors(root)
 	documentExitCodes(root)

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -8,25 +9,28 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/signet-dev/signet/core/keyref"
+	"github.com/signet-dev/signet/server/pki"
 )
 
 // KeyFiles names key material the operator supplies instead of the generated
-// defaults. Empty fields fall back to the keys generated in the data directory.
+// defaults. Empty fields fall back to the keys generated in the data
+// directory. Each key is a PEM file path or a key URI (core/keyref: a
+// PKCS#11 URI or a KMS URI), so the private key need not be on disk.
 type KeyFiles struct {
-	CAKey    string `yaml:"caKey"`    // PEM private key of the issuing CA certificate
+	CAKey    string `yaml:"caKey"`    // private key of the issuing CA certificate
 	CAChain  string `yaml:"caChain"`  // PEM chain: issuing certificate first, root last
-	LogKey   string `yaml:"logKey"`   // PEM PKCS#8 Ed25519 checkpoint key
-	TSAKey   string `yaml:"tsaKey"`   // PEM private key of the timestamping certificate
+	LogKey   string `yaml:"logKey"`   // Ed25519 checkpoint key
+	TSAKey   string `yaml:"tsaKey"`   // private key of the timestamping certificate
 	TSAChain string `yaml:"tsaChain"` // PEM chain: timestamping certificate first, root last
-	CTLogKey string `yaml:"ctLogKey"` // PEM ECDSA P-256 key of the certificate transparency log
+	CTLogKey string `yaml:"ctLogKey"` // ECDSA P-256 key of the certificate transparency log
 }
 
 // Keys is the key material the services sign with.
@@ -34,8 +38,8 @@ type Keys struct {
 	CA      crypto.Signer
 	CAChain []*x509.Certificate // issuing certificate first, root last
 
-	Log        ed25519.PrivateKey
-	LogCreated time.Time // start of the log key's validity in trusted_root.json
+	Log        crypto.Signer // Ed25519
+	LogCreated time.Time     // start of the log key's validity in trusted_root.json
 
 	TSA      crypto.Signer
 	TSAChain []*x509.Certificate // timestamping certificate first, root last
@@ -48,6 +52,11 @@ type Keys struct {
 	// Generated is set when the key set was made in this call: the data
 	// directory was new.
 	Generated bool
+
+	// OnlineRoots are root private key files found in the data directory.
+	// The server never uses them; while they are there, the setup is a
+	// development one (anyone who reads the directory can mint a CA).
+	OnlineRoots []string
 }
 
 const (
@@ -63,8 +72,6 @@ const (
 	tsaLeafKey  = "tsa.key"
 	tsaLeafCert = "tsa.pem"
 )
-
-var oidTimeStamping = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 8}
 
 // Keys loads the key material, generating a complete set on first start.
 // Generation happens in a scratch directory that is renamed into place only
@@ -87,6 +94,11 @@ func (d *Dir) Keys(supplied KeyFiles, organization string) (*Keys, error) {
 	}
 
 	k := &Keys{Generated: generated}
+	for _, f := range []string{caRootKey, tsaRootKey} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			k.OnlineRoots = append(k.OnlineRoots, filepath.Join(dir, f))
+		}
+	}
 	var err error
 	caKey, caChain := filepath.Join(dir, caInterKey), []string{filepath.Join(dir, caInterCert), filepath.Join(dir, caRootCert)}
 	if supplied.CAKey != "" || supplied.CAChain != "" {
@@ -109,7 +121,12 @@ func (d *Dir) Keys(supplied KeyFiles, organization string) (*Keys, error) {
 	if k.Log, err = loadEd25519(logKey); err != nil {
 		return nil, fmt.Errorf("log key: %w", err)
 	}
-	if fi, err := os.Stat(logKey); err == nil {
+	if keyref.IsURI(logKey) {
+		// A token key has no file date: its validity starts with the root's
+		// unless the operator dates it (keys.logKeyCreated is not needed
+		// while the generated root dates the set).
+		k.LogCreated = k.CAChain[len(k.CAChain)-1].NotBefore
+	} else if fi, err := os.Stat(logKey); err == nil {
 		k.LogCreated = fi.ModTime().UTC().Truncate(time.Second)
 	}
 	// The generated set is dated by its root certificate: the log key was made in the same moment.
@@ -144,20 +161,14 @@ func generateKeySet(dir, organization string) error {
 	now := time.Now().UTC().Truncate(time.Second)
 	notAfter := now.AddDate(10, 0, 0)
 
-	rootKey, rootCert, err := selfSigned(pkix.Name{Organization: []string{organization}, CommonName: organization + " root CA"}, now, notAfter)
+	name := func(cn string) pkix.Name {
+		return pkix.Name{Organization: []string{organization}, CommonName: organization + " " + cn}
+	}
+	rootKey, rootCert, err := newRoot(name("root CA"), now, notAfter)
 	if err != nil {
 		return err
 	}
-	interKey, interCert, err := issued(rootKey, rootCert, &x509.Certificate{
-		Subject:               pkix.Name{Organization: []string{organization}, CommonName: organization + " intermediate CA"},
-		NotBefore:             now,
-		NotAfter:              notAfter,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	})
+	interKey, interCert, err := newIssued(rootKey, rootCert, name("intermediate CA"), pki.Intermediate, now, notAfter)
 	if err != nil {
 		return err
 	}
@@ -171,23 +182,11 @@ func generateKeySet(dir, organization string) error {
 		return err
 	}
 
-	tsaRootKeyV, tsaRootCertV, err := selfSigned(pkix.Name{Organization: []string{organization}, CommonName: organization + " TSA root"}, now, notAfter)
+	tsaRootKeyV, tsaRootCertV, err := newRoot(name("TSA root"), now, notAfter)
 	if err != nil {
 		return err
 	}
-	ekuDER, err := asn1.Marshal([]asn1.ObjectIdentifier{oidTimeStamping})
-	if err != nil {
-		return err
-	}
-	tsaKeyV, tsaCertV, err := issued(tsaRootKeyV, tsaRootCertV, &x509.Certificate{
-		Subject:   pkix.Name{Organization: []string{organization}, CommonName: organization + " timestamping"},
-		NotBefore: now,
-		NotAfter:  notAfter,
-		KeyUsage:  x509.KeyUsageDigitalSignature,
-		// RFC 3161 §2.3: the extended key usage must be present, critical, and timeStamping only.
-		ExtraExtensions:       []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 37}, Critical: true, Value: ekuDER}},
-		BasicConstraintsValid: true,
-	})
+	tsaKeyV, tsaCertV, err := newIssued(tsaRootKeyV, tsaRootCertV, name("timestamping"), pki.Timestamping, now, notAfter)
 	if err != nil {
 		return err
 	}
@@ -226,50 +225,22 @@ func generateKeySet(dir, organization string) error {
 	return syncDir(parent)
 }
 
-func selfSigned(name pkix.Name, notBefore, notAfter time.Time) (*ecdsa.PrivateKey, *x509.Certificate, error) {
+func newRoot(subject pkix.Name, notBefore, notAfter time.Time) (*ecdsa.PrivateKey, *x509.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
 	}
-	tmpl := &x509.Certificate{
-		Subject:               name,
-		NotBefore:             notBefore,
-		NotAfter:              notAfter,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLen:            1,
-	}
-	tmpl.SerialNumber, err = serial()
-	if err != nil {
-		return nil, nil, err
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
+	cert, err := pki.Root(key, subject, notBefore, notAfter)
 	return key, cert, err
 }
 
-func issued(parentKey crypto.Signer, parent, tmpl *x509.Certificate) (*ecdsa.PrivateKey, *x509.Certificate, error) {
+func newIssued(parentKey crypto.Signer, parent *x509.Certificate, subject pkix.Name, kind pki.Kind, notBefore, notAfter time.Time) (*ecdsa.PrivateKey, *x509.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
 	}
-	if tmpl.SerialNumber, err = serial(); err != nil {
-		return nil, nil, err
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
+	cert, err := pki.Issue(parentKey, parent, key.Public(), subject, kind, notBefore, notAfter)
 	return key, cert, err
-}
-
-func serial() (*big.Int, error) {
-	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 159))
 }
 
 func keyPEM(key any) ([]byte, error) {
@@ -287,13 +258,9 @@ func certPEM(c *x509.Certificate) []byte {
 // loadSignerAndChain reads a private key and the certificates of one or more
 // PEM files, and checks that the key belongs to the first certificate.
 func loadSignerAndChain(keyPath string, chainPaths []string) (crypto.Signer, []*x509.Certificate, error) {
-	key, err := loadPrivateKey(keyPath)
+	signer, err := loadSigner(keyPath)
 	if err != nil {
 		return nil, nil, err
-	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		return nil, nil, fmt.Errorf("%s: key type %T cannot sign", keyPath, key)
 	}
 	var chain []*x509.Certificate
 	for _, p := range chainPaths {
@@ -308,11 +275,21 @@ func loadSignerAndChain(keyPath string, chainPaths []string) (crypto.Signer, []*
 	}
 	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(chain[0].PublicKey) {
-		return nil, nil, fmt.Errorf("%s does not hold the private key of %q (the first certificate of the chain); list the issuing certificate first", keyPath, chain[0].Subject)
+		return nil, nil, fmt.Errorf("%s does not hold the private key of %q (the first certificate of the chain); list the issuing certificate first", keyref.Redact(keyPath), chain[0].Subject)
 	}
 	for i := 0; i+1 < len(chain); i++ {
 		if err := chain[i].CheckSignatureFrom(chain[i+1]); err != nil {
 			return nil, nil, fmt.Errorf("certificate chain: %q is not signed by the next certificate %q: %v; order the chain from the issuing certificate up to the root", chain[i].Subject, chain[i+1].Subject, err)
+		}
+	}
+	now := time.Now()
+	for i, c := range chain {
+		what := "certificate"
+		if i == 0 {
+			what = "the key's certificate"
+		}
+		if err := pki.CheckValid(what, c, now); err != nil {
+			return nil, nil, err
 		}
 	}
 	last := chain[len(chain)-1]
@@ -345,14 +322,30 @@ func loadPrivateKey(path string) (any, error) {
 	}
 }
 
-func loadEd25519(path string) (ed25519.PrivateKey, error) {
-	key, err := loadPrivateKey(path)
+// loadSigner opens a key by reference: a key URI through core/keyref, else
+// a PEM file.
+func loadSigner(ref string) (crypto.Signer, error) {
+	if keyref.IsURI(ref) {
+		return keyref.Open(context.Background(), ref, keyref.Options{})
+	}
+	key, err := loadPrivateKey(ref)
 	if err != nil {
 		return nil, err
 	}
-	k, ok := key.(ed25519.PrivateKey)
+	signer, ok := key.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("%s: the checkpoint key must be Ed25519 (PKCS#8), got %T", path, key)
+		return nil, fmt.Errorf("%s: key type %T cannot sign", ref, key)
+	}
+	return signer, nil
+}
+
+func loadEd25519(ref string) (crypto.Signer, error) {
+	k, err := loadSigner(ref)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := k.Public().(ed25519.PublicKey); !ok {
+		return nil, fmt.Errorf("%s: the checkpoint key must be Ed25519 (C2SP signed note), got a %T public key", keyref.Redact(ref), k.Public())
 	}
 	return k, nil
 }
@@ -381,16 +374,17 @@ func (d *Dir) CTLogKey(k *Keys, supplied KeyFiles, ctDir string) error {
 			}
 		}
 	}
-	key, err := loadPrivateKey(path)
+	key, err := loadSigner(path)
 	if err != nil {
 		return fmt.Errorf("CT log key: %w", err)
 	}
-	ec, ok := key.(*ecdsa.PrivateKey)
-	if !ok || ec.Curve != elliptic.P256() {
-		return fmt.Errorf("CT log key %s: must be an ECDSA P-256 key (RFC 6962), got %T", path, key)
+	if ec, ok := key.Public().(*ecdsa.PublicKey); !ok || ec.Curve != elliptic.P256() {
+		return fmt.Errorf("CT log key %s: must be an ECDSA P-256 key (RFC 6962), got a %T public key", keyref.Redact(path), key.Public())
 	}
-	k.CTLog = ec
-	if fi, err := os.Stat(path); err == nil {
+	k.CTLog = key
+	if keyref.IsURI(path) {
+		k.CTLogCreated = k.CAChain[len(k.CAChain)-1].NotBefore
+	} else if fi, err := os.Stat(path); err == nil {
 		k.CTLogCreated = fi.ModTime().UTC().Truncate(time.Second)
 	}
 	if supplied.CTLogKey == "" && k.CTLogCreated.Before(k.CAChain[len(k.CAChain)-1].NotBefore) {
@@ -405,15 +399,15 @@ func (d *Dir) CTLogPublicKey(supplied KeyFiles) (*ecdsa.PublicKey, error) {
 	if supplied.CTLogKey != "" {
 		path = supplied.CTLogKey
 	}
-	key, err := loadPrivateKey(path)
+	key, err := loadSigner(path)
 	if err != nil {
 		return nil, fmt.Errorf("CT log key: %w", err)
 	}
-	ec, ok := key.(*ecdsa.PrivateKey)
+	ec, ok := key.Public().(*ecdsa.PublicKey)
 	if !ok {
-		return nil, fmt.Errorf("CT log key %s: must be an ECDSA P-256 key, got %T", path, key)
+		return nil, fmt.Errorf("CT log key %s: must be an ECDSA P-256 key, got a %T public key", keyref.Redact(path), key.Public())
 	}
-	return &ec.PublicKey, nil
+	return ec, nil
 }
 
 // TUFKey loads the key of the server's TUF repository (keys/tuf.key, an

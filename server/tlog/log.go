@@ -5,6 +5,7 @@ package tlog
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
@@ -60,8 +61,8 @@ const (
 type Options struct {
 	// Dir is the tessera POSIX root (e.g. <data>/log). It is created if absent.
 	Dir string
-	// Signer is the Ed25519 checkpoint key.
-	Signer ed25519.PrivateKey
+	// Signer is the Ed25519 checkpoint key: a private key or a token key (core/keyref).
+	Signer crypto.Signer
 	// Origin is the checkpoint origin line; rekor-tiles uses the log's hostname
 	// (verifiers derive it from the trusted root's baseUrl host).
 	Origin string
@@ -152,8 +153,12 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("tlog: Options.Dir is empty; give the directory that holds (or will hold) the log's tiles")
 	}
-	if len(opts.Signer) != ed25519.PrivateKeySize {
-		return nil, fmt.Errorf("tlog: Options.Signer is %d bytes, not an Ed25519 private key (%d bytes)", len(opts.Signer), ed25519.PrivateKeySize)
+	if opts.Signer == nil {
+		return nil, errors.New("tlog: Options.Signer is nil; give the log's Ed25519 checkpoint key")
+	}
+	pub, ok := opts.Signer.Public().(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("tlog: Options.Signer has a %T public key; the checkpoint key must be Ed25519", opts.Signer.Public())
 	}
 	if !validOrigin(opts.Origin) {
 		return nil, fmt.Errorf("tlog: Options.Origin %q is not a valid checkpoint origin: it must be non-empty UTF-8 without spaces or '+' (use the log's hostname)", opts.Origin)
@@ -185,7 +190,6 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		opts.HeadFile = filepath.Clean(opts.Dir) + ".signed-head"
 	}
 
-	pub := opts.Signer.Public().(ed25519.PublicKey)
 	keyHash, logID := checkpointKeyID(opts.Origin, pub)
 	vkey, err := note.NewEd25519VerifierKey(opts.Origin, pub)
 	if err != nil {
@@ -201,7 +205,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	}
 	key := opts.Signer
 	signer := &guard{path: opts.HeadFile, origin: opts.Origin, hash: keyHash, verifier: verifier, ready: make(chan struct{}),
-		sign: func(msg []byte) ([]byte, error) { return ed25519.Sign(key, msg), nil }}
+		sign: func(msg []byte) ([]byte, error) { return key.Sign(nil, msg, crypto.Hash(0)) }}
 	if err := signer.load(); err != nil {
 		return nil, fmt.Errorf("tlog: %w", err)
 	}

@@ -3,6 +3,10 @@ package tlog
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -267,10 +271,15 @@ func TestAppendAfterCloseRefused(t *testing.T) {
 }
 
 func TestOpenRefusesBadOptions(t *testing.T) {
-	key := make([]byte, 64)
+	key := ed25519.NewKeyFromSeed(make([]byte, 32))
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, o := range map[string]Options{
 		"no dir":     {Signer: key, Origin: "x"},
-		"short key":  {Dir: t.TempDir(), Signer: key[:10], Origin: "x"},
+		"no key":     {Dir: t.TempDir(), Origin: "x"},
+		"ecdsa key":  {Dir: t.TempDir(), Signer: ecKey, Origin: "x"},
 		"bad origin": {Dir: t.TempDir(), Signer: key, Origin: "has space"},
 		"plus":       {Dir: t.TempDir(), Signer: key, Origin: "a+b"},
 		"interval":   {Dir: t.TempDir(), Signer: key, Origin: "x", CheckpointInterval: time.Millisecond},

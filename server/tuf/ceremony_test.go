@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-dev/signet/core/keyref"
+	"github.com/signet-dev/signet/internal/hsmtest"
 	sgtuf "github.com/sigstore/sigstore-go/pkg/tuf"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -325,8 +327,38 @@ func TestEncryptedKeyFile(t *testing.T) {
 	if _, err := LoadSigner(pp, nil); err == nil || !strings.Contains(err.Error(), "public key") {
 		t.Errorf("signing with a public key file: %v", err)
 	}
-	if _, err := LoadSigner("pkcs11:token=x", nil); err == nil || !strings.Contains(err.Error(), "not supported yet") {
-		t.Errorf("a PKCS#11 URI: %v", err)
+	if _, err := LoadSigner("pkcs11:token=x", nil); err == nil || !strings.Contains(err.Error(), "object=") {
+		t.Errorf("a PKCS#11 URI naming no key: %v", err)
+	}
+}
+
+// A key in a PKCS#11 token (SoftHSM2) signs TUF metadata, and its public
+// half is the same TUF key whichever way it is named.
+func TestTokenKeySignsMetadata(t *testing.T) {
+	tok := hsmtest.New(t)
+	for _, alg := range []keyref.Algorithm{keyref.Ed25519, keyref.ECDSAP256} {
+		uri := tok.URI("tuf-" + string(alg))
+		if _, err := keyref.GeneratePKCS11(uri, alg, keyref.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		s, err := LoadSigner(uri, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := LoadPublicKey(uri, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		root := metadata.Root(time.Now().Add(time.Hour))
+		if err := root.Signed.AddKey(key, metadata.ROOT); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := root.Sign(s); err != nil {
+			t.Fatalf("%s: signing with the token: %v", alg, err)
+		}
+		if err := root.VerifyDelegate(metadata.ROOT, root); err != nil {
+			t.Fatalf("%s: the token's signature does not verify as the root's: %v", alg, err)
+		}
 	}
 }
 

@@ -1,29 +1,33 @@
 package tuf
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
+	"github.com/signet-dev/signet/core/keyref"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
-// A key reference names a signing key. Today it is a path to a PEM file:
-// PKCS#8 or SEC 1 private keys (Ed25519, ECDSA P-256), unencrypted or
-// encrypted (cosign's and signet's "ENCRYPTED SIGSTORE PRIVATE KEY",
-// PKCS#8 "ENCRYPTED PRIVATE KEY"), or a PKIX public key where only the
-// public half is needed. A hardware token would be another scheme of the
-// same string ("pkcs11:…"), resolved in LoadSigner: the ceremony only ever
-// asks for a signature.Signer, never for key bytes.
+// A key reference names a signing key: a path to a PEM file (PKCS#8 or
+// SEC 1 private keys, Ed25519 or ECDSA P-256, unencrypted or encrypted as
+// cosign's and signet's "ENCRYPTED SIGSTORE PRIVATE KEY" or PKCS#8
+// "ENCRYPTED PRIVATE KEY", or a PKIX public key where only the public half
+// is needed), or a key URI ("pkcs11:…", a KMS URI) opened through
+// core/keyref: the ceremony only ever asks for a signature.Signer, never
+// for key bytes.
 
 // ErrNeedPassphrase is a key file that is encrypted when no passphrase was
 // given.
@@ -35,8 +39,21 @@ type Passphrase func() ([]byte, error)
 
 // LoadSigner opens the private key ref names.
 func LoadSigner(ref string, pass Passphrase) (signature.Signer, error) {
-	if scheme, _, ok := strings.Cut(ref, ":"); ok && !strings.ContainsAny(scheme, `/\.`) && len(scheme) > 1 {
-		return nil, fmt.Errorf("key %s: %s: keys are files today; hardware tokens (%s:) are not supported yet", ref, scheme, scheme)
+	if keyref.IsURI(ref) {
+		k, err := keyref.Open(context.Background(), ref, keyref.Options{})
+		if err != nil {
+			return nil, err
+		}
+		switch p := k.Public().(type) {
+		case ed25519.PublicKey:
+		case *ecdsa.PublicKey:
+			if p.Curve != elliptic.P256() {
+				return nil, fmt.Errorf("key %s: ECDSA on %s; TUF keys here are Ed25519 or ECDSA P-256", keyref.Redact(ref), p.Curve.Params().Name)
+			}
+		default:
+			return nil, fmt.Errorf("key %s: a %T public key; TUF keys here are Ed25519 or ECDSA P-256", keyref.Redact(ref), k.Public())
+		}
+		return tokenSigner{k}, nil
 	}
 	priv, err := loadPrivate(ref, pass)
 	if err != nil {
@@ -52,6 +69,25 @@ func LoadSigner(ref string, pass Passphrase) (signature.Signer, error) {
 		return signature.LoadECDSASigner(k, crypto.SHA256)
 	}
 	return nil, fmt.Errorf("key %s: a %T; TUF keys here are Ed25519 or ECDSA P-256", ref, priv)
+}
+
+// tokenSigner is a signature.Signer over a key in a token or KMS.
+type tokenSigner struct{ k crypto.Signer }
+
+func (t tokenSigner) PublicKey(...signature.PublicKeyOption) (crypto.PublicKey, error) {
+	return t.k.Public(), nil
+}
+
+func (t tokenSigner) SignMessage(message io.Reader, _ ...signature.SignOption) ([]byte, error) {
+	msg, err := io.ReadAll(message)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := t.k.Public().(ed25519.PublicKey); ok {
+		return t.k.Sign(nil, msg, crypto.Hash(0))
+	}
+	d := sha256.Sum256(msg)
+	return t.k.Sign(rand.Reader, d[:], crypto.SHA256)
 }
 
 func loadPrivate(path string, pass Passphrase) (crypto.PrivateKey, error) {
@@ -89,6 +125,14 @@ func loadPrivate(path string, pass Passphrase) (crypto.PrivateKey, error) {
 // LoadPublicKey is the TUF key of ref: a public key file, or a private key
 // file whose public half is taken (so a key holder can hand over either).
 func LoadPublicKey(ref string, pass Passphrase) (*metadata.Key, error) {
+	if keyref.IsURI(ref) {
+		s, err := LoadSigner(ref, pass)
+		if err != nil {
+			return nil, err
+		}
+		pub, _ := s.PublicKey()
+		return tufKey(keyref.Redact(ref), pub)
+	}
 	b, err := os.ReadFile(ref)
 	if err != nil {
 		return nil, fmt.Errorf("key: %w", err)
