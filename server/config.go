@@ -102,6 +102,10 @@ type Config struct {
 		// OnlineKey is the key file (Ed25519 or ECDSA P-256 PEM) that signs
 		// snapshot and timestamp: the published root must name it for both.
 		OnlineKey string `yaml:"onlineKey"`
+		// Key is the zero-config repository's one key as a reference (a
+		// file, a PKCS#11 or KMS URI) instead of keys/tuf.key in the data
+		// directory. Without tuf.dir only.
+		Key string `yaml:"key"`
 	} `yaml:"tuf"`
 
 	Attestations struct {
@@ -281,6 +285,9 @@ func (c *Config) validate() error {
 		if err := checkOrigin(c.Log.Origin); err != nil {
 			return err
 		}
+	}
+	if c.TUF.Key != "" && c.TUF.Dir != "" {
+		return errors.New("config: tuf.key is the zero-config repository's key, and tuf.dir a ceremony's repository signed by tuf.onlineKey: set one of them")
 	}
 	if (c.TUF.Dir == "") != (c.TUF.OnlineKey == "") {
 		return errors.New("config: tuf.dir and tuf.onlineKey go together: a published TUF repository (tuf.dir) needs the online key that signs its snapshot and timestamp (tuf.onlineKey); set both, or neither for the zero-config repository")

@@ -30,6 +30,7 @@ import (
 	"golang.org/x/net/netutil"
 	"k8s.io/klog/v2"
 
+	"github.com/signet-dev/signet/core/keyref"
 	"github.com/signet-dev/signet/server/apierror"
 	"github.com/signet-dev/signet/server/attest"
 	"github.com/signet-dev/signet/server/ca"
@@ -289,6 +290,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		if tufOpts.Online, err = tuf.LoadSigner(cfg.TUF.OnlineKey, nil); err != nil {
 			return nil, fmt.Errorf("tuf.onlineKey: %w", err)
 		}
+	} else if cfg.TUF.Key != "" {
+		if tufOpts.Online, err = tuf.LoadSigner(cfg.TUF.Key, nil); err != nil {
+			return nil, fmt.Errorf("tuf.key: %w", err)
+		}
 	} else if tufOpts.Key, err = s.dir.TUFKey(); err != nil {
 		return nil, err
 	}
@@ -297,7 +302,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	}
 	s.tuf.Register(mux)
 	if cfg.TUF.Dir == "" {
-		logger.Warn("the TUF repository's root key is online, in the data directory: a development setup; pin "+s.url+"/tuf/root.json only where that is acceptable, or run a key ceremony ('signet tuf --help') and set tuf.dir", "service", "tuf")
+		logger.Warn("the TUF repository's root key is online ("+tufKeyWhere(cfg.TUF.Key)+"): a development setup; pin "+s.url+"/tuf/root.json only where that is acceptable, or run a key ceremony ('signet tuf --help') and set tuf.dir", "service", "tuf")
 	}
 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -489,3 +494,12 @@ func (r *statusRecorder) WriteHeader(code int) {
 }
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// tufKeyWhere names where the zero-config TUF repository's key is, for the
+// development-setup warning.
+func tufKeyWhere(ref string) string {
+	if ref == "" {
+		return "keys/tuf.key in the data directory"
+	}
+	return "tuf.key, " + keyref.Redact(ref)
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/signet-dev/signet/core/keyref"
 	"github.com/signet-dev/signet/core/pipeline"
 	"github.com/signet-dev/signet/core/sign"
 	"github.com/signet-dev/signet/core/signer"
@@ -41,7 +42,7 @@ func (s *signFlags) addCommon(f *pflag.FlagSet) {
 	s.trust.addServer(f)
 	f.StringVar(&s.trust.trustedRoot, "trusted-root", "", "trusted_root.json: verify each bundle against it before writing it, as cosign v3 does (default: not checked)")
 	f.StringVar(&s.identityToken, "identity-token", "", "OIDC identity token (a JWT, or a file holding one); default: detected from the CI environment")
-	f.StringVar(&s.key, "key", "", "sign with this self-managed PEM private key instead of keyless (password in $"+signer.PasswordEnv+" if encrypted)")
+	f.StringVar(&s.key, "key", "", "sign with this self-managed key instead of keyless: a PEM file (password in $"+signer.PasswordEnv+" if encrypted), or a pkcs11: or KMS URI (awskms://, gcpkms://, azurekms://, hashivault://), as cosign's --key")
 	// cosign's, accepted so its command lines work unchanged.
 	f.BoolVarP(&s.yes, "yes", "y", false, "accepted for cosign compatibility: signet asks nothing, so there is nothing to confirm")
 	f.BoolVar(&s.newBundleFormat, "new-bundle-format", true, "accepted for cosign compatibility: signet writes Sigstore bundles v0.3 only")
@@ -92,13 +93,15 @@ func (s *signFlags) options(ctx context.Context, stderr io.Writer) (sign.Options
 		if s.identityToken != "" {
 			return o, signerInfo{}, usageError{errors.New("--key and --identity-token exclude each other: a self-managed key signs without a certificate")}
 		}
-		if _, err := os.Stat(s.key); err != nil {
-			return o, signerInfo{}, usageError{fmt.Errorf("--key: %v", err)}
+		if !keyref.IsURI(s.key) {
+			if _, err := os.Stat(s.key); err != nil {
+				return o, signerInfo{}, usageError{fmt.Errorf("--key: %v", err)}
+			}
 		}
-		if o.Key, err = signer.LoadKeyFile(s.key, signer.LoadOptions{}); err != nil {
-			return o, signerInfo{}, fmt.Errorf("--key %s: %w", s.key, err)
+		if o.Key, err = signer.Open(ctx, s.key, signer.LoadOptions{}); err != nil {
+			return o, signerInfo{}, fmt.Errorf("--key %s: %w", keyref.Redact(s.key), err)
 		}
-		return o, signerInfo{KeyFile: s.key}, nil
+		return o, signerInfo{KeyFile: keyref.Redact(s.key)}, nil
 	}
 	tok, err := token.Detect(ctx, token.Options{Explicit: s.identityToken})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/signet-dev/signet/core/bundle"
 	"github.com/signet-dev/signet/core/certext"
+	"github.com/signet-dev/signet/core/keyref"
 	"github.com/signet-dev/signet/core/verify"
 )
 
@@ -232,7 +233,7 @@ func (v *verifyFlags) add(f *pflag.FlagSet) {
 	v.trust.addServer(f)
 	v.policy.add(f)
 	v.out.add(f)
-	f.StringVar(&v.key, "key", "", "trust this PEM public key (PKIX) as the signer instead of a certificate identity, as cosign verify-blob --key does")
+	f.StringVar(&v.key, "key", "", "trust this public key as the signer instead of a certificate identity, as cosign verify-blob --key does: a PEM (PKIX) file, or a pkcs11: or KMS URI (awskms://, gcpkms://, azurekms://, hashivault://)")
 }
 
 // keyPolicy is the policy for --key: the key replaces every certificate
@@ -247,10 +248,12 @@ func (v *verifyFlags) keyPolicy(cmd *cobra.Command) (verify.Policy, error) {
 	if len(set) > 0 {
 		return verify.Policy{}, usageError{fmt.Errorf("--key excludes %s: with --key the public key is the trusted signer and no certificate identity is checked; give --key or the certificate flags, not both", strings.Join(set, ", "))}
 	}
-	if err := checkFile("--key", v.key); err != nil {
-		return verify.Policy{}, err
+	if !keyref.IsURI(v.key) {
+		if err := checkFile("--key", v.key); err != nil {
+			return verify.Policy{}, err
+		}
 	}
-	k, err := verify.LoadPublicKeyFile(v.key)
+	k, err := verify.OpenPublicKey(cmd.Context(), v.key)
 	if err != nil {
 		return verify.Policy{}, usageError{fmt.Errorf("--key: %w", err)}
 	}

@@ -1,6 +1,7 @@
 package signer
 
 import (
+	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
 	"github.com/youmark/pkcs8"
+
+	"github.com/signet-dev/signet/core/keyref"
 )
 
 // PasswordEnv is the environment variable holding the password of an
@@ -39,6 +42,20 @@ func LoadKeyFile(path string, o LoadOptions) (*Signer, error) {
 		return nil, fmt.Errorf("key file %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// Open opens the key ref names: a PEM file as LoadKeyFile reads it, or a
+// key URI (pkcs11:…, awskms://, gcpkms://, azurekms://, hashivault://)
+// through core/keyref, as cosign's --key takes them.
+func Open(ctx context.Context, ref string, o LoadOptions) (*Signer, error) {
+	if !keyref.IsURI(ref) {
+		return LoadKeyFile(ref, o)
+	}
+	k, err := keyref.Open(ctx, ref, keyref.Options{Getenv: o.Getenv})
+	if err != nil {
+		return nil, err
+	}
+	return New(k)
 }
 
 // ParseKeyPEM parses PEM key data as LoadKeyFile does.

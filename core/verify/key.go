@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -18,6 +19,7 @@ import (
 	"reflect"
 
 	"github.com/signet-dev/signet/core/bundle"
+	"github.com/signet-dev/signet/core/keyref"
 )
 
 // Self-managed keys. With Policy.Key set, the caller's public key is the
@@ -40,6 +42,20 @@ func LoadPublicKeyFile(path string) (crypto.PublicKey, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return k, nil
+}
+
+// OpenPublicKey is the public key ref names: a PEM file as
+// LoadPublicKeyFile reads it, or the public half of a key URI (pkcs11:…,
+// a KMS URI), as cosign's verify --key takes them.
+func OpenPublicKey(ctx context.Context, ref string) (crypto.PublicKey, error) {
+	if !keyref.IsURI(ref) {
+		return LoadPublicKeyFile(ref)
+	}
+	k, err := keyref.Open(ctx, ref, keyref.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return k.Public(), nil
 }
 
 // ParsePublicKeyPEM parses the single PEM "PUBLIC KEY" block in data. Other

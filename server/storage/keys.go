@@ -78,14 +78,19 @@ const (
 // when every file is written, so a crash never leaves half a key set.
 func (d *Dir) Keys(supplied KeyFiles, organization string) (*Keys, error) {
 	dir := d.KeysDir()
-	generated := false
+	generated, mkdirAfter := false, false
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		// Keys are made only for a new data directory: over an existing log
 		// or store, new keys would be a new identity claiming the old data.
 		if held := d.heldData(); len(held) > 0 {
 			return nil, fmt.Errorf("key directory %s is missing, but the data directory already holds %v, made under the keys that were there: restore %s from backup (the log cannot go on under new keys); to start a new log with a new identity, use an empty data directory", dir, held, dir)
 		}
-		if err := generateKeySet(dir, organization); err != nil {
+		if supplied.CAKey != "" && supplied.LogKey != "" && supplied.TSAKey != "" {
+			// Every key is the operator's: nothing is made, and no key of
+			// the set ever lands in the data directory. The directory is
+			// made once they all open, so a refused start leaves nothing.
+			mkdirAfter = true
+		} else if err := generateKeySet(dir, organization); err != nil {
 			return nil, fmt.Errorf("generating key material in %s: %w", dir, err)
 		}
 		generated = true
@@ -143,6 +148,11 @@ func (d *Dir) Keys(supplied KeyFiles, organization string) (*Keys, error) {
 	}
 	if k.TSA, k.TSAChain, err = loadSignerAndChain(tsaKey, tsaChain); err != nil {
 		return nil, fmt.Errorf("TSA keys: %w", err)
+	}
+	if mkdirAfter {
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("key directory %s: %w", dir, err)
+		}
 	}
 	return k, nil
 }

@@ -62,7 +62,8 @@ const (
 // Options configure the repository.
 type Options struct {
 	Dir string // where the metadata is kept across restarts
-	// Key is the zero-config repository's one key.
+	// Key is the zero-config repository's one key, unless Online is set
+	// for it (a key in a token: tuf.key).
 	Key ed25519.PrivateKey
 	// Targets are what the zero-config repository signs; a published
 	// repository's targets come from the ceremony, and these are only
@@ -104,7 +105,7 @@ func Open(o Options) (*Repo, error) {
 	if o.Published && o.Online == nil {
 		return nil, errors.New("tuf: a published repository needs its online key")
 	}
-	if !o.Published && len(o.Key) != ed25519.PrivateKeySize {
+	if !o.Published && o.Online == nil && len(o.Key) != ed25519.PrivateKeySize {
 		return nil, errors.New("tuf: no Ed25519 key")
 	}
 	if o.Logger == nil {
@@ -117,7 +118,7 @@ func Open(o Options) (*Repo, error) {
 		return nil, fmt.Errorf("tuf: %w", err)
 	}
 	s := o.Online
-	if !o.Published {
+	if !o.Published && s == nil {
 		var err error
 		if s, err = signature.LoadED25519Signer(o.Key); err != nil {
 			return nil, fmt.Errorf("tuf: %w", err)
