@@ -536,6 +536,40 @@ func configCases(t *testing.T) []configCase {
 				}
 			}
 		}},
+		// The zero-config repository signs with the key tuf.key names, and
+		// no keys/tuf.key is made in the data directory.
+		{keys: []string{"tuf.key"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			priv, _, err := tuf.GenerateKey("ed25519", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "tuf-zero.key")
+			if err := os.WriteFile(path, priv, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			k, err := tuf.LoadPublicKey(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, _ := k.ID()
+			return fmt.Sprintf("tuf:\n  key: %s\n", path), func(t *testing.T, p *servertest.Process) {
+				raw, err := p.Get("/tuf/timestamp.json")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ts struct {
+					Signatures []struct {
+						KeyID string `json:"keyid"`
+					} `json:"signatures"`
+				}
+				if err := json.Unmarshal(raw, &ts); err != nil || len(ts.Signatures) != 1 || ts.Signatures[0].KeyID != id {
+					t.Errorf("timestamp.json signed by %+v (%v), want tuf.key %s", ts.Signatures, err, id)
+				}
+				if _, err := os.Stat(filepath.Join(p.DataDir, "keys", "tuf.key")); err == nil {
+					t.Error("keys/tuf.key was made although tuf.key names the key")
+				}
+			}
+		}},
 		// Limits: a request beyond the bucket is answered 429 with
 		// Retry-After, before any other work; other clients and identities
 		// keep their own buckets.

@@ -49,7 +49,8 @@ Keys are PEM files (Ed25519 or ECDSA P-256, PKCS#8 or SEC 1), encrypted ones
 (cosign's and signet's format, PKCS#8 ENCRYPTED) with the passphrase in
 $` + passphraseEnv + ` (or the variable --passphrase-env names). Where only the
 public key is needed, a public key file or the private key file works.
-Hardware tokens are not supported yet.`
+A key in a hardware token or KMS is named by its URI (pkcs11:token=…;object=…,
+awskms://…), as everywhere in signet ('signet ca --help').`
 
 func newTUFCmd() *cobra.Command {
 	cmd := &cobra.Command{
