@@ -203,7 +203,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		t = t.Elem()
 	}
 	switch {
-	case t.Kind() == reflect.Struct:
+	case t.Kind() == reflect.Struct && t != reflect.TypeFor[time.Time](): // a time is a scalar
 		fields := map[string]reflect.Type{}
 		var names []string
 		for i := range t.NumField() {

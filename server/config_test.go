@@ -278,6 +278,44 @@ func configCases(t *testing.T) []configCase {
 				}
 			}
 		}},
+		// A rotation already started issues the certificates; the key it
+		// replaced and a retired chain stay in trusted_root.json, each
+		// with the period it issued in.
+		{keys: []string{"keys.caRotations[].key", "keys.caRotations[].chain", "keys.caRotations[].from", "keys.caRetired[].chain", "keys.caRetired[].until"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			// The CA being rotated away from must have started before the rotation.
+			writeChain(t, dir, "ca-first", x509.ExtKeyUsageCodeSigning)
+			_, next := writeChain(t, dir, "ca-next", x509.ExtKeyUsageCodeSigning)
+			_, retired := writeChain(t, dir, "ca-retired", x509.ExtKeyUsageCodeSigning)
+			from := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+			until := from.Add(-30 * time.Minute)
+			yml := fmt.Sprintf("keys:\n  caKey: %s\n  caChain: %s\n  caRotations:\n    - key: %s\n      chain: %s\n      from: %s\n  caRetired:\n    - chain: %s\n      until: %s\n",
+				filepath.Join(dir, "ca-first.key"), filepath.Join(dir, "ca-first-chain.pem"),
+				filepath.Join(dir, "ca-next.key"), filepath.Join(dir, "ca-next-chain.pem"), from.Format(time.RFC3339),
+				filepath.Join(dir, "ca-retired-chain.pem"), until.Format(time.RFC3339))
+			return yml, func(t *testing.T, p *servertest.Process) {
+				tr, _ := trustFiles(t, p)
+				ends := map[string]string{}
+				for _, ca := range tr.CAs {
+					c, err := x509.ParseCertificate(ca.CertChain.Certificates[0].RawBytes)
+					if err != nil {
+						t.Fatal(err)
+					}
+					ends[c.Subject.CommonName] = ca.ValidFor.Start + ".." + ca.ValidFor.End
+				}
+				if len(tr.CAs) != 3 || ends["ca-next"] != from.Format(time.RFC3339)+".." ||
+					!strings.HasSuffix(ends["ca-retired"], ".."+until.Format(time.RFC3339)) || !strings.HasSuffix(ends["ca-first"], ".."+from.Format(time.RFC3339)) {
+					t.Errorf("trusted_root.json's CAs: %v", ends)
+				}
+				tok, err := p.Token(context.Background(), url.Values{"kind": {"github"}, "repository": {"acme/app"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c := mustCertify(t, p, tok); c.CheckSignatureFrom(next[0]) != nil {
+					t.Error("certificate not issued by the rotation's key, whose start has passed")
+				}
+				_ = retired
+			}
+		}},
 		{keys: []string{"keys.logKey"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
 			pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 			writePEMKey(t, filepath.Join(dir, "log.key"), priv)
@@ -907,6 +945,9 @@ type trustedRootJSON struct {
 	CAs []struct {
 		URI       string `json:"uri"`
 		Operator  string `json:"operator"`
+		ValidFor  struct {
+			Start, End string
+		} `json:"validFor"`
 		CertChain struct {
 			Certificates []struct {
 				RawBytes []byte `json:"rawBytes"`
@@ -942,7 +983,7 @@ func trustFiles(t *testing.T, p *servertest.Process) (trustedRootJSON, signingCo
 			t.Fatalf("%s: %v", path, err)
 		}
 	}
-	if len(tr.Tlogs) != 1 || len(tr.CAs) != 1 || len(tr.TSAs) != 1 || len(sc.CAURLs) != 1 || len(sc.RekorURLs) != 1 || len(sc.TSAURLs) != 1 {
+	if len(tr.Tlogs) != 1 || len(tr.CAs) < 1 || len(tr.TSAs) != 1 || len(sc.CAURLs) != 1 || len(sc.RekorURLs) != 1 || len(sc.TSAURLs) != 1 {
 		t.Fatalf("trust files: %+v %+v", tr, sc)
 	}
 	return tr, sc
@@ -1343,7 +1384,7 @@ func configKeys(t reflect.Type, path string) []string {
 			name = path + "." + name
 		}
 		switch ft := f.Type; {
-		case ft.Kind() == reflect.Struct:
+		case ft.Kind() == reflect.Struct && ft != reflect.TypeFor[time.Time]():
 			out = append(out, configKeys(ft, name)...)
 		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
 			out = append(out, configKeys(ft.Elem(), name+"[]")...)

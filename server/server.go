@@ -88,6 +88,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	if err != nil {
 		return nil, err
 	}
+	if err := checkCAPeriods(keys); err != nil {
+		return nil, err
+	}
 	if len(keys.OnlineRoots) > 0 {
 		logger.Warn("DEVELOPMENT SETUP: root CA private keys are in the data directory; the server never uses them, and whoever can read them can issue trusted certificates: move them offline (docs/operations.md, \"Take the root keys offline\")", "files", keys.OnlineRoots)
 	}
@@ -146,6 +149,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 			// the host name the log's origin uses.
 			Origin:             ctOrigin(u, cfg.Log.Origin),
 			CAChain:            keys.CAChain,
+			MoreCAChains:       rotatedChains(keys),
 			BatchMaxAge:        cfg.CT.BatchMaxAge,
 			CheckpointInterval: cfg.CT.CheckpointInterval,
 			Logger:             logger.With("service", "ctlog"),
@@ -166,6 +170,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	authority, err := ca.New(ca.Options{
 		Signer:      keys.CA,
 		Chain:       keys.CAChain,
+		Next:        caRotations(keys),
 		CT:          sctSource,
 		Identity:    verifier,
 		Validity:    cfg.CA.Validity,
@@ -270,6 +275,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		LogURL:       logURL,
 		Operator:     cfg.Operator,
 		CAChain:      keys.CAChain,
+		CAEnd:        caEnd(keys),
+		MoreCAs:      moreCAs(keys),
 		LogPublicKey: s.log.PublicKey(),
 		LogID:        s.log.LogID(),
 		LogValidFrom: keys.LogCreated,
@@ -502,4 +509,63 @@ func tufKeyWhere(ref string) string {
 		return "keys/tuf.key in the data directory"
 	}
 	return "tuf.key, " + keyref.Redact(ref)
+}
+
+// caRotations are the CA's configured rotations.
+func caRotations(k *storage.Keys) []ca.Issuer {
+	var out []ca.Issuer
+	for _, r := range k.CARotations {
+		out = append(out, ca.Issuer{From: r.From, Signer: r.Signer, Chain: r.Chain})
+	}
+	return out
+}
+
+// rotatedChains are the chains the CA issues under besides keys.caChain.
+func rotatedChains(k *storage.Keys) [][]*x509.Certificate {
+	var out [][]*x509.Certificate
+	for _, r := range k.CARotations {
+		out = append(out, r.Chain)
+	}
+	return out
+}
+
+// caEnd ends keys.caChain's period in trusted_root.json at the first
+// rotation.
+func caEnd(k *storage.Keys) time.Time {
+	if len(k.CARotations) > 0 {
+		return k.CARotations[0].From
+	}
+	return time.Time{}
+}
+
+// checkCAPeriods refuses rotations and retired chains whose periods in
+// trusted_root.json would be empty or reversed.
+func checkCAPeriods(k *storage.Keys) error {
+	start := k.CAChain[len(k.CAChain)-1].NotBefore
+	if len(k.CARotations) > 0 && !k.CARotations[0].From.After(start) {
+		return fmt.Errorf("keys.caRotations[0].from %s is not after keys.caChain's CA starts (%s, its root's notBefore): a rotation replaces a key that was in use", k.CARotations[0].From.UTC().Format(time.RFC3339), start.UTC().Format(time.RFC3339))
+	}
+	for i, r := range k.CARetired {
+		if s := r.Chain[len(r.Chain)-1].NotBefore; !r.Until.After(s) {
+			return fmt.Errorf("keys.caRetired[%d].until %s is not after its root's notBefore %s", i, r.Until.UTC().Format(time.RFC3339), s.UTC().Format(time.RFC3339))
+		}
+	}
+	return nil
+}
+
+// moreCAs are the rotations and retired chains with their periods: each
+// rotation until the next, each retired chain until its until.
+func moreCAs(k *storage.Keys) []trust.CA {
+	var out []trust.CA
+	for i, r := range k.CARotations {
+		c := trust.CA{Chain: r.Chain, Start: r.From}
+		if i+1 < len(k.CARotations) {
+			c.End = k.CARotations[i+1].From
+		}
+		out = append(out, c)
+	}
+	for _, r := range k.CARetired {
+		out = append(out, trust.CA{Chain: r.Chain, Start: r.Chain[len(r.Chain)-1].NotBefore, End: r.Until})
+	}
+	return out
 }

@@ -281,10 +281,12 @@ func (c *CA) signingCert(r *http.Request) ([]byte, *refusal) {
 		}
 	}
 
-	if time.Now().Add(c.validity).After(c.issuing.NotAfter) {
-		return nil, refuse(http.StatusServiceUnavailable, "ca_expiring", "the CA's issuing certificate expires at %s, before a new certificate would; the operator must rotate it", c.issuing.NotAfter.UTC().Format(time.RFC3339))
+	now := time.Now()
+	it := c.at(now)
+	if now.Add(c.validity).After(it.issuing.NotAfter) {
+		return nil, refuse(http.StatusServiceUnavailable, "ca_expiring", "the CA's issuing certificate expires at %s, before a new certificate would; the operator must rotate it", it.issuing.NotAfter.UTC().Format(time.RFC3339))
 	}
-	der, serial, err := c.issue(r.Context(), principal, key, spki)
+	der, serial, err := c.issue(r.Context(), it, now, principal, key, spki)
 	var (
 		sctErr *SCTError
 		full   interface{ StorageFull() bool }
@@ -305,7 +307,7 @@ func (c *CA) signingCert(r *http.Request) ([]byte, *refusal) {
 		return nil, refuse(http.StatusInternalServerError, "internal", "the CA could not sign the certificate; the operator should check the server log")
 	}
 	leaf := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	chain := &signingCertificateChain{Chain: certificateChain{Certificates: append([]string{leaf}, c.chainPEM...)}}
+	chain := &signingCertificateChain{Chain: certificateChain{Certificates: append([]string{leaf}, it.chainPEM...)}}
 	resp := signingCertificate{SignedCertificateDetachedSct: chain}
 	if c.ct != nil {
 		resp = signingCertificate{SignedCertificateEmbeddedSct: chain}

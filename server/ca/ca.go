@@ -47,6 +47,10 @@ type Options struct {
 	Signer crypto.Signer
 	// Chain is the issuing certificate first, then its issuers up to the root.
 	Chain []*x509.Certificate
+	// Next are rotations: from each one's From on, the CA issues with its
+	// key instead (From strictly increasing). The trust bundle lists every
+	// chain, so clients can trust the next key before it is used.
+	Next []Issuer
 	// Identity verifies the OIDC tokens of requests.
 	Identity *identity.Verifier
 	// Validity of issued certificates; default 10 minutes.
@@ -65,18 +69,32 @@ type Options struct {
 	Metrics            prometheus.Registerer
 }
 
-// SCTSource logs precertificates (DER, signed by the CA's issuing
-// certificate) and answers their SCTs.
+// Issuer is an issuing key and its chain, in use from From on.
+type Issuer struct {
+	From   time.Time
+	Signer crypto.Signer
+	Chain  []*x509.Certificate
+}
+
+// SCTSource logs precertificates (DER, signed by the issuing certificate)
+// and answers their SCTs.
 type SCTSource interface {
-	SubmitPrecert(ctx context.Context, precert []byte) (*ct.SignedCertificateTimestamp, error)
+	SubmitPrecert(ctx context.Context, precert []byte, issuing *x509.Certificate) (*ct.SignedCertificateTimestamp, error)
+}
+
+// issuer is one issuing key in use from from on.
+type issuer struct {
+	from     time.Time
+	signer   crypto.Signer
+	issuing  *x509.Certificate
+	chainPEM []string // issuing certificate up to the root
+	p256     bool
 }
 
 // CA issues code-signing certificates.
 type CA struct {
-	signer   crypto.Signer
+	issuers  []*issuer // by from, ascending; the first from the start
 	ct       SCTSource
-	issuing  *x509.Certificate
-	chainPEM []string // issuing certificate up to the root
 	identity *identity.Verifier
 	validity time.Duration
 	log      *slog.Logger
@@ -122,17 +140,7 @@ func New(o Options) (*CA, error) {
 	if o.Metrics == nil {
 		o.Metrics = prometheus.NewRegistry()
 	}
-	issuing := o.Chain[0]
-	if err := checkChain(o.Signer, o.Chain); err != nil {
-		return nil, fmt.Errorf("ca: %w", err)
-	}
-	if now := time.Now(); now.Add(o.Validity).After(issuing.NotAfter) {
-		return nil, fmt.Errorf("ca: issuing certificate %q expires at %s, before a certificate issued now would; rotate the CA certificate", issuing.Subject, issuing.NotAfter.UTC().Format(time.RFC3339))
-	}
-
 	c := &CA{
-		signer:   o.Signer,
-		issuing:  issuing,
 		identity: o.Identity,
 		validity: o.Validity,
 		log:      o.Logger,
@@ -142,11 +150,33 @@ func New(o Options) (*CA, error) {
 		perIdentity: o.PerIdentity,
 		clientIP:    o.ClientIP,
 	}
-	for _, cert := range o.Chain {
-		c.chainPEM = append(c.chainPEM, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})))
+	var chains []certificateChain
+	for i, is := range append([]Issuer{{Signer: o.Signer, Chain: o.Chain}}, o.Next...) {
+		if is.Signer == nil || len(is.Chain) == 0 {
+			return nil, fmt.Errorf("ca: rotation %d has no signer or no chain", i)
+		}
+		if err := checkChain(is.Signer, is.Chain); err != nil {
+			return nil, fmt.Errorf("ca: %w", err)
+		}
+		if i > 0 && !is.From.After(c.issuers[i-1].from) {
+			return nil, fmt.Errorf("ca: rotation %d starts at %s, not after the key before it (%s); list rotations in order", i, is.From.UTC().Format(time.RFC3339), c.issuers[i-1].from.UTC().Format(time.RFC3339))
+		}
+		if i > 0 && is.From.Before(is.Chain[0].NotBefore) {
+			return nil, fmt.Errorf("ca: the issuing certificate %q of the rotation at %s is not valid before %s", is.Chain[0].Subject, is.From.UTC().Format(time.RFC3339), is.Chain[0].NotBefore.UTC().Format(time.RFC3339))
+		}
+		it := &issuer{from: is.From, signer: is.Signer, issuing: is.Chain[0], p256: signsP256(is.Signer)}
+		for _, cert := range is.Chain {
+			it.chainPEM = append(it.chainPEM, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})))
+		}
+		c.issuers = append(c.issuers, it)
+		chains = append(chains, certificateChain{Certificates: it.chainPEM})
+	}
+	issuing := c.at(time.Now()).issuing
+	if now := time.Now(); now.Add(o.Validity).After(issuing.NotAfter) {
+		return nil, fmt.Errorf("ca: issuing certificate %q expires at %s, before a certificate issued now would; rotate the CA certificate", issuing.Subject, issuing.NotAfter.UTC().Format(time.RFC3339))
 	}
 	var err error
-	if c.trustBundle, err = json.Marshal(trustBundle{Chains: []certificateChain{{Certificates: c.chainPEM}}}); err != nil {
+	if c.trustBundle, err = json.Marshal(trustBundle{Chains: chains}); err != nil {
 		return nil, fmt.Errorf("ca: encode trust bundle: %w", err)
 	}
 	if c.configuration, err = json.Marshal(newConfiguration(o.Identity.Issuers())); err != nil {
@@ -171,8 +201,20 @@ func New(o Options) (*CA, error) {
 			return nil, fmt.Errorf("ca: register metrics: %w", err)
 		}
 	}
-	o.Logger.Info("certificate authority ready", "issuer", issuing.Subject.String(), "chain_length", len(o.Chain), "validity", o.Validity, "base_url", o.BaseURL, "oidc_issuers", len(o.Identity.Issuers()), "ct_log", o.CT != nil)
+	o.Logger.Info("certificate authority ready", "issuer", issuing.Subject.String(), "chain_length", len(o.Chain), "rotations", len(o.Next), "validity", o.Validity, "base_url", o.BaseURL, "oidc_issuers", len(o.Identity.Issuers()), "ct_log", o.CT != nil)
 	return c, nil
+}
+
+// at is the issuer in use at t: the last one whose rotation has started.
+func (c *CA) at(t time.Time) *issuer {
+	it := c.issuers[0]
+	for _, next := range c.issuers[1:] {
+		if t.Before(next.from) {
+			break
+		}
+		it = next
+	}
+	return it
 }
 
 // checkChain verifies that the chain can issue Fulcio-style certificates.
@@ -218,7 +260,7 @@ func (e *SCTError) Unwrap() error { return e.Err }
 // issue signs a certificate for the principal's identity and key. spki is the
 // key's DER SubjectPublicKeyInfo. With a CT log, the precertificate is
 // logged first and the certificate carries its SCT.
-func (c *CA) issue(ctx context.Context, p *identity.Principal, pub crypto.PublicKey, spki []byte) (der []byte, serial *big.Int, err error) {
+func (c *CA) issue(ctx context.Context, it *issuer, now time.Time, p *identity.Principal, pub crypto.PublicKey, spki []byte) (der []byte, serial *big.Int, err error) {
 	exts, err := p.Extensions.Render()
 	if err != nil {
 		return nil, nil, err
@@ -231,7 +273,6 @@ func (c *CA) issue(ctx context.Context, p *identity.Principal, pub crypto.Public
 	if err != nil {
 		return nil, nil, err
 	}
-	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:    serial,
 		NotBefore:       now,
@@ -249,12 +290,12 @@ func (c *CA) issue(ctx context.Context, p *identity.Principal, pub crypto.Public
 		tmpl.EmailAddresses = []string{p.Email}
 	}
 	if c.ct != nil {
-		pre, sctExt, err := c.logPrecert(ctx, tmpl, pub)
+		pre, sctExt, err := c.logPrecert(ctx, it, tmpl, pub)
 		if err != nil {
 			return nil, nil, err
 		}
-		if signsP256(c.signer) {
-			der, err = certFromPrecert(pre, sctExt, c.signer)
+		if it.p256 {
+			der, err = certFromPrecert(pre, sctExt, it.signer)
 			return der, serial, err
 		}
 		// The same template with the SCT list where the poison was (both
@@ -262,7 +303,7 @@ func (c *CA) issue(ctx context.Context, p *identity.Principal, pub crypto.Public
 		// how verifiers rebuild what the log signed.
 		tmpl.ExtraExtensions = append(slices.Clip(exts), sctExt)
 	}
-	der, err = x509.CreateCertificate(rand.Reader, tmpl, c.issuing, pub, c.signer)
+	der, err = x509.CreateCertificate(rand.Reader, tmpl, it.issuing, pub, it.signer)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -271,14 +312,14 @@ func (c *CA) issue(ctx context.Context, p *identity.Principal, pub crypto.Public
 
 // logPrecert makes the precertificate of tmpl, logs it and returns it with
 // the SCT list extension for the certificate.
-func (c *CA) logPrecert(ctx context.Context, tmpl *x509.Certificate, pub crypto.PublicKey) ([]byte, pkix.Extension, error) {
+func (c *CA) logPrecert(ctx context.Context, it *issuer, tmpl *x509.Certificate, pub crypto.PublicKey) ([]byte, pkix.Extension, error) {
 	pre := *tmpl
 	pre.ExtraExtensions = append(slices.Clip(tmpl.ExtraExtensions), pkix.Extension{Id: precert.OIDPoison, Critical: true, Value: asn1.NullBytes})
-	preDER, err := x509.CreateCertificate(rand.Reader, &pre, c.issuing, pub, c.signer)
+	preDER, err := x509.CreateCertificate(rand.Reader, &pre, it.issuing, pub, it.signer)
 	if err != nil {
 		return nil, pkix.Extension{}, err
 	}
-	sct, err := c.ct.SubmitPrecert(ctx, preDER)
+	sct, err := c.ct.SubmitPrecert(ctx, preDER, it.issuing)
 	if err != nil {
 		return nil, pkix.Extension{}, &SCTError{err}
 	}

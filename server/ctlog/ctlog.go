@@ -80,6 +80,9 @@ type Options struct {
 	// submissions must lead to its root, and the CA's precertificates are
 	// logged under its issuing certificate.
 	CAChain []*x509.Certificate
+	// MoreCAChains are the chains of the CA's other issuing keys (a
+	// rotation): accepted and logged under their own issuing certificates.
+	MoreCAChains [][]*x509.Certificate
 	// HeadFile records, outside Dir, the largest checkpoint the log key
 	// signed (the fork guard's record); default Dir + ".signed-head".
 	HeadFile string
@@ -102,9 +105,9 @@ type Log struct {
 	pub         crypto.PublicKey
 	spki        []byte
 	store       *tstorage.CTStorage
-	// issuerKeyHash and issuers describe the CA's chain in its entries.
-	issuerKeyHash [sha256.Size]byte
-	issuers       [][sha256.Size]byte
+	// chains describe each CA chain in entries, by the issuing
+	// certificate's fingerprint.
+	chains map[[sha256.Size]byte]*entryChain
 	logID         [sha256.Size]byte
 	handler       http.Handler
 	timeout       time.Duration
@@ -162,8 +165,19 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 	}
 	// tesseract reads its roots from a file; it is derived from the CA
 	// chain at every start, so it always matches the configured CA.
+	all := append([][]*x509.Certificate{o.CAChain}, o.MoreCAChains...)
 	var roots bytes.Buffer
-	_ = pem.Encode(&roots, &pem.Block{Type: "CERTIFICATE", Bytes: o.CAChain[len(o.CAChain)-1].Raw})
+	seenRoot := map[[sha256.Size]byte]bool{}
+	for _, ch := range all {
+		if len(ch) == 0 {
+			return nil, errors.New("ctlog: an empty CA chain")
+		}
+		root := ch[len(ch)-1]
+		if fp := sha256.Sum256(root.Raw); !seenRoot[fp] {
+			seenRoot[fp] = true
+			_ = pem.Encode(&roots, &pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})
+		}
+	}
 	rootsFile := filepath.Join(o.Dir, ".roots.pem")
 	if err := storage.WriteFileSync(rootsFile, roots.Bytes(), 0o644); err != nil {
 		return nil, fmt.Errorf("ctlog: writing the accepted roots: %w", err)
@@ -174,9 +188,13 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 	}
 
 	l := &Log{dir: o.Dir, prefix: o.PathPrefix, origin: o.Origin, signer: o.Signer, pub: pub, spki: spki, logID: sha256.Sum256(spki), timeout: o.SubmitTimeout, log: o.Logger}
-	l.issuerKeyHash = sha256.Sum256(o.CAChain[0].RawSubjectPublicKeyInfo)
-	for _, c := range o.CAChain {
-		l.issuers = append(l.issuers, sha256.Sum256(c.Raw))
+	l.chains = map[[sha256.Size]byte]*entryChain{}
+	for _, ch := range all {
+		ec := &entryChain{keyHash: sha256.Sum256(ch[0].RawSubjectPublicKeyInfo)}
+		for _, c := range ch {
+			ec.fingerprints = append(ec.fingerprints, sha256.Sum256(c.Raw))
+		}
+		l.chains[sha256.Sum256(ch[0].Raw)] = ec
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l.cancel = cancel
@@ -206,9 +224,11 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 	l.handler = http.MaxBytesHandler(h, maxSubmissionBytes)
 	// The CA's issuers, for monitors to fetch by fingerprint; stored once
 	// here, since the CA's own submissions skip tesseract's handler.
-	if err := l.store.AddIssuerChain(runCtx, o.CAChain); err != nil {
-		l.Close(context.Background())
-		return nil, fmt.Errorf("ctlog: storing the CA's certificates: %w", err)
+	for _, ch := range all {
+		if err := l.store.AddIssuerChain(runCtx, ch); err != nil {
+			l.Close(context.Background())
+			return nil, fmt.Errorf("ctlog: storing the CA's certificates: %w", err)
+		}
 	}
 
 	l.submitted = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -436,9 +456,9 @@ func validResource(rel string) bool {
 // certificate (docs/benchmarks.md). The entry and the SCT are those the
 // handler makes: the same ctonly.Entry, and an SCT over its MerkleTreeLeaf
 // with the static-ct-api leaf_index extension.
-func (l *Log) SubmitPrecert(ctx context.Context, precert []byte) (*ct.SignedCertificateTimestamp, error) {
+func (l *Log) SubmitPrecert(ctx context.Context, precert []byte, issuing *x509.Certificate) (*ct.SignedCertificateTimestamp, error) {
 	start := time.Now()
-	sct, err := l.logPrecert(ctx, precert)
+	sct, err := l.logPrecert(ctx, precert, issuing)
 	l.latency.Observe(time.Since(start).Seconds())
 	if err != nil {
 		l.submitted.WithLabelValues("error").Inc()
@@ -448,7 +468,19 @@ func (l *Log) SubmitPrecert(ctx context.Context, precert []byte) (*ct.SignedCert
 	return sct, nil
 }
 
-func (l *Log) logPrecert(ctx context.Context, precert []byte) (*ct.SignedCertificateTimestamp, error) {
+// entryChain is what an entry records of the chain its precertificate
+// was issued under (RFC 6962 §3.1 issuer_key_hash, static-ct-api's chain
+// fingerprints).
+type entryChain struct {
+	keyHash      [sha256.Size]byte
+	fingerprints [][sha256.Size]byte
+}
+
+func (l *Log) logPrecert(ctx context.Context, precert []byte, issuing *x509.Certificate) (*ct.SignedCertificateTimestamp, error) {
+	chain, ok := l.chains[sha256.Sum256(issuing.Raw)]
+	if !ok {
+		return nil, fmt.Errorf("ctlog: the issuing certificate %q is not one of the CA chains the log was opened with", issuing.Subject)
+	}
 	tbs, err := precertTBS(precert)
 	if err != nil {
 		return nil, fmt.Errorf("ctlog: the precertificate: %w", err)
@@ -458,8 +490,8 @@ func (l *Log) logPrecert(ctx context.Context, precert []byte) (*ct.SignedCertifi
 		IsPrecert:         true,
 		Certificate:       tbs,
 		Precertificate:    precert,
-		IssuerKeyHash:     l.issuerKeyHash[:],
-		FingerprintsChain: l.issuers,
+		IssuerKeyHash:     chain.keyHash[:],
+		FingerprintsChain: chain.fingerprints,
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()

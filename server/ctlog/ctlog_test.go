@@ -116,7 +116,7 @@ func TestSubmitPrecertSCTVerifies(t *testing.T) {
 		tmpl, k := ca.leaf(t)
 		pre := *tmpl
 		pre.ExtraExtensions = []pkix.Extension{poison}
-		sct, err := l.SubmitPrecert(context.Background(), ca.sign(t, &pre, &k.PublicKey))
+		sct, err := l.SubmitPrecert(context.Background(), ca.sign(t, &pre, &k.PublicKey), ca.inter)
 		if err != nil {
 			t.Fatal(err)
 		}

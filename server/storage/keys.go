@@ -31,6 +31,40 @@ type KeyFiles struct {
 	TSAKey   string `yaml:"tsaKey"`   // private key of the timestamping certificate
 	TSAChain string `yaml:"tsaChain"` // PEM chain: timestamping certificate first, root last
 	CTLogKey string `yaml:"ctLogKey"` // ECDSA P-256 key of the certificate transparency log
+
+	// CARotations are later issuing keys: from each From on the CA signs
+	// with it. trusted_root.json lists them at once, so clients that fetch
+	// it before From trust certificates from the new key.
+	CARotations []CARotation `yaml:"caRotations"`
+	// CARetired are chains of issuing keys no longer held: listed in
+	// trusted_root.json until Until, so bundles they issued still verify.
+	CARetired []CARetired `yaml:"caRetired"`
+}
+
+// RotatedCA is a loaded CARotation.
+type RotatedCA struct {
+	From   time.Time
+	Signer crypto.Signer
+	Chain  []*x509.Certificate
+}
+
+// RetiredCA is a loaded CARetired.
+type RetiredCA struct {
+	Chain []*x509.Certificate
+	Until time.Time
+}
+
+// CARotation is a new issuing key and chain in use from From on.
+type CARotation struct {
+	Key   string    `yaml:"key"`
+	Chain string    `yaml:"chain"`
+	From  time.Time `yaml:"from"`
+}
+
+// CARetired is the chain of an issuing key that issued until Until.
+type CARetired struct {
+	Chain string    `yaml:"chain"`
+	Until time.Time `yaml:"until"`
 }
 
 // Keys is the key material the services sign with.
@@ -52,6 +86,10 @@ type Keys struct {
 	// Generated is set when the key set was made in this call: the data
 	// directory was new.
 	Generated bool
+
+	// CARotations are the loaded caRotations; CARetired the retired chains.
+	CARotations []RotatedCA
+	CARetired   []RetiredCA
 
 	// OnlineRoots are root private key files found in the data directory.
 	// The server never uses them; while they are there, the setup is a
@@ -117,6 +155,26 @@ func (d *Dir) Keys(supplied KeyFiles, organization string) (*Keys, error) {
 	}
 	if !k.CAChain[0].IsCA {
 		return nil, fmt.Errorf("CA keys: %s is not a CA certificate (basicConstraints CA:TRUE is required to issue certificates)", k.CAChain[0].Subject)
+	}
+	for i, r := range supplied.CARotations {
+		if r.Key == "" || r.Chain == "" || r.From.IsZero() {
+			return nil, fmt.Errorf("keys.caRotations[%d]: key, chain and from are required", i)
+		}
+		signer, chain, err := loadSignerAndChainAt(r.Key, []string{r.Chain}, r.From)
+		if err != nil {
+			return nil, fmt.Errorf("keys.caRotations[%d]: %w", i, err)
+		}
+		k.CARotations = append(k.CARotations, RotatedCA{From: r.From, Signer: signer, Chain: chain})
+	}
+	for i, r := range supplied.CARetired {
+		if r.Chain == "" || r.Until.IsZero() {
+			return nil, fmt.Errorf("keys.caRetired[%d]: chain and until are required", i)
+		}
+		chain, err := LoadCertificates(r.Chain)
+		if err != nil {
+			return nil, fmt.Errorf("keys.caRetired[%d]: %w", i, err)
+		}
+		k.CARetired = append(k.CARetired, RetiredCA{Chain: chain, Until: r.Until})
 	}
 
 	logKey := filepath.Join(dir, logKeyFile)
@@ -268,6 +326,12 @@ func certPEM(c *x509.Certificate) []byte {
 // loadSignerAndChain reads a private key and the certificates of one or more
 // PEM files, and checks that the key belongs to the first certificate.
 func loadSignerAndChain(keyPath string, chainPaths []string) (crypto.Signer, []*x509.Certificate, error) {
+	return loadSignerAndChainAt(keyPath, chainPaths, time.Now())
+}
+
+// loadSignerAndChainAt is loadSignerAndChain for a key first used at now (a
+// rotation's start): the chain must be valid then.
+func loadSignerAndChainAt(keyPath string, chainPaths []string, now time.Time) (crypto.Signer, []*x509.Certificate, error) {
 	signer, err := loadSigner(keyPath)
 	if err != nil {
 		return nil, nil, err
@@ -292,7 +356,6 @@ func loadSignerAndChain(keyPath string, chainPaths []string) (crypto.Signer, []*
 			return nil, nil, fmt.Errorf("certificate chain: %q is not signed by the next certificate %q: %v; order the chain from the issuing certificate up to the root", chain[i].Subject, chain[i+1].Subject, err)
 		}
 	}
-	now := time.Now()
 	for i, c := range chain {
 		what := "certificate"
 		if i == 0 {

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -44,6 +45,12 @@ type Inputs struct {
 	Operator string // shown to clients as the operator of each service
 
 	CAChain []*x509.Certificate // issuing certificate first, root last
+	// CAEnd ends CAChain's validity in trusted_root.json (a retired or
+	// rotated-away CA); zero leaves it open.
+	CAEnd time.Time
+	// MoreCAs are the CA's other issuing chains (rotations, retired ones),
+	// each with its validity period.
+	MoreCAs []CA
 
 	LogPublicKey ed25519.PublicKey
 	LogID        []byte // the checkpoint key ID (Rekor v2)
@@ -53,6 +60,12 @@ type Inputs struct {
 
 	// CTLog is the certificate transparency log, nil for none.
 	CTLog *CTLog
+}
+
+// CA is an issuing chain with the period it issues in.
+type CA struct {
+	Chain      []*x509.Certificate // issuing certificate first, root last
+	Start, End time.Time           // End zero: open
 }
 
 // CTLog is a certificate transparency log in trusted_root.json's ctlogs.
@@ -107,13 +120,7 @@ func Build(in Inputs) (*Files, error) {
 			CheckpointKeyId: &commonpb.LogId{KeyId: in.LogID},
 			Operator:        in.Operator,
 		}},
-		CertificateAuthorities: []*trustpb.CertificateAuthority{{
-			Subject:   distinguishedName(caRoot),
-			Uri:       base,
-			CertChain: chain(in.CAChain),
-			ValidFor:  &commonpb.TimeRange{Start: timestamppb.New(caRoot.NotBefore)},
-			Operator:  in.Operator,
-		}},
+		CertificateAuthorities: certificateAuthorities(base, in.Operator, append([]CA{{Chain: in.CAChain, Start: caRoot.NotBefore, End: in.CAEnd}}, in.MoreCAs...)),
 		TimestampAuthorities: []*trustpb.CertificateAuthority{{
 			Subject:   distinguishedName(tsaRoot),
 			Uri:       base + TimestampPath,
@@ -158,6 +165,28 @@ func Build(in Inputs) (*Files, error) {
 		return nil, fmt.Errorf("trust: signing config: %w", err)
 	}
 	return &Files{TrustedRoot: append(trBytes, '\n'), SigningConfig: append(scBytes, '\n')}, nil
+}
+
+// certificateAuthorities lists the CAs oldest first, as Sigstore's trusted
+// roots do; a verifier accepts a certificate from a CA only for signatures
+// made within its period.
+func certificateAuthorities(base, operator string, cas []CA) []*trustpb.CertificateAuthority {
+	sort.SliceStable(cas, func(i, j int) bool { return cas[i].Start.Before(cas[j].Start) })
+	var out []*trustpb.CertificateAuthority
+	for _, ca := range cas {
+		tr := &commonpb.TimeRange{Start: timestamppb.New(ca.Start)}
+		if !ca.End.IsZero() {
+			tr.End = timestamppb.New(ca.End)
+		}
+		out = append(out, &trustpb.CertificateAuthority{
+			Subject:   distinguishedName(ca.Chain[len(ca.Chain)-1]),
+			Uri:       base,
+			CertChain: chain(ca.Chain),
+			ValidFor:  tr,
+			Operator:  operator,
+		})
+	}
+	return out
 }
 
 func distinguishedName(c *x509.Certificate) *commonpb.DistinguishedName {
