@@ -943,9 +943,9 @@ type trustedRootJSON struct {
 		} `json:"publicKey"`
 	} `json:"tlogs"`
 	CAs []struct {
-		URI       string `json:"uri"`
-		Operator  string `json:"operator"`
-		ValidFor  struct {
+		URI      string `json:"uri"`
+		Operator string `json:"operator"`
+		ValidFor struct {
 			Start, End string
 		} `json:"validFor"`
 		CertChain struct {

@@ -107,14 +107,14 @@ type Log struct {
 	store       *tstorage.CTStorage
 	// chains describe each CA chain in entries, by the issuing
 	// certificate's fingerprint.
-	chains map[[sha256.Size]byte]*entryChain
-	logID         [sha256.Size]byte
-	handler       http.Handler
-	timeout       time.Duration
-	log           *slog.Logger
-	shutdown      func(context.Context) error
-	cancel        context.CancelFunc
-	closeOnce     sync.Once
+	chains    map[[sha256.Size]byte]*entryChain
+	logID     [sha256.Size]byte
+	handler   http.Handler
+	timeout   time.Duration
+	log       *slog.Logger
+	shutdown  func(context.Context) error
+	cancel    context.CancelFunc
+	closeOnce sync.Once
 
 	submitted *prometheus.CounterVec
 	latency   prometheus.Histogram
