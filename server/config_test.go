@@ -560,17 +560,8 @@ func configCases(t *testing.T) []configCase {
 				if got, err := p.Get("/tuf/1.root.json"); err != nil || !bytes.Equal(got, root) {
 					t.Errorf("/tuf/1.root.json is not the ceremony's root (%v)", err)
 				}
-				raw, err := p.Get("/tuf/timestamp.json")
-				if err != nil {
-					t.Fatal(err)
-				}
-				var ts struct {
-					Signatures []struct {
-						KeyID string `json:"keyid"`
-					} `json:"signatures"`
-				}
-				if err := json.Unmarshal(raw, &ts); err != nil || len(ts.Signatures) != 1 || ts.Signatures[0].KeyID != onlineID {
-					t.Errorf("timestamp.json signed by %+v (%v), want the online key %s", ts.Signatures, err, onlineID)
+				if ids := timestampSigners(t, p); len(ids) != 1 || ids[0] != onlineID {
+					t.Errorf("timestamp.json signed by %v, want the online key %s", ids, onlineID)
 				}
 			}
 		}},
@@ -591,17 +582,8 @@ func configCases(t *testing.T) []configCase {
 			}
 			id, _ := k.ID()
 			return fmt.Sprintf("tuf:\n  key: %s\n", path), func(t *testing.T, p *servertest.Process) {
-				raw, err := p.Get("/tuf/timestamp.json")
-				if err != nil {
-					t.Fatal(err)
-				}
-				var ts struct {
-					Signatures []struct {
-						KeyID string `json:"keyid"`
-					} `json:"signatures"`
-				}
-				if err := json.Unmarshal(raw, &ts); err != nil || len(ts.Signatures) != 1 || ts.Signatures[0].KeyID != id {
-					t.Errorf("timestamp.json signed by %+v (%v), want tuf.key %s", ts.Signatures, err, id)
+				if ids := timestampSigners(t, p); len(ids) != 1 || ids[0] != id {
+					t.Errorf("timestamp.json signed by %v, want tuf.key %s", ids, id)
 				}
 				if _, err := os.Stat(filepath.Join(p.DataDir, "keys", "tuf.key")); err == nil {
 					t.Error("keys/tuf.key was made although tuf.key names the key")
@@ -1309,6 +1291,29 @@ func publishedTUF(t *testing.T, dir string) (pub, onlineKey string, root []byte,
 	}
 	onlineID, _ = online.ID()
 	return pub, onlineKey, root, onlineID
+}
+
+// timestampSigners are the key IDs of the signatures on the served
+// /tuf/timestamp.json.
+func timestampSigners(t *testing.T, p *servertest.Process) []string {
+	t.Helper()
+	raw, err := p.Get("/tuf/timestamp.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts struct {
+		Signatures []struct {
+			KeyID string `json:"keyid"`
+		} `json:"signatures"`
+	}
+	if err := json.Unmarshal(raw, &ts); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, s := range ts.Signatures {
+		ids = append(ids, s.KeyID)
+	}
+	return ids
 }
 
 func documentedConfigKeys(t *testing.T) []string {

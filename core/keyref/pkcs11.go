@@ -186,14 +186,24 @@ type pkcs11Signer struct {
 	pool chan pkcs11.SessionHandle
 }
 
-func openPKCS11(u *PKCS11URI, getenv func(string) string) (crypto.Signer, error) {
+// tokenSession opens the URI's token and a session on it, which the caller
+// closes.
+func tokenSession(u *PKCS11URI, getenv func(string) string) (*token, pkcs11.SessionHandle, error) {
 	t, err := openToken(u, getenv)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	s, err := t.session()
 	if err != nil {
-		return nil, &Error{Ref: u.Raw, Cause: ErrModule, Detail: "opening a session", Err: err}
+		return nil, 0, &Error{Ref: u.Raw, Cause: ErrModule, Detail: "opening a session", Err: err}
+	}
+	return t, s, nil
+}
+
+func openPKCS11(u *PKCS11URI, getenv func(string) string) (crypto.Signer, error) {
+	t, s, err := tokenSession(u, getenv)
+	if err != nil {
+		return nil, err
 	}
 	defer t.ctx.CloseSession(s)
 	privs, err := t.find(s, pkcs11.CKO_PRIVATE_KEY)
@@ -407,13 +417,9 @@ func GeneratePKCS11(ref string, alg Algorithm, o Options) (crypto.Signer, error)
 		return nil, err
 	}
 	getenv := o.getenv()
-	t, err := openToken(u, getenv)
+	t, s, err := tokenSession(u, getenv)
 	if err != nil {
 		return nil, err
-	}
-	s, err := t.session()
-	if err != nil {
-		return nil, &Error{Ref: u.Raw, Cause: ErrModule, Detail: "opening a session", Err: err}
 	}
 	defer t.ctx.CloseSession(s)
 	if have, err := t.find(s, pkcs11.CKO_PRIVATE_KEY); err == nil && len(have) > 0 {

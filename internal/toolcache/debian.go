@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 )
 
 // DebianPackages are Debian packages unpacked (not installed) into the
@@ -46,27 +45,19 @@ func (p DebianPackages) unpack() (string, error) {
 	}
 	dir := filepath.Join(root, p.key())
 	done := filepath.Join(dir, "root")
-	if _, err := os.Stat(done); err == nil {
-		return done, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("creating tools cache: %w", err)
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return "", fmt.Errorf("opening unpack lock: %w", err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("locking %s: %w", lock.Name(), err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-	if _, err := os.Stat(done); err == nil {
-		return done, nil
-	}
-	tmp, err := os.MkdirTemp(dir, "unpack-")
+	err = underLock(dir, func() bool { _, err := os.Stat(done); return err == nil }, func() error { return p.fill(dir, done) })
 	if err != nil {
 		return "", err
+	}
+	return done, nil
+}
+
+// fill downloads and unpacks the packages into done, through a scratch
+// directory renamed into place.
+func (p DebianPackages) fill(dir, done string) error {
+	tmp, err := os.MkdirTemp(dir, "unpack-")
+	if err != nil {
+		return err
 	}
 	defer os.RemoveAll(tmp)
 	var specs []string
@@ -82,24 +73,21 @@ func (p DebianPackages) unpack() (string, error) {
 	if err != nil && os.Geteuid() == 0 {
 		// A fresh machine has no package lists yet; as root, fetch them once.
 		if upd, uerr := exec.Command("apt-get", "update", "-q").CombinedOutput(); uerr != nil {
-			return "", fmt.Errorf("apt-get update (before downloading %s): %v\n%s", strings.Join(specs, " "), uerr, upd)
+			return fmt.Errorf("apt-get update (before downloading %s): %v\n%s", strings.Join(specs, " "), uerr, upd)
 		}
 		out, err = download()
 	}
 	if err != nil {
-		return "", fmt.Errorf("apt-get download %s: %v\n%s(as a non-root user, run apt-get update as root first)", strings.Join(specs, " "), err, out)
+		return fmt.Errorf("apt-get download %s: %v\n%s(as a non-root user, run apt-get update as root first)", strings.Join(specs, " "), err, out)
 	}
 	debs, _ := filepath.Glob(filepath.Join(tmp, "*.deb"))
 	if len(debs) != len(p.Packages) {
-		return "", fmt.Errorf("apt-get download %s gave %d packages, want %d", strings.Join(specs, " "), len(debs), len(p.Packages))
+		return fmt.Errorf("apt-get download %s gave %d packages, want %d", strings.Join(specs, " "), len(debs), len(p.Packages))
 	}
 	for _, deb := range debs {
 		if out, err := exec.Command("dpkg-deb", "-x", deb, filepath.Join(tmp, "root")).CombinedOutput(); err != nil {
-			return "", fmt.Errorf("dpkg-deb -x %s: %v\n%s", deb, err, out)
+			return fmt.Errorf("dpkg-deb -x %s: %v\n%s", deb, err, out)
 		}
 	}
-	if err := os.Rename(filepath.Join(tmp, "root"), done); err != nil {
-		return "", err
-	}
-	return done, nil
+	return os.Rename(filepath.Join(tmp, "root"), done)
 }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 
 	"golang.org/x/mod/semver"
 )
@@ -125,37 +124,29 @@ func (p NPMPackage) install() (string, error) {
 		return "", err
 	}
 	modules := filepath.Join(dir, "node_modules")
-	if p.complete(modules, specs) == nil {
-		return modules, nil
-	}
 	npm, err := exec.LookPath("npm")
-	if err != nil {
+	if err != nil && p.complete(modules, specs) != nil {
 		return "", fmt.Errorf("installing npm package %s@%s: npm not found on PATH (install Node.js with npm): %w", p.Name, p.Version, err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("creating tools cache: %w", err)
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	err = underLock(dir, func() bool { return p.complete(modules, specs) == nil }, func() error { return p.fill(npm, dir, modules, specs) })
 	if err != nil {
-		return "", fmt.Errorf("opening install lock: %w", err)
+		return "", err
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("locking %s: %w", lock.Name(), err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-	if p.complete(modules, specs) == nil { // installed by another process while we waited
-		return modules, nil
-	}
+	return modules, nil
+}
+
+// fill installs specs into modules with npm, through a scratch directory
+// renamed into place.
+func (p NPMPackage) fill(npm, dir, modules string, specs []string) error {
 	// A tree that exists but does not match (an interrupted manual edit, a
 	// different npm) is moved aside rather than trusted.
 	if _, err := os.Stat(modules); err == nil {
 		old, err := os.MkdirTemp(dir, "stale-")
 		if err != nil {
-			return "", err
+			return err
 		}
 		if err := os.Rename(modules, filepath.Join(old, "node_modules")); err != nil {
-			return "", fmt.Errorf("moving aside the stale %s: %w", modules, err)
+			return fmt.Errorf("moving aside the stale %s: %w", modules, err)
 		}
 		defer os.RemoveAll(old)
 	}
@@ -163,12 +154,12 @@ func (p NPMPackage) install() (string, error) {
 	// is never seen at the final path.
 	tmp, err := os.MkdirTemp(dir, "install-")
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer os.RemoveAll(tmp)
 	// A package.json of its own keeps npm from walking up to any project.
 	if err := os.WriteFile(filepath.Join(tmp, "package.json"), []byte(`{"private":true}`+"\n"), 0o644); err != nil {
-		return "", err
+		return err
 	}
 	args := append([]string{"install", "--no-audit", "--no-fund", "--ignore-scripts", "--no-package-lock", "--loglevel=error"}, specs...)
 	cmd := exec.Command(npm, args...)
@@ -177,15 +168,12 @@ func (p NPMPackage) install() (string, error) {
 	cmd.Env = append(os.Environ(), "npm_config_update_notifier=false")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("installing npm package %s@%s (npm %s): %v\n%s", p.Name, p.Version, strings.Join(args, " "), err, out)
+		return fmt.Errorf("installing npm package %s@%s (npm %s): %v\n%s", p.Name, p.Version, strings.Join(args, " "), err, out)
 	}
 	if err := p.complete(filepath.Join(tmp, "node_modules"), specs); err != nil {
-		return "", fmt.Errorf("npm installed something else than asked: %w", err)
+		return fmt.Errorf("npm installed something else than asked: %w", err)
 	}
-	if err := os.Rename(filepath.Join(tmp, "node_modules"), modules); err != nil {
-		return "", err
-	}
-	return modules, nil
+	return os.Rename(filepath.Join(tmp, "node_modules"), modules)
 }
 
 // complete checks that modules holds each spec at its exact version.

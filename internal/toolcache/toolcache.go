@@ -168,43 +168,54 @@ func (t Tool) build() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, t.Name)
-	if isExecutable(bin) {
-		return bin, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("creating tools cache: %w", err)
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	err = underLock(dir, func() bool { return isExecutable(bin) }, func() error {
+		// Install into a scratch directory and rename, so a half-written
+		// binary is never seen at the final path.
+		tmp, err := os.MkdirTemp(dir, "build-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		if t.Module == "" {
+			err = t.install(tmp)
+		} else {
+			err = t.buildInModule(tmp)
+		}
+		if err != nil {
+			return err
+		}
+		return os.Rename(filepath.Join(tmp, t.Name), bin)
+	})
 	if err != nil {
-		return "", fmt.Errorf("opening build lock: %w", err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("locking %s: %w", lock.Name(), err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-	if isExecutable(bin) { // built by another process while we waited
-		return bin, nil
-	}
-	// Install into a scratch directory and rename, so a half-written binary
-	// is never seen at the final path.
-	tmp, err := os.MkdirTemp(dir, "build-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(tmp)
-	if t.Module == "" {
-		err = t.install(tmp)
-	} else {
-		err = t.buildInModule(tmp)
-	}
-	if err != nil {
-		return "", err
-	}
-	if err := os.Rename(filepath.Join(tmp, t.Name), bin); err != nil {
 		return "", err
 	}
 	return bin, nil
+}
+
+// underLock runs fill unless ready says its result is there, holding
+// dir's lock file so the test binaries of parallel packages wait for one
+// another instead of building the same tool twice; ready is asked again
+// once the lock is held (another process may have filled it meanwhile).
+func underLock(dir string, ready func() bool, fill func() error) error {
+	if ready() {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating tools cache: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("opening the tools cache lock: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("locking %s: %w", lock.Name(), err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if ready() {
+		return nil
+	}
+	return fill()
 }
 
 func isExecutable(path string) bool {
