@@ -33,6 +33,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/digitorus/timestamp"
 	"github.com/go-jose/go-jose/v4"
 	ct "github.com/google/certificate-transparency-go"
 	cttls "github.com/google/certificate-transparency-go/tls"
@@ -349,6 +350,48 @@ func configCases(t *testing.T) []configCase {
 				}
 				if !sameCerts(got, chain) {
 					t.Error("TSA chain is not the configured one")
+				}
+			}
+		}},
+
+		// A TSA rotation already started signs the timestamps (and its
+		// chain is served); the key it replaced and a retired chain stay in
+		// trusted_root.json with their periods.
+		{keys: []string{"keys.tsaRotations[].key", "keys.tsaRotations[].chain", "keys.tsaRotations[].from", "keys.tsaRetired[].chain", "keys.tsaRetired[].until"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			writeChain(t, dir, "tsa-first", x509.ExtKeyUsageTimeStamping)
+			_, next := writeChain(t, dir, "tsa-next", x509.ExtKeyUsageTimeStamping)
+			writeChain(t, dir, "tsa-retired", x509.ExtKeyUsageTimeStamping)
+			from := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+			until := from.Add(-30 * time.Minute)
+			yml := fmt.Sprintf("keys:\n  tsaKey: %s\n  tsaChain: %s\n  tsaRotations:\n    - key: %s\n      chain: %s\n      from: %s\n  tsaRetired:\n    - chain: %s\n      until: %s\n",
+				filepath.Join(dir, "tsa-first.key"), filepath.Join(dir, "tsa-first-chain.pem"),
+				filepath.Join(dir, "tsa-next.key"), filepath.Join(dir, "tsa-next-chain.pem"), from.Format(time.RFC3339),
+				filepath.Join(dir, "tsa-retired-chain.pem"), until.Format(time.RFC3339))
+			return yml, func(t *testing.T, p *servertest.Process) {
+				tr, _ := trustFiles(t, p)
+				periods := map[string]string{}
+				for _, a := range tr.TSAs {
+					c, err := x509.ParseCertificate(a.CertChain.Certificates[0].RawBytes)
+					if err != nil {
+						t.Fatal(err)
+					}
+					periods[c.Subject.CommonName] = a.ValidFor.Start + ".." + a.ValidFor.End
+				}
+				if len(tr.TSAs) != 3 || periods["tsa-next"] != from.Format(time.RFC3339)+".." ||
+					!strings.HasSuffix(periods["tsa-retired"], ".."+until.Format(time.RFC3339)) || !strings.HasSuffix(periods["tsa-first"], ".."+from.Format(time.RFC3339)) {
+					t.Errorf("trusted_root.json's TSAs: %v", periods)
+				}
+				pemChain, err := p.Get("/api/v1/timestamp/certchain")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b, _ := pem.Decode(pemChain); b == nil || !bytes.Equal(b.Bytes, next[0].Raw) {
+					t.Error("the TSA does not serve the rotation's chain after its start")
+				}
+				resp := jsonTimestamp(t, p)
+				ts, err := timestamp.ParseResponse(resp)
+				if err != nil || len(ts.Certificates) == 0 || !bytes.Equal(ts.Certificates[0].Raw, next[0].Raw) {
+					t.Errorf("the timestamp is not signed by the rotation's key (%v)", err)
 				}
 			}
 		}},
@@ -938,6 +981,14 @@ type trustedRootJSON struct {
 	} `json:"certificateAuthorities"`
 	TSAs []struct {
 		Operator string `json:"operator"`
+		ValidFor struct {
+			Start, End string
+		} `json:"validFor"`
+		CertChain struct {
+			Certificates []struct {
+				RawBytes []byte `json:"rawBytes"`
+			} `json:"certificates"`
+		} `json:"certChain"`
 	} `json:"timestampAuthorities"`
 }
 
@@ -965,7 +1016,7 @@ func trustFiles(t *testing.T, p *servertest.Process) (trustedRootJSON, signingCo
 			t.Fatalf("%s: %v", path, err)
 		}
 	}
-	if len(tr.Tlogs) != 1 || len(tr.CAs) < 1 || len(tr.TSAs) != 1 || len(sc.CAURLs) != 1 || len(sc.RekorURLs) != 1 || len(sc.TSAURLs) != 1 {
+	if len(tr.Tlogs) != 1 || len(tr.CAs) < 1 || len(tr.TSAs) < 1 || len(sc.CAURLs) != 1 || len(sc.RekorURLs) != 1 || len(sc.TSAURLs) != 1 {
 		t.Fatalf("trust files: %+v %+v", tr, sc)
 	}
 	return tr, sc

@@ -88,7 +88,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	if err != nil {
 		return nil, err
 	}
-	if err := checkCAPeriods(keys); err != nil {
+	if err := checkPeriods("ca", keys.CAChain[len(keys.CAChain)-1].NotBefore, keys.CARotations, keys.CARetired); err != nil {
+		return nil, err
+	}
+	if err := checkPeriods("tsa", keys.TSAChain[0].NotBefore, keys.TSARotations, keys.TSARetired); err != nil {
 		return nil, err
 	}
 	if len(keys.OnlineRoots) > 0 {
@@ -226,9 +229,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 
 	// The attestation store timestamps what it stores with this TSA, in
 	// process, so it can serve whole bundles.
-	tsaOpts := tsa.Options{Signer: keys.TSA, Chain: keys.TSAChain, Logger: logger.With("service", "tsa"), Metrics: reg}
+	tsaOpts := tsa.Options{Signer: keys.TSA, Chain: keys.TSAChain, Next: tsaRotations(keys), Logger: logger.With("service", "tsa"), Metrics: reg}
 	if cfg.TSA.LogTimestamps == nil || *cfg.TSA.LogTimestamps {
-		if tsaOpts.Record, err = timestampRecorder(s.log, keys.TSAChain[0]); err != nil {
+		if tsaOpts.Record, err = timestampRecorder(s.log); err != nil {
 			return nil, err
 		}
 	}
@@ -269,18 +272,22 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	if s.ct != nil {
 		ctLog = &trust.CTLog{URL: s.url + s.ct.PathPrefix(), PublicKey: s.ct.SPKI(), LogID: s.ct.LogID(), ValidFrom: keys.CTLogCreated}
 	}
+	caEnd, moreCAs := periods(keys.CARotations, keys.CARetired)
+	tsaEnd, moreTSAs := periods(keys.TSARotations, keys.TSARetired)
 	s.trust, err = trust.Build(trust.Inputs{
 		BaseURL:      s.url,
 		CTLog:        ctLog,
 		LogURL:       logURL,
 		Operator:     cfg.Operator,
 		CAChain:      keys.CAChain,
-		CAEnd:        caEnd(keys),
-		MoreCAs:      moreCAs(keys),
+		CAEnd:        caEnd,
+		MoreCAs:      moreCAs,
 		LogPublicKey: s.log.PublicKey(),
 		LogID:        s.log.LogID(),
 		LogValidFrom: keys.LogCreated,
 		TSAChain:     keys.TSAChain,
+		TSAEnd:       tsaEnd,
+		MoreTSAs:     moreTSAs,
 	})
 	if err != nil {
 		return nil, err
@@ -520,6 +527,15 @@ func caRotations(k *storage.Keys) []ca.Issuer {
 	return out
 }
 
+// tsaRotations are the TSA's configured rotations.
+func tsaRotations(k *storage.Keys) []tsa.Issuer {
+	var out []tsa.Issuer
+	for _, r := range k.TSARotations {
+		out = append(out, tsa.Issuer{From: r.From, Signer: r.Signer, Chain: r.Chain})
+	}
+	return out
+}
+
 // rotatedChains are the chains the CA issues under besides keys.caChain.
 func rotatedChains(k *storage.Keys) [][]*x509.Certificate {
 	var out [][]*x509.Certificate
@@ -529,43 +545,37 @@ func rotatedChains(k *storage.Keys) [][]*x509.Certificate {
 	return out
 }
 
-// caEnd ends keys.caChain's period in trusted_root.json at the first
-// rotation.
-func caEnd(k *storage.Keys) time.Time {
-	if len(k.CARotations) > 0 {
-		return k.CARotations[0].From
+// checkPeriods refuses rotations and retired chains whose periods in
+// trusted_root.json would be empty or reversed; start is when the
+// configured key's period starts.
+func checkPeriods(what string, start time.Time, rot []storage.Rotated, ret []storage.Retired) error {
+	if len(rot) > 0 && !rot[0].From.After(start) {
+		return fmt.Errorf("keys.%sRotations[0].from %s is not after the current %s key's period starts (%s): a rotation replaces a key that was in use", what, rot[0].From.UTC().Format(time.RFC3339), what, start.UTC().Format(time.RFC3339))
 	}
-	return time.Time{}
-}
-
-// checkCAPeriods refuses rotations and retired chains whose periods in
-// trusted_root.json would be empty or reversed.
-func checkCAPeriods(k *storage.Keys) error {
-	start := k.CAChain[len(k.CAChain)-1].NotBefore
-	if len(k.CARotations) > 0 && !k.CARotations[0].From.After(start) {
-		return fmt.Errorf("keys.caRotations[0].from %s is not after keys.caChain's CA starts (%s, its root's notBefore): a rotation replaces a key that was in use", k.CARotations[0].From.UTC().Format(time.RFC3339), start.UTC().Format(time.RFC3339))
-	}
-	for i, r := range k.CARetired {
+	for i, r := range ret {
 		if s := r.Chain[len(r.Chain)-1].NotBefore; !r.Until.After(s) {
-			return fmt.Errorf("keys.caRetired[%d].until %s is not after its root's notBefore %s", i, r.Until.UTC().Format(time.RFC3339), s.UTC().Format(time.RFC3339))
+			return fmt.Errorf("keys.%sRetired[%d].until %s is not after its root's notBefore %s", what, i, r.Until.UTC().Format(time.RFC3339), s.UTC().Format(time.RFC3339))
 		}
 	}
 	return nil
 }
 
-// moreCAs are the rotations and retired chains with their periods: each
+// periods are the end of the configured key's period in trusted_root.json
+// (the first rotation's start) and the other chains with theirs: each
 // rotation until the next, each retired chain until its until.
-func moreCAs(k *storage.Keys) []trust.CA {
-	var out []trust.CA
-	for i, r := range k.CARotations {
+func periods(rot []storage.Rotated, ret []storage.Retired) (end time.Time, more []trust.CA) {
+	if len(rot) > 0 {
+		end = rot[0].From
+	}
+	for i, r := range rot {
 		c := trust.CA{Chain: r.Chain, Start: r.From}
-		if i+1 < len(k.CARotations) {
-			c.End = k.CARotations[i+1].From
+		if i+1 < len(rot) {
+			c.End = rot[i+1].From
 		}
-		out = append(out, c)
+		more = append(more, c)
 	}
-	for _, r := range k.CARetired {
-		out = append(out, trust.CA{Chain: r.Chain, Start: r.Chain[len(r.Chain)-1].NotBefore, End: r.Until})
+	for _, r := range ret {
+		more = append(more, trust.CA{Chain: r.Chain, Start: r.Chain[len(r.Chain)-1].NotBefore, End: r.Until})
 	}
-	return out
+	return end, more
 }

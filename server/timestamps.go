@@ -20,16 +20,16 @@ import (
 // server's transparency log (time transparency, core/timelog) as a
 // hashedrekord entry: the TSA's signature over the token's signed
 // attributes, with its signing certificate.
-func timestampRecorder(log *tlog.Log, leaf *x509.Certificate) (func(context.Context, []byte) ([]byte, error), error) {
-	kd, err := signature.GetDefaultPublicKeyDetails(leaf.PublicKey)
-	if err != nil {
-		return nil, fmt.Errorf("tsa.logTimestamps: the TSA key cannot be logged: %w", err)
-	}
-	details, err := signature.GetAlgorithmDetails(kd)
-	if err != nil {
-		return nil, fmt.Errorf("tsa.logTimestamps: the TSA key cannot be logged: %w", err)
-	}
-	return func(ctx context.Context, resp []byte) ([]byte, error) {
+func timestampRecorder(log *tlog.Log) (func(context.Context, []byte, *x509.Certificate) ([]byte, error), error) {
+	return func(ctx context.Context, resp []byte, leaf *x509.Certificate) ([]byte, error) {
+		kd, err := signature.GetDefaultPublicKeyDetails(leaf.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("the TSA key cannot be logged: %w", err)
+		}
+		details, err := signature.GetAlgorithmDetails(kd)
+		if err != nil {
+			return nil, fmt.Errorf("the TSA key cannot be logged: %w", err)
+		}
 		parts, err := timelog.SignedParts(resp)
 		if err != nil {
 			return nil, err

@@ -15,8 +15,37 @@ import (
 	"testing"
 	"time"
 
+	"github.com/digitorus/timestamp"
+
 	"github.com/signet-dev/signet/server/servertest"
 )
+
+// bundleTSA is the common name of the certificate that signed a bundle's
+// RFC 3161 timestamp.
+func bundleTSA(t *testing.T, path string) string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b struct {
+		VerificationMaterial struct {
+			TimestampVerificationData struct {
+				RFC3161Timestamps []struct {
+					SignedTimestamp []byte `json:"signedTimestamp"`
+				} `json:"rfc3161Timestamps"`
+			} `json:"timestampVerificationData"`
+		} `json:"verificationMaterial"`
+	}
+	if err := json.Unmarshal(raw, &b); err != nil || len(b.VerificationMaterial.TimestampVerificationData.RFC3161Timestamps) != 1 {
+		t.Fatalf("%s: no timestamp (%v)", path, err)
+	}
+	ts, err := timestamp.ParseResponse(b.VerificationMaterial.TimestampVerificationData.RFC3161Timestamps[0].SignedTimestamp)
+	if err != nil || len(ts.Certificates) == 0 {
+		t.Fatalf("%s: timestamp without its signing certificate (%v)", path, err)
+	}
+	return ts.Certificates[0].Subject.CommonName
+}
 
 // bundleIssuer is the subject of the CA certificate that issued a bundle's
 // signing certificate (the chain's issuer of the leaf).
@@ -43,15 +72,16 @@ func bundleIssuer(t *testing.T, path string) string {
 	return c.Issuer.CommonName
 }
 
-// The CA's issuing key is rotated under load: a new intermediate from the
-// same offline root (signet ca csr, signet ca issue-intermediate) is
+// The CA's issuing key and the TSA's key are rotated under load: a new
+// intermediate and a new timestamping certificate from the same offline
+// roots (signet ca csr, signet ca issue-intermediate [--tsa]) are
 // configured with a start a few seconds ahead, so trusted_root.json lists
 // both before the switch. Clients sign throughout; every bundle from
-// before the switch is issued by the old intermediate, every one after by
-// the new, none fails, and all of them verify offline with signet, cosign
-// v3 and sigstore-go. A trusted root fetched before the rotation was
-// configured does not trust the new key.
-func TestCARotationUnderLoad(t *testing.T) {
+// before the switch is issued and timestamped by the old keys, every one
+// after by the new, none fails, and all of them verify offline with
+// signet, cosign v3 and sigstore-go. A trusted root fetched before the
+// rotation was configured does not trust the new keys.
+func TestCAAndTSARotationUnderLoad(t *testing.T) {
 	cosignBinary(t)
 	data := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -75,21 +105,34 @@ func TestCARotationUnderLoad(t *testing.T) {
 		t.Errorf("issuing over an existing chain file: %s", r.stderr)
 	}
 
+	tsaKey, tsaCSR, tsaChain := filepath.Join(work, "tsa-2.key"), filepath.Join(work, "tsa-2.csr"), filepath.Join(work, "tsa-2-chain.pem")
+	runSignet(t, nil, "ca", "csr", "--key", tsaKey, "--generate", "ecdsa-p256", "--common-name", "signet timestamping 2", "--out", tsaCSR).want(t, 0)
+	runSignet(t, nil, "ca", "issue-intermediate", "--tsa", "--issuer-key", filepath.Join(data, "keys", "tsa-root.key"),
+		"--issuer-chain", filepath.Join(data, "keys", "tsa-root.pem"), "--csr", tsaCSR, "--out", tsaChain).want(t, 0)
+
 	from := time.Now().Add(12 * time.Second).UTC().Truncate(time.Second)
 	cfg := filepath.Join(work, "rotate.yaml")
-	yml := fmt.Sprintf("keys:\n  caRotations:\n    - key: %s\n      chain: %s\n      from: %s\n", newKey, chain, from.Format(time.RFC3339))
+	yml := fmt.Sprintf("keys:\n  caRotations:\n    - key: %s\n      chain: %s\n      from: %s\n  tsaRotations:\n    - key: %s\n      chain: %s\n      from: %s\n",
+		newKey, chain, from.Format(time.RFC3339), tsaKey, tsaChain, from.Format(time.RFC3339))
 	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	e := newCLIEnvIn(t, data, "acme/rotate", "--addr", addr, "--config", cfg)
-	var tr struct {
-		CertificateAuthorities []struct {
-			ValidFor struct{ Start, End string } `json:"validFor"`
-		} `json:"certificateAuthorities"`
+	type authorities []struct {
+		ValidFor struct{ Start, End string } `json:"validFor"`
 	}
-	if raw, err := os.ReadFile(e.root); err != nil || json.Unmarshal(raw, &tr) != nil || len(tr.CertificateAuthorities) != 2 ||
-		tr.CertificateAuthorities[0].ValidFor.End != from.Format(time.RFC3339) || tr.CertificateAuthorities[1].ValidFor.Start != from.Format(time.RFC3339) {
-		t.Fatalf("trusted_root.json's CAs around the rotation at %s: %+v (%v)", from, tr, err)
+	var tr struct {
+		CAs  authorities `json:"certificateAuthorities"`
+		TSAs authorities `json:"timestampAuthorities"`
+	}
+	raw, err := os.ReadFile(e.root)
+	if err != nil || json.Unmarshal(raw, &tr) != nil {
+		t.Fatal(err)
+	}
+	for what, a := range map[string]authorities{"CAs": tr.CAs, "TSAs": tr.TSAs} {
+		if len(a) != 2 || a[0].ValidFor.End != from.Format(time.RFC3339) || a[1].ValidFor.Start != from.Format(time.RFC3339) {
+			t.Fatalf("trusted_root.json's %s around the rotation at %s: %+v", what, from, a)
+		}
 	}
 
 	art := e.file(t, "app.tar.gz", "rotated\n")
@@ -130,12 +173,12 @@ func TestCARotationUnderLoad(t *testing.T) {
 	}
 	var before, after []string
 	for _, b := range bundles {
-		iss := bundleIssuer(t, b.path)
+		iss, stamp := bundleIssuer(t, b.path), bundleTSA(t, b.path)
 		switch {
-		case b.at.Add(2*time.Second).Before(from) && iss != "signet intermediate CA":
-			t.Errorf("%s (signed %s, before the rotation) issued by %q", b.path, b.at, iss)
-		case b.at.After(from) && iss != "signet intermediate CA 2":
-			t.Errorf("%s (signed %s, after the rotation) issued by %q", b.path, b.at, iss)
+		case b.at.Add(2*time.Second).Before(from) && (iss != "signet intermediate CA" || stamp != "signet timestamping"):
+			t.Errorf("%s (signed %s, before the rotation) issued by %q, timestamped by %q", b.path, b.at, iss, stamp)
+		case b.at.After(from) && (iss != "signet intermediate CA 2" || stamp != "signet timestamping 2"):
+			t.Errorf("%s (signed %s, after the rotation) issued by %q, timestamped by %q", b.path, b.at, iss, stamp)
 		}
 		switch iss {
 		case "signet intermediate CA":
@@ -161,6 +204,10 @@ func TestCARotationUnderLoad(t *testing.T) {
 	if r := runSignet(t, nil, "verify-blob", art, "--bundle", after[0], "--trusted-root", oldRoot, "--certificate-identity", e.identity, "--certificate-oidc-issuer", e.issuer).want(t, 1); !strings.Contains(r.stdout+r.stderr, "certificate") {
 		t.Errorf("a new-key bundle against the old trust root: %s %s", r.stdout, r.stderr)
 	}
+	// The TSA serves the new key's chain now.
+	if cc, err := e.p.Get("/api/v1/timestamp/certchain"); err != nil || !strings.Contains(string(cc), strings.Split(string(mustRead(t, tsaChain)), "-----END CERTIFICATE-----")[0]) {
+		t.Errorf("/api/v1/timestamp/certchain after the rotation is not the new chain (%v)", err)
+	}
 	// The CA's trust bundle (Fulcio's /api/v2/trustBundle) lists both chains.
 	tb, err := e.p.Get("/api/v2/trustBundle")
 	if err != nil {
@@ -172,4 +219,13 @@ func TestCARotationUnderLoad(t *testing.T) {
 		t.Errorf("the trust bundle does not list the new chain:\n%s", tb)
 	}
 	t.Logf("%d bundles from the old key, %d from the new", len(before), len(after))
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

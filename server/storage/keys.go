@@ -35,36 +35,39 @@ type KeyFiles struct {
 	// CARotations are later issuing keys: from each From on the CA signs
 	// with it. trusted_root.json lists them at once, so clients that fetch
 	// it before From trust certificates from the new key.
-	CARotations []CARotation `yaml:"caRotations"`
+	CARotations []KeyRotation `yaml:"caRotations"`
 	// CARetired are chains of issuing keys no longer held: listed in
 	// trusted_root.json until Until, so bundles they issued still verify.
-	CARetired []CARetired `yaml:"caRetired"`
+	CARetired []KeyRetired `yaml:"caRetired"`
+	// TSARotations and TSARetired are the same for the TSA's key.
+	TSARotations []KeyRotation `yaml:"tsaRotations"`
+	TSARetired   []KeyRetired  `yaml:"tsaRetired"`
 }
 
-// RotatedCA is a loaded CARotation.
-type RotatedCA struct {
-	From   time.Time
-	Signer crypto.Signer
-	Chain  []*x509.Certificate
-}
-
-// RetiredCA is a loaded CARetired.
-type RetiredCA struct {
-	Chain []*x509.Certificate
-	Until time.Time
-}
-
-// CARotation is a new issuing key and chain in use from From on.
-type CARotation struct {
+// KeyRotation is a new key and chain in use from From on.
+type KeyRotation struct {
 	Key   string    `yaml:"key"`
 	Chain string    `yaml:"chain"`
 	From  time.Time `yaml:"from"`
 }
 
-// CARetired is the chain of an issuing key that issued until Until.
-type CARetired struct {
+// KeyRetired is the chain of a key that signed until Until.
+type KeyRetired struct {
 	Chain string    `yaml:"chain"`
 	Until time.Time `yaml:"until"`
+}
+
+// Rotated is a loaded KeyRotation.
+type Rotated struct {
+	From   time.Time
+	Signer crypto.Signer
+	Chain  []*x509.Certificate
+}
+
+// Retired is a loaded KeyRetired.
+type Retired struct {
+	Chain []*x509.Certificate
+	Until time.Time
 }
 
 // Keys is the key material the services sign with.
@@ -87,9 +90,9 @@ type Keys struct {
 	// directory was new.
 	Generated bool
 
-	// CARotations are the loaded caRotations; CARetired the retired chains.
-	CARotations []RotatedCA
-	CARetired   []RetiredCA
+	// The loaded rotations and retired chains of the CA and the TSA.
+	CARotations, TSARotations []Rotated
+	CARetired, TSARetired     []Retired
 
 	// OnlineRoots are root private key files found in the data directory.
 	// The server never uses them; while they are there, the setup is a
@@ -156,25 +159,8 @@ func (d *Dir) Keys(supplied KeyFiles, organization string) (*Keys, error) {
 	if !k.CAChain[0].IsCA {
 		return nil, fmt.Errorf("CA keys: %s is not a CA certificate (basicConstraints CA:TRUE is required to issue certificates)", k.CAChain[0].Subject)
 	}
-	for i, r := range supplied.CARotations {
-		if r.Key == "" || r.Chain == "" || r.From.IsZero() {
-			return nil, fmt.Errorf("keys.caRotations[%d]: key, chain and from are required", i)
-		}
-		signer, chain, err := loadSignerAndChainAt(r.Key, []string{r.Chain}, r.From)
-		if err != nil {
-			return nil, fmt.Errorf("keys.caRotations[%d]: %w", i, err)
-		}
-		k.CARotations = append(k.CARotations, RotatedCA{From: r.From, Signer: signer, Chain: chain})
-	}
-	for i, r := range supplied.CARetired {
-		if r.Chain == "" || r.Until.IsZero() {
-			return nil, fmt.Errorf("keys.caRetired[%d]: chain and until are required", i)
-		}
-		chain, err := LoadCertificates(r.Chain)
-		if err != nil {
-			return nil, fmt.Errorf("keys.caRetired[%d]: %w", i, err)
-		}
-		k.CARetired = append(k.CARetired, RetiredCA{Chain: chain, Until: r.Until})
+	if k.CARotations, k.CARetired, err = loadRotations("keys.caRotations", "keys.caRetired", supplied.CARotations, supplied.CARetired); err != nil {
+		return nil, err
 	}
 
 	logKey := filepath.Join(dir, logKeyFile)
@@ -206,6 +192,9 @@ func (d *Dir) Keys(supplied KeyFiles, organization string) (*Keys, error) {
 	}
 	if k.TSA, k.TSAChain, err = loadSignerAndChain(tsaKey, tsaChain); err != nil {
 		return nil, fmt.Errorf("TSA keys: %w", err)
+	}
+	if k.TSARotations, k.TSARetired, err = loadRotations("keys.tsaRotations", "keys.tsaRetired", supplied.TSARotations, supplied.TSARetired); err != nil {
+		return nil, err
 	}
 	if mkdirAfter {
 		if err := os.Mkdir(dir, 0o700); err != nil {
@@ -327,6 +316,34 @@ func certPEM(c *x509.Certificate) []byte {
 // PEM files, and checks that the key belongs to the first certificate.
 func loadSignerAndChain(keyPath string, chainPaths []string) (crypto.Signer, []*x509.Certificate, error) {
 	return loadSignerAndChainAt(keyPath, chainPaths, time.Now())
+}
+
+// loadRotations loads rotations (each chain valid at its start) and
+// retired chains; rotName and retName name them in messages.
+func loadRotations(rotName, retName string, rot []KeyRotation, ret []KeyRetired) ([]Rotated, []Retired, error) {
+	var rs []Rotated
+	for i, r := range rot {
+		if r.Key == "" || r.Chain == "" || r.From.IsZero() {
+			return nil, nil, fmt.Errorf("%s[%d]: key, chain and from are required", rotName, i)
+		}
+		signer, chain, err := loadSignerAndChainAt(r.Key, []string{r.Chain}, r.From)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s[%d]: %w", rotName, i, err)
+		}
+		rs = append(rs, Rotated{From: r.From, Signer: signer, Chain: chain})
+	}
+	var out []Retired
+	for i, r := range ret {
+		if r.Chain == "" || r.Until.IsZero() {
+			return nil, nil, fmt.Errorf("%s[%d]: chain and until are required", retName, i)
+		}
+		chain, err := LoadCertificates(r.Chain)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s[%d]: %w", retName, i, err)
+		}
+		out = append(out, Retired{Chain: chain, Until: r.Until})
+	}
+	return rs, out, nil
 }
 
 // loadSignerAndChainAt is loadSignerAndChain for a key first used at now (a

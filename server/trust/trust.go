@@ -57,6 +57,9 @@ type Inputs struct {
 	LogValidFrom time.Time
 
 	TSAChain []*x509.Certificate // timestamping certificate first, root last
+	// TSAEnd and MoreTSAs are CAEnd and MoreCAs for the TSA.
+	TSAEnd   time.Time
+	MoreTSAs []CA
 
 	// CTLog is the certificate transparency log, nil for none.
 	CTLog *CTLog
@@ -105,7 +108,6 @@ func Build(in Inputs) (*Files, error) {
 	}
 
 	caRoot := in.CAChain[len(in.CAChain)-1]
-	tsaRoot := in.TSAChain[len(in.TSAChain)-1]
 	tr := &trustpb.TrustedRoot{
 		MediaType: trustedRootMediaType,
 		Tlogs: []*trustpb.TransparencyLogInstance{{
@@ -121,13 +123,7 @@ func Build(in Inputs) (*Files, error) {
 			Operator:        in.Operator,
 		}},
 		CertificateAuthorities: certificateAuthorities(base, in.Operator, append([]CA{{Chain: in.CAChain, Start: caRoot.NotBefore, End: in.CAEnd}}, in.MoreCAs...)),
-		TimestampAuthorities: []*trustpb.CertificateAuthority{{
-			Subject:   distinguishedName(tsaRoot),
-			Uri:       base + TimestampPath,
-			CertChain: chain(in.TSAChain),
-			ValidFor:  &commonpb.TimeRange{Start: timestamppb.New(in.TSAChain[0].NotBefore)},
-			Operator:  in.Operator,
-		}},
+		TimestampAuthorities: certificateAuthorities(base+TimestampPath, in.Operator, append([]CA{{Chain: in.TSAChain, Start: in.TSAChain[0].NotBefore, End: in.TSAEnd}}, in.MoreTSAs...)),
 	}
 
 	if c := in.CTLog; c != nil {

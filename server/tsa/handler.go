@@ -39,7 +39,7 @@ func (t *TSA) Register(mux *http.ServeMux) {
 
 func (t *TSA) handleCertChain(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", contentTypeChain)
-	_, _ = w.Write(t.chainPEM)
+	_, _ = w.Write(t.at(t.now()).chainPEM)
 }
 
 // refusal is a request the TSA will not stamp: an HTTP status, a metric
@@ -82,11 +82,12 @@ func (t *TSA) handleTimestamp(w http.ResponseWriter, r *http.Request) {
 // DER TimeStampResp; a refusal is a fault of the TSA, not of the request.
 func (t *TSA) issue(ctx context.Context, req *timestamp.Request) ([]byte, *refusal) {
 	now := t.now().UTC()
-	if now.After(t.leaf.NotAfter) || now.Before(t.leaf.NotBefore) {
+	k := t.at(now)
+	if now.After(k.leaf.NotAfter) || now.Before(k.leaf.NotBefore) {
 		t.metrics.requests.WithLabelValues("certificate_not_valid").Inc()
-		t.log.Error("TSA signing certificate is not valid now; rotate it", "not_before", t.leaf.NotBefore, "not_after", t.leaf.NotAfter)
+		t.log.Error("TSA signing certificate is not valid now; rotate it", "not_before", k.leaf.NotBefore, "not_after", k.leaf.NotAfter)
 		return nil, refuse(http.StatusServiceUnavailable, "certificate_not_valid", "the TSA signing certificate is valid from %s to %s, not now; the operator must issue a new one",
-			t.leaf.NotBefore.UTC().Format(time.RFC3339), t.leaf.NotAfter.UTC().Format(time.RFC3339))
+			k.leaf.NotBefore.UTC().Format(time.RFC3339), k.leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
 
 	ts := timestamp.Timestamp{
@@ -103,10 +104,10 @@ func (t *TSA) issue(ctx context.Context, req *timestamp.Request) ([]byte, *refus
 		AddTSACertificate: req.Certificates,
 	}
 	if req.Certificates {
-		ts.Certificates = t.intermediates
+		ts.Certificates = k.intermediates
 	}
 	start := time.Now()
-	resp, err := ts.CreateResponseWithOpts(t.leaf, t.signer, t.signHash)
+	resp, err := ts.CreateResponseWithOpts(k.leaf, k.signer, k.signHash)
 	t.metrics.signing.Observe(time.Since(start).Seconds())
 	if err != nil {
 		t.metrics.requests.WithLabelValues("signing_failed").Inc()
@@ -115,7 +116,7 @@ func (t *TSA) issue(ctx context.Context, req *timestamp.Request) ([]byte, *refus
 	}
 	if t.record != nil {
 		start := time.Now()
-		entry, err := t.record(ctx, resp)
+		entry, err := t.record(ctx, resp, k.leaf)
 		if err == nil {
 			resp, err = timelog.Embed(resp, entry)
 		}

@@ -52,6 +52,9 @@ type Options struct {
 	// Chain is the TSA signing certificate first, then any intermediates,
 	// then the root.
 	Chain []*x509.Certificate
+	// Next are rotations: from each one's From on, timestamps are signed
+	// with its key (From strictly increasing).
+	Next []Issuer
 	// PolicyOID is the TSA policy stamped into tokens; DefaultPolicyOID when empty.
 	PolicyOID asn1.ObjectIdentifier
 	Logger    *slog.Logger
@@ -63,7 +66,25 @@ type Options struct {
 	// transparency, core/timelog) and returns the log entry (Sigstore
 	// TransparencyLogEntry JSON) the token then carries. A token it cannot
 	// record is not issued.
-	Record func(ctx context.Context, resp []byte) ([]byte, error)
+	// leaf is the certificate of the key that signed resp.
+	Record func(ctx context.Context, resp []byte, leaf *x509.Certificate) ([]byte, error)
+}
+
+// Issuer is a TSA key and its chain, in use from From on.
+type Issuer struct {
+	From   time.Time
+	Signer crypto.Signer
+	Chain  []*x509.Certificate
+}
+
+// key is one signing key of the TSA, in use from from on.
+type key struct {
+	from          time.Time
+	signer        crypto.Signer
+	signHash      crypto.Hash
+	leaf          *x509.Certificate
+	intermediates []*x509.Certificate
+	chainPEM      []byte
 }
 
 // RecordError is a failure of Options.Record whose cause may be told to
@@ -78,47 +99,35 @@ func (e *RecordError) Unwrap() error { return e.Err }
 
 // TSA issues RFC 3161 timestamps. It is safe for concurrent use.
 type TSA struct {
-	signer        crypto.Signer
-	signHash      crypto.Hash
-	leaf          *x509.Certificate
-	intermediates []*x509.Certificate
-	chainPEM      []byte
+	keys          []*key // by from, ascending; the first from the start
 	policy        asn1.ObjectIdentifier
 	log           *slog.Logger
 	now           func() time.Time
 	metrics       *metrics
-	record        func(ctx context.Context, resp []byte) ([]byte, error)
+	record        func(ctx context.Context, resp []byte, leaf *x509.Certificate) ([]byte, error)
 }
 
 // New checks that opts describe a usable RFC 3161 signing identity and
 // returns a TSA. Every check here is one that sigstore verifiers apply to each
 // timestamp, so a chain that passes New produces timestamps they accept.
 func New(opts Options) (*TSA, error) {
-	if opts.Signer == nil {
-		return nil, errors.New("tsa: no signer; pass the private key of the TSA signing certificate")
-	}
-	if len(opts.Chain) < 2 {
-		return nil, fmt.Errorf("tsa: certificate chain has %d certificate(s); pass the TSA signing certificate, any intermediates, and the root", len(opts.Chain))
-	}
-	for i, c := range opts.Chain {
-		if c == nil {
-			return nil, fmt.Errorf("tsa: certificate chain entry %d is nil", i)
-		}
-	}
 	now := opts.Now
 	if now == nil {
 		now = time.Now
 	}
-	leaf := opts.Chain[0]
-	if err := checkChain(opts.Chain, now()); err != nil {
-		return nil, fmt.Errorf("tsa: %w", err)
-	}
-	if !publicKeysEqual(leaf.PublicKey, opts.Signer.Public()) {
-		return nil, fmt.Errorf("tsa: the signer's public key is not the key of the TSA signing certificate %q; pass the matching key and certificate", leaf.Subject)
-	}
-	signHash, err := signatureHash(opts.Signer.Public())
-	if err != nil {
-		return nil, fmt.Errorf("tsa: %w", err)
+	var keys []*key
+	for i, is := range append([]Issuer{{Signer: opts.Signer, Chain: opts.Chain}}, opts.Next...) {
+		k, err := newKey(is, now())
+		if err != nil {
+			if i > 0 {
+				return nil, fmt.Errorf("tsa: rotation %d: %w", i, err)
+			}
+			return nil, fmt.Errorf("tsa: %w", err)
+		}
+		if i > 0 && !k.from.After(keys[i-1].from) {
+			return nil, fmt.Errorf("tsa: rotation %d starts at %s, not after the key before it; list rotations in order", i, k.from.UTC().Format(time.RFC3339))
+		}
+		keys = append(keys, k)
 	}
 	policy := DefaultPolicyOID
 	if len(opts.PolicyOID) > 0 {
@@ -132,27 +141,68 @@ func New(opts Options) (*TSA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tsa: registering metrics: %w", err)
 	}
+	return &TSA{
+		keys:    keys,
+		policy:  policy,
+		log:     log,
+		now:     now,
+		metrics: m,
+		record:  opts.Record,
+	}, nil
+}
+
+// newKey checks one issuer: the chain as RFC 3161 and Sigstore want it,
+// valid when the key starts signing (now, or a rotation's From).
+func newKey(is Issuer, now time.Time) (*key, error) {
+	if is.Signer == nil {
+		return nil, errors.New("no signer; pass the private key of the TSA signing certificate")
+	}
+	if len(is.Chain) < 2 {
+		return nil, fmt.Errorf("certificate chain has %d certificate(s); pass the TSA signing certificate, any intermediates, and the root", len(is.Chain))
+	}
+	for i, c := range is.Chain {
+		if c == nil {
+			return nil, fmt.Errorf("certificate chain entry %d is nil", i)
+		}
+	}
+	if is.From.After(now) {
+		now = is.From
+	}
+	leaf := is.Chain[0]
+	if err := checkChain(is.Chain, now); err != nil {
+		return nil, err
+	}
+	if !publicKeysEqual(leaf.PublicKey, is.Signer.Public()) {
+		return nil, fmt.Errorf("the signer's public key is not the key of the TSA signing certificate %q; pass the matching key and certificate", leaf.Subject)
+	}
+	signHash, err := signatureHash(is.Signer.Public())
+	if err != nil {
+		return nil, err
+	}
 	var chainPEM bytes.Buffer
-	for _, c := range opts.Chain {
+	for _, c := range is.Chain {
 		_ = pem.Encode(&chainPEM, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 	}
-	return &TSA{
-		signer:        opts.Signer,
-		signHash:      signHash,
-		leaf:          leaf,
-		intermediates: slices.Clone(opts.Chain[1 : len(opts.Chain)-1]),
-		chainPEM:      chainPEM.Bytes(),
-		policy:        policy,
-		log:           log,
-		now:           now,
-		metrics:       m,
-		record:        opts.Record,
-	}, nil
+	return &key{from: is.From, signer: is.Signer, signHash: signHash, leaf: leaf,
+		intermediates: slices.Clone(is.Chain[1 : len(is.Chain)-1]), chainPEM: chainPEM.Bytes()}, nil
+}
+
+// at is the key in use at t: the last one whose rotation has started.
+func (t *TSA) at(tm time.Time) *key {
+	k := t.keys[0]
+	for _, next := range t.keys[1:] {
+		if tm.Before(next.from) {
+			break
+		}
+		k = next
+	}
+	return k
 }
 
 // ChainPEM returns the PEM certificate chain served at
 // /api/v1/timestamp/certchain: signing certificate, intermediates, root.
-func (t *TSA) ChainPEM() []byte { return slices.Clone(t.chainPEM) }
+// It is the chain of the key in use now.
+func (t *TSA) ChainPEM() []byte { return slices.Clone(t.at(t.now()).chainPEM) }
 
 // checkChain applies RFC 3161 section 2.3 and Sigstore's "EKU chaining" rule.
 func checkChain(chain []*x509.Certificate, now time.Time) error {
