@@ -123,7 +123,7 @@ func Build(in Inputs) (*Files, error) {
 			Operator:        in.Operator,
 		}},
 		CertificateAuthorities: certificateAuthorities(base, in.Operator, append([]CA{{Chain: in.CAChain, Start: caRoot.NotBefore, End: in.CAEnd}}, in.MoreCAs...)),
-		TimestampAuthorities: certificateAuthorities(base+TimestampPath, in.Operator, append([]CA{{Chain: in.TSAChain, Start: in.TSAChain[0].NotBefore, End: in.TSAEnd}}, in.MoreTSAs...)),
+		TimestampAuthorities:   certificateAuthorities(base+TimestampPath, in.Operator, append([]CA{{Chain: in.TSAChain, Start: in.TSAChain[0].NotBefore, End: in.TSAEnd}}, in.MoreTSAs...)),
 	}
 
 	if c := in.CTLog; c != nil {

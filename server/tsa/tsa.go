@@ -99,12 +99,12 @@ func (e *RecordError) Unwrap() error { return e.Err }
 
 // TSA issues RFC 3161 timestamps. It is safe for concurrent use.
 type TSA struct {
-	keys          []*key // by from, ascending; the first from the start
-	policy        asn1.ObjectIdentifier
-	log           *slog.Logger
-	now           func() time.Time
-	metrics       *metrics
-	record        func(ctx context.Context, resp []byte, leaf *x509.Certificate) ([]byte, error)
+	keys    []*key // by from, ascending; the first from the start
+	policy  asn1.ObjectIdentifier
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *metrics
+	record  func(ctx context.Context, resp []byte, leaf *x509.Certificate) ([]byte, error)
 }
 
 // New checks that opts describe a usable RFC 3161 signing identity and
