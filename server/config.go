@@ -31,6 +31,10 @@ type Config struct {
 	Data string `yaml:"data"`
 	// Operator names who runs this instance in the trust files.
 	Operator string `yaml:"operator"`
+	// AdminAddr is a separate listen address for /metrics, /healthz,
+	// /readyz and /debug/pprof/; set, the public listener serves no
+	// /metrics. Empty: metrics on the public listener, no profiling.
+	AdminAddr string `yaml:"adminAddr"`
 
 	TLS struct {
 		Cert string `yaml:"cert"`

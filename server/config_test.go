@@ -127,6 +127,25 @@ func configCases(t *testing.T) []configCase {
 				}
 			}
 		}},
+		// The admin listener serves metrics, health and profiling; the
+		// public one no longer serves metrics.
+		{keys: []string{"adminAddr"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			port := freePort(t)
+			admin := fmt.Sprintf("http://127.0.0.1:%d", port)
+			return fmt.Sprintf("adminAddr: 127.0.0.1:%d\n", port), func(t *testing.T, p *servertest.Process) {
+				for path, want := range map[string]string{"/metrics": "signet_build_info", "/readyz": "ready", "/healthz": "ok", "/debug/pprof/cmdline": "server"} {
+					if code, body := getStatus(t, admin+path); code != http.StatusOK || !strings.Contains(body, want) {
+						t.Errorf("admin %s: %d %.200q", path, code, body)
+					}
+				}
+				if code, _ := getStatus(t, p.URL+"/metrics"); code != http.StatusNotFound {
+					t.Errorf("public /metrics with an admin listener: %d, want 404", code)
+				}
+				if code, _ := getStatus(t, p.URL+"/readyz"); code != http.StatusOK {
+					t.Errorf("public /readyz: %d (load balancers probe it there)", code)
+				}
+			}
+		}},
 		{keys: []string{"url"}, raw: true, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
 			port := freePort(t)
 			public := fmt.Sprintf("http://localhost:%d", port)

@@ -14,12 +14,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -646,6 +648,14 @@ func TestDiskFull(t *testing.T) {
 	if len(other) > 0 {
 		t.Errorf("%d answers were neither 201 nor a clean 507, e.g. %v", len(other), other[:min(len(other), 3)])
 	}
+	// Unready while full (a load balancer sends the next client elsewhere),
+	// naming the cause; still live.
+	if code, body := getStatus(t, p.URL+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "storage is full") || strings.Contains(body, mnt) {
+		t.Errorf("/readyz on a full disk: %d %q", code, body)
+	}
+	if code, _ := getStatus(t, p.URL+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz on a full disk: %d; the process is alive", code)
+	}
 	// The public checkpoint covers every acknowledged entry.
 	cp, err := p.Get("/api/v2/checkpoint")
 	if err != nil {
@@ -671,6 +681,62 @@ func TestDiskFull(t *testing.T) {
 	}
 	appendEntries(t, p, 20)
 	waitPublished(t, p, uint64(maxAck)+1)
+	if code, body := getStatus(t, p.URL+"/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz once appends succeed again: %d %q", code, body)
+	}
+}
+
+// On SIGTERM the server is unready at once (load balancers stop sending
+// new requests) but live, while a request in flight keeps it draining;
+// then it exits.
+func TestDrainingIsUnreadyButLive(t *testing.T) {
+	port := freePort(t)
+	admin := fmt.Sprintf("http://127.0.0.1:%d", port)
+	p := servertest.Start(t, t.TempDir(), "--dev-oidc", "--admin-addr", fmt.Sprintf("127.0.0.1:%d", port))
+	if code, body := getStatus(t, admin+"/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz before shutdown: %d %q", code, body)
+	}
+	// A request in flight: headers sent, the body still coming.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/v2/log/entries HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+	time.Sleep(200 * time.Millisecond)
+	p.Signal(syscall.SIGTERM)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, body := getStatus(t, admin+"/readyz")
+		if code == http.StatusServiceUnavailable && strings.Contains(body, "shutting down") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz while draining: %d %q", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, _ := getStatus(t, admin+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz while draining: %d; the process is alive", code)
+	}
+	conn.Close()
+	select {
+	case <-p.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the server did not exit after its last request")
+	}
+}
+
+// getStatus GETs url and returns the status and body.
+func getStatus(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // The same hashedrekord twice gets no second index: 409 with the existing

@@ -21,6 +21,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,6 +61,9 @@ type Server struct {
 	attest   *attest.Store
 	dev      *devoidc.Issuer
 	trust    *trust.Files
+	admin    *admin // nil without adminAddr
+	adminURL string
+	draining atomic.Bool // shutting down: /readyz answers 503
 }
 
 // New opens the data directory (generating keys on first start), binds the
@@ -319,11 +323,18 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		logger.Warn("the TUF repository's root key is online ("+tufKeyWhere(cfg.TUF.Key)+"): a development setup; pin "+s.url+"/tuf/root.json only where that is acceptable, or run a key ceremony ('signet tuf --help') and set tuf.dir", "service", "tuf")
 	}
 
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	if cfg.AdminAddr == "" {
+		mux.Handle("GET /metrics", metrics)
+	} else {
+		// Metrics and profiling only on the admin listener: they describe
+		// the deployment, which is no business of the public.
+		if s.admin, err = newAdmin(cfg.AdminAddr, metrics, s, logger); err != nil {
+			return nil, err
+		}
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		// The catch-all also catches a known path with the wrong method,
 		// which ServeMux would answer 405 without it.
@@ -395,6 +406,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		errc <- err
 	}()
+	if s.admin != nil {
+		go s.admin.serve()
+		defer s.admin.close()
+	}
 	s.logger.Info("signet server listening", "url", s.url, "data", s.dir.Root())
 	select {
 	case err := <-errc:
@@ -402,6 +417,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 	}
+	// Unready first, so load balancers stop sending new requests while the
+	// ones in flight finish.
+	s.draining.Store(true)
 	s.logger.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
@@ -434,6 +452,9 @@ func (s *Server) closeAll(ctx context.Context) error {
 	}
 	if s.listener != nil && s.http == nil {
 		errs = append(errs, s.listener.Close())
+	}
+	if s.admin != nil && s.http == nil {
+		errs = append(errs, s.admin.ln.Close())
 	}
 	if s.dir != nil {
 		errs = append(errs, s.dir.Close())

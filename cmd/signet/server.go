@@ -1,18 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,7 +18,6 @@ import (
 func newServerCmd() *cobra.Command {
 	var (
 		configPath, logLevel, logFormat string
-		debugAddr                       string
 		flagCfg                         server.Config
 	)
 	cmd := &cobra.Command{
@@ -75,6 +69,9 @@ which cosign v3 takes as --trusted-root and --signing-config.`,
 			if f.Changed("dev-oidc") {
 				cfg.DevOIDC = flagCfg.DevOIDC
 			}
+			if f.Changed("admin-addr") || f.Changed("debug-addr") {
+				cfg.AdminAddr = flagCfg.AdminAddr
+			}
 			logger, err := newLogger(cmd, logLevel, logFormat)
 			if err != nil {
 				return err
@@ -92,11 +89,6 @@ which cosign v3 takes as --trusted-root and --signing-config.`,
 			if err != nil {
 				return err
 			}
-			if debugAddr != "" {
-				if err := serveDebug(ctx, debugAddr, logger); err != nil {
-					return err
-				}
-			}
 			printBanner(cmd, srv)
 			return srv.Serve(ctx)
 		},
@@ -110,33 +102,12 @@ which cosign v3 takes as --trusted-root and --signing-config.`,
 	f.StringVar(&flagCfg.TLS.Cert, "tls-cert", "", "PEM certificate for HTTPS")
 	f.StringVar(&flagCfg.TLS.Key, "tls-key", "", "PEM private key for HTTPS")
 	f.BoolVar(&flagCfg.DevOIDC, "dev-oidc", false, "enable the development OIDC issuer at <url>/dev/oidc (quickstarts and tests only: anyone with its request token can mint any identity)")
-	f.StringVar(&debugAddr, "debug-addr", "", "serve Go profiling (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060; never expose it")
+	f.StringVar(&flagCfg.AdminAddr, "admin-addr", "", "serve /metrics, /healthz, /readyz and Go profiling (/debug/pprof/) on this separate address, e.g. 127.0.0.1:9090, and no /metrics on the public one; never expose it (config: adminAddr)")
+	f.StringVar(&flagCfg.AdminAddr, "debug-addr", "", "old name of --admin-addr")
+	_ = f.MarkDeprecated("debug-addr", "use --admin-addr, which serves metrics and health beside profiling")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	return cmd
-}
-
-// serveDebug exposes pprof on its own listener so profiling never shares
-// the public port.
-func serveDebug(ctx context.Context, addr string, logger *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("--debug-addr %s: %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	logger.Info("profiling endpoint enabled", "addr", ln.Addr().String())
-	return nil
 }
 
 func newLogger(cmd *cobra.Command, level, format string) (*slog.Logger, error) {
@@ -163,6 +134,9 @@ func printBanner(cmd *cobra.Command, srv *server.Server) {
 	fmt.Fprintf(out, "  data directory   %s\n", srv.DataDir())
 	fmt.Fprintf(out, "  trusted root     %s%s\n", srv.URL(), trust.TrustedRootPath)
 	fmt.Fprintf(out, "  signing config   %s%s\n", srv.URL(), trust.SigningConfigPath)
+	if a := srv.AdminURL(); a != "" {
+		fmt.Fprintf(out, "  admin            %s (/metrics, /healthz, /readyz, /debug/pprof/)\n", a)
+	}
 	if dev := srv.DevOIDC(); dev != nil {
 		fmt.Fprintf(out, "  DEVELOPMENT OIDC issuer %s (never expose this server)\n", dev.IssuerURL())
 		fmt.Fprintf(out, "    request token  %s\n", dev.RequestToken())

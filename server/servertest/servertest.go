@@ -196,6 +196,12 @@ func (p *Process) Kill() {
 	<-p.done
 }
 
+// Signal sends sig without waiting.
+func (p *Process) Signal(sig os.Signal) { _ = p.cmd.Process.Signal(sig) }
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
 // Stop sends SIGTERM and waits for a graceful exit, returning its error.
 func (p *Process) Stop(timeout time.Duration) error {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)

@@ -245,8 +245,11 @@ func (l *Log) appendBody(ctx context.Context, body []byte, kind, version string)
 		}
 	}
 	if err != nil {
-		return nil, false, l.appendError(err)
+		err = l.appendError(err)
+		l.health.record(err)
+		return nil, false, err
 	}
+	l.health.ok()
 	hashes, err := l.tiles.inclusionProof(ctx, th, idx.Index, e.LeafHash())
 	if err != nil {
 		l.logger.Error("building inclusion proof", "index", idx.Index, "tree_size", th.size, "error", err)

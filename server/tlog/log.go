@@ -108,6 +108,7 @@ type Options struct {
 
 // Log is a running transparency log.
 type Log struct {
+	health   health
 	dir      string
 	origin   string
 	pub      ed25519.PublicKey
