@@ -70,7 +70,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("not ready: shutting down\n"))
 		return
 	}
-	if err := s.log.Ready(); err != nil {
+	if err := s.logs.Ready(); err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = fmt.Fprintf(w, "not ready: transparency log: %v\n", err)
 		return

@@ -314,14 +314,7 @@ func configCases(t *testing.T) []configCase {
 				filepath.Join(dir, "ca-retired-chain.pem"), until.Format(time.RFC3339))
 			return yml, func(t *testing.T, p *servertest.Process) {
 				tr, _ := trustFiles(t, p)
-				ends := map[string]string{}
-				for _, ca := range tr.CAs {
-					c, err := x509.ParseCertificate(ca.CertChain.Certificates[0].RawBytes)
-					if err != nil {
-						t.Fatal(err)
-					}
-					ends[c.Subject.CommonName] = ca.ValidFor.Start + ".." + ca.ValidFor.End
-				}
+				ends := periods(t, tr.CAs)
 				if len(tr.CAs) != 3 || ends["ca-next"] != from.Format(time.RFC3339)+".." ||
 					!strings.HasSuffix(ends["ca-retired"], ".."+until.Format(time.RFC3339)) || !strings.HasSuffix(ends["ca-first"], ".."+from.Format(time.RFC3339)) {
 					t.Errorf("trusted_root.json's CAs: %v", ends)
@@ -388,17 +381,10 @@ func configCases(t *testing.T) []configCase {
 				filepath.Join(dir, "tsa-retired-chain.pem"), until.Format(time.RFC3339))
 			return yml, func(t *testing.T, p *servertest.Process) {
 				tr, _ := trustFiles(t, p)
-				periods := map[string]string{}
-				for _, a := range tr.TSAs {
-					c, err := x509.ParseCertificate(a.CertChain.Certificates[0].RawBytes)
-					if err != nil {
-						t.Fatal(err)
-					}
-					periods[c.Subject.CommonName] = a.ValidFor.Start + ".." + a.ValidFor.End
-				}
-				if len(tr.TSAs) != 3 || periods["tsa-next"] != from.Format(time.RFC3339)+".." ||
-					!strings.HasSuffix(periods["tsa-retired"], ".."+until.Format(time.RFC3339)) || !strings.HasSuffix(periods["tsa-first"], ".."+from.Format(time.RFC3339)) {
-					t.Errorf("trusted_root.json's TSAs: %v", periods)
+				ends := periods(t, tr.TSAs)
+				if len(tr.TSAs) != 3 || ends["tsa-next"] != from.Format(time.RFC3339)+".." ||
+					!strings.HasSuffix(ends["tsa-retired"], ".."+until.Format(time.RFC3339)) || !strings.HasSuffix(ends["tsa-first"], ".."+from.Format(time.RFC3339)) {
+					t.Errorf("trusted_root.json's TSAs: %v", ends)
 				}
 				pemChain, err := p.Get("/api/v1/timestamp/certchain")
 				if err != nil {
@@ -411,6 +397,44 @@ func configCases(t *testing.T) []configCase {
 				ts, err := timestamp.ParseResponse(resp)
 				if err != nil || len(ts.Certificates) == 0 || !bytes.Equal(ts.Certificates[0].Raw, next[0].Raw) {
 					t.Errorf("the timestamp is not signed by the rotation's key (%v)", err)
+				}
+			}
+		}},
+		// A log rotation not started yet: trusted_root.json and the signing
+		// config list the new shard from its start under its origin's host
+		// name, where it serves its (empty) checkpoint; entries still go to
+		// the first log.
+		{keys: []string{"keys.logRotations[].key", "keys.logRotations[].origin", "keys.logRotations[].from"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+			writePEMKey(t, filepath.Join(dir, "log-2.key"), priv)
+			from := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+			return fmt.Sprintf("keys:\n  logRotations:\n    - key: %s\n      origin: localhost\n      from: %s\n", filepath.Join(dir, "log-2.key"), from.Format(time.RFC3339)), func(t *testing.T, p *servertest.Process) {
+				var tr trustedRootJSON
+				if err := json.Unmarshal(mustGet(t, p, "/trust/trusted_root.json"), &tr); err != nil {
+					t.Fatal(err)
+				}
+				u, _ := url.Parse(p.URL)
+				shard := "http://localhost:" + u.Port()
+				der, _ := x509.MarshalPKIXPublicKey(pub)
+				if len(tr.Tlogs) != 2 || tr.Tlogs[0].PublicKey.ValidFor.End != from.Format(time.RFC3339) ||
+					tr.Tlogs[1].BaseURL != shard || !bytes.Equal(tr.Tlogs[1].PublicKey.RawBytes, der) || tr.Tlogs[1].PublicKey.ValidFor.Start != from.Format(time.RFC3339) {
+					t.Fatalf("trusted_root.json's tlogs: %+v", tr.Tlogs)
+				}
+				if sc := mustGet(t, p, "/trust/signing_config.json"); !strings.Contains(string(sc), `"`+shard+`"`) {
+					t.Errorf("the signing config does not offer the new shard:\n%s", sc)
+				}
+				appendEntries(t, p, 2)
+				resp, err := http.Get(shard + "/api/v2/checkpoint")
+				if err != nil {
+					t.Fatal(err)
+				}
+				cp, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if !strings.HasPrefix(string(cp), "localhost\n0\n") {
+					t.Errorf("the new shard before its start serves:\n%s", cp)
+				}
+				if first, _ := p.Get("/api/v2/checkpoint"); !strings.HasPrefix(string(first), u.Hostname()+"\n2\n") {
+					t.Errorf("the first log does not hold the entries:\n%s", first)
 				}
 			}
 		}},
@@ -984,31 +1008,41 @@ type trustedRootJSON struct {
 		Operator  string `json:"operator"`
 		PublicKey struct {
 			RawBytes []byte `json:"rawBytes"`
+			ValidFor struct {
+				Start, End string
+			} `json:"validFor"`
 		} `json:"publicKey"`
 	} `json:"tlogs"`
-	CAs []struct {
-		URI      string `json:"uri"`
-		Operator string `json:"operator"`
-		ValidFor struct {
-			Start, End string
-		} `json:"validFor"`
-		CertChain struct {
-			Certificates []struct {
-				RawBytes []byte `json:"rawBytes"`
-			} `json:"certificates"`
-		} `json:"certChain"`
-	} `json:"certificateAuthorities"`
-	TSAs []struct {
-		Operator string `json:"operator"`
-		ValidFor struct {
-			Start, End string
-		} `json:"validFor"`
-		CertChain struct {
-			Certificates []struct {
-				RawBytes []byte `json:"rawBytes"`
-			} `json:"certificates"`
-		} `json:"certChain"`
-	} `json:"timestampAuthorities"`
+	CAs  []authorityJSON `json:"certificateAuthorities"`
+	TSAs []authorityJSON `json:"timestampAuthorities"`
+}
+
+type authorityJSON struct {
+	URI      string `json:"uri"`
+	Operator string `json:"operator"`
+	ValidFor struct {
+		Start, End string
+	} `json:"validFor"`
+	CertChain struct {
+		Certificates []struct {
+			RawBytes []byte `json:"rawBytes"`
+		} `json:"certificates"`
+	} `json:"certChain"`
+}
+
+// periods maps each authority's certificate common name to its validity
+// period in trusted_root.json, "start..end".
+func periods(t *testing.T, as []authorityJSON) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, a := range as {
+		c, err := x509.ParseCertificate(a.CertChain.Certificates[0].RawBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[c.Subject.CommonName] = a.ValidFor.Start + ".." + a.ValidFor.End
+	}
+	return out
 }
 
 type serviceJSON struct {
@@ -1517,4 +1551,13 @@ func TestBadLimitsRefusedAtStart(t *testing.T) {
 			t.Errorf("%q: %v, want a refusal saying %q", yml, err, want)
 		}
 	}
+}
+
+func mustGet(t *testing.T, p *servertest.Process, path string) []byte {
+	t.Helper()
+	b, err := p.Get(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	fnote "github.com/transparency-dev/formats/note"
@@ -16,8 +17,17 @@ import (
 
 // FsckReport is what Fsck found in each log of a data directory.
 type FsckReport struct {
-	Log   *tlog.FsckReport
-	CTLog *tlog.FsckReport // nil when the directory holds no CT log
+	Log *tlog.FsckReport
+	// Shards are the log shards of key rotations (keys.logRotations), in
+	// configuration order, that the directory holds.
+	Shards []ShardReport
+	CTLog  *tlog.FsckReport // nil when the directory holds no CT log
+}
+
+// ShardReport is Fsck's report on one log shard.
+type ShardReport struct {
+	Origin string
+	*tlog.FsckReport
 }
 
 // Fsck checks a stopped server's data directory (see tlog.Fsck): the
@@ -50,6 +60,29 @@ func Fsck(ctx context.Context, cfg Config) (*FsckReport, error) {
 	rep := &FsckReport{}
 	if rep.Log, err = tlog.Fsck(ctx, tlog.FsckOptions{Dir: dir.LogDir(), HeadFile: dir.SignedHeadPath(), Key: key, Origin: origin}); err != nil {
 		return nil, err
+	}
+	held, err := dir.Shards()
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range cfg.Keys.LogRotations {
+		if !slices.Contains(held, r.Origin) {
+			continue // not started yet
+		}
+		key, err := storage.LogRotationPublicKey(r)
+		if err != nil {
+			return nil, fmt.Errorf("keys.logRotations[%d]: %w", i, err)
+		}
+		shard, err := tlog.Fsck(ctx, tlog.FsckOptions{Dir: dir.ShardDir(r.Origin), HeadFile: dir.ShardHeadPath(r.Origin), Key: key, Origin: r.Origin})
+		if err != nil {
+			return nil, fmt.Errorf("log shard %s: %w", r.Origin, err)
+		}
+		rep.Shards = append(rep.Shards, ShardReport{Origin: r.Origin, FsckReport: shard})
+	}
+	for _, origin := range held {
+		if !slices.ContainsFunc(cfg.Keys.LogRotations, func(r storage.LogRotation) bool { return r.Origin == origin }) {
+			return nil, fmt.Errorf("%s holds the log shard %s, which the configuration's keys.logRotations does not name: pass the server's --config", dir.ShardDir(origin), origin)
+		}
 	}
 	ctDir := dir.CTLogDir()
 	if entries, _ := os.ReadDir(ctDir); len(entries) == 0 {

@@ -55,7 +55,7 @@ type Server struct {
 	listener net.Listener
 	http     *http.Server
 	dir      *storage.Dir
-	log      *tlog.Log
+	logs     *tlog.Shards // one per log key (keys.logRotations)
 	ct       *ctlog.Log // nil when ct.disabled
 	tuf      *tuf.Repo
 	attest   *attest.Store
@@ -208,7 +208,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 			return nil, fmt.Errorf("log.witnessPolicy %s: %w", cfg.Log.WitnessPolicy, err)
 		}
 	}
-	s.log, err = tlog.Open(ctx, tlog.Options{
+	logOpts := tlog.Options{
 		Dir:                s.dir.LogDir(),
 		Signer:             keys.Log,
 		Origin:             origin,
@@ -224,18 +224,18 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		HeadFile:           s.dir.SignedHeadPath(),
 		KeyInUse:           !keys.Generated,
 		Logger:             logger.With("service", "log"),
-		Metrics:            reg,
-	})
-	if err != nil {
+		Metrics:            prometheus.WrapRegistererWith(prometheus.Labels{"origin": origin}, reg),
+	}
+	if s.logs, err = s.openShards(ctx, logOpts, keys.LogShards, reg); err != nil {
 		return nil, err
 	}
-	s.log.Register(mux)
+	s.logs.Register(mux)
 
 	// The attestation store timestamps what it stores with this TSA, in
 	// process, so it can serve whole bundles.
 	tsaOpts := tsa.Options{Signer: keys.TSA, Chain: keys.TSAChain, Next: tsaRotations(keys), Logger: logger.With("service", "tsa"), Metrics: reg}
 	if cfg.TSA.LogTimestamps == nil || *cfg.TSA.LogTimestamps {
-		if tsaOpts.Record, err = timestampRecorder(s.log); err != nil {
+		if tsaOpts.Record, err = timestampRecorder(s.logs); err != nil {
 			return nil, err
 		}
 	}
@@ -255,7 +255,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		Path:             s.dir.AttestationsPath(),
 		Roots:            roots,
 		Intermediates:    inters,
-		Log:              s.log,
+		Log:              s.logs,
 		Timestamp:        stamper.Timestamp,
 		MaxEnvelopeBytes: cfg.Attestations.MaxEnvelopeBytes,
 		MaxInflightBytes: cfg.Attestations.MaxInflightBytes,
@@ -268,7 +268,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	s.attest.Register(mux)
 	// Attestations logged as dsse entries (sigstore-js, actions/attest) are
 	// kept and found by digest like those submitted to the store.
-	s.log.OnDSSE(func(ctx context.Context, e *tlog.DSSEEntry, tle *rekorv1.TransparencyLogEntry) {
+	s.logs.OnDSSE(func(ctx context.Context, e *tlog.DSSEEntry, tle *rekorv1.TransparencyLogEntry) {
 		s.attest.KeepLogged(context.WithoutCancel(ctx), e.Envelope, e.Verifiers[0], tle)
 	})
 
@@ -282,13 +282,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		BaseURL:      s.url,
 		CTLog:        ctLog,
 		LogURL:       logURL,
+		LogPublicKey: s.logs.All()[0].Log.PublicKey(),
+		LogID:        s.logs.All()[0].Log.LogID(),
+		LogValidFrom: keys.LogCreated,
+		LogEnd:       s.logs.End(0),
+		MoreLogs:     s.moreTrustLogs(u),
 		Operator:     cfg.Operator,
 		CAChain:      keys.CAChain,
 		CAEnd:        caEnd,
 		MoreCAs:      moreCAs,
-		LogPublicKey: s.log.PublicKey(),
-		LogID:        s.log.LogID(),
-		LogValidFrom: keys.LogCreated,
 		TSAChain:     keys.TSAChain,
 		TSAEnd:       tsaEnd,
 		MoreTSAs:     moreTSAs,
@@ -441,8 +443,8 @@ func (s *Server) closeAll(ctx context.Context) error {
 	if s.attest != nil {
 		errs = append(errs, s.attest.Close())
 	}
-	if s.log != nil {
-		errs = append(errs, s.log.Close(ctx))
+	if s.logs != nil {
+		errs = append(errs, s.logs.Close(ctx))
 	}
 	if s.ct != nil {
 		errs = append(errs, s.ct.Close(ctx))

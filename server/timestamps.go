@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"time"
 
 	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
@@ -20,8 +21,8 @@ import (
 // server's transparency log (time transparency, core/timelog) as a
 // hashedrekord entry: the TSA's signature over the token's signed
 // attributes, with its signing certificate.
-func timestampRecorder(log *tlog.Log) (func(context.Context, []byte, *x509.Certificate) ([]byte, error), error) {
-	return func(ctx context.Context, resp []byte, leaf *x509.Certificate) ([]byte, error) {
+func timestampRecorder(logs *tlog.Shards) (func(context.Context, []byte, *x509.Certificate, time.Time) ([]byte, error), error) {
+	return func(ctx context.Context, resp []byte, leaf *x509.Certificate, at time.Time) ([]byte, error) {
 		kd, err := signature.GetDefaultPublicKeyDetails(leaf.PublicKey)
 		if err != nil {
 			return nil, fmt.Errorf("the TSA key cannot be logged: %w", err)
@@ -37,7 +38,7 @@ func timestampRecorder(log *tlog.Log) (func(context.Context, []byte, *x509.Certi
 		if parts.Hash != details.GetHashType() {
 			return nil, fmt.Errorf("the token's digest algorithm %v is not the %v the log checks %s signatures with", parts.Hash, details.GetHashType(), kd)
 		}
-		tle, err := log.AppendHashedRekord(ctx, &rekorv2.HashedRekordRequestV002{
+		tle, err := logs.AppendHashedRekordAt(ctx, at, &rekorv2.HashedRekordRequestV002{
 			Digest: parts.Digest,
 			Signature: &rekorv2.Signature{
 				Content:  parts.Signature,

@@ -18,12 +18,15 @@ type fsckResult struct {
 	PublishedSize uint64   `json:"publishedSize"`
 	SignedSize    uint64   `json:"signedSize"`
 	Problems      []string `json:"problems"`
+	// Shards are the reports on the log shards of key rotations.
+	Shards []fsckLog `json:"shards,omitempty"`
 	// CTLog is the certificate transparency log's report, when the data
 	// directory holds one.
 	CTLog *fsckLog `json:"ctLog,omitempty"`
 }
 
 type fsckLog struct {
+	Origin        string   `json:"origin,omitempty"`
 	OK            bool     `json:"ok"`
 	TreeSize      uint64   `json:"treeSize"`
 	PublishedSize uint64   `json:"publishedSize"`
@@ -45,7 +48,9 @@ signed-head record against the log key; tessera's tree state against the
 tiles; every entry bundle and tile, recomputed from the entries, against the
 tree; the signed and published trees as prefixes of the stored one. The
 certificate transparency log (ctlog/, its static-ct-api data tiles and
-ctlog.signed-head) gets the same checks.
+ctlog.signed-head) and every log shard of a key rotation (log.<origin>/ and
+signed-head.<origin>; give --config so their keys are known) get the same
+checks.
 
 It reads only, and takes the data directory's lock, so stop the server first.
 The server makes the quick form of these checks at every start and refuses
@@ -81,6 +86,11 @@ could not run; 2 usage error.`,
 			lg := rep.Log
 			res := fsckResult{OK: len(lg.Problems) == 0, TreeSize: lg.TreeSize, PublishedSize: lg.PublishedSize, SignedSize: lg.SignedSize, Problems: append([]string{}, lg.Problems...)}
 			problems := len(lg.Problems)
+			for _, sh := range rep.Shards {
+				res.Shards = append(res.Shards, fsckLog{Origin: sh.Origin, OK: len(sh.Problems) == 0, TreeSize: sh.TreeSize, PublishedSize: sh.PublishedSize, SignedSize: sh.SignedSize, Problems: append([]string{}, sh.Problems...)})
+				res.OK = res.OK && len(sh.Problems) == 0
+				problems += len(sh.Problems)
+			}
 			if ct := rep.CTLog; ct != nil {
 				res.CTLog = &fsckLog{OK: len(ct.Problems) == 0, TreeSize: ct.TreeSize, PublishedSize: ct.PublishedSize, SignedSize: ct.SignedSize, Problems: append([]string{}, ct.Problems...)}
 				res.OK = res.OK && res.CTLog.OK
@@ -97,6 +107,14 @@ could not run; 2 usage error.`,
 				}
 				if len(lg.Problems) == 0 {
 					fmt.Fprintf(w, "ok: %s holds a log of %d entries; the published checkpoint (%d) and the last signed tree (%d) are prefixes of it, and every tile and entry bundle agrees\n", cfg.Data, lg.TreeSize, lg.PublishedSize, lg.SignedSize)
+				}
+				for _, sh := range rep.Shards {
+					for _, p := range sh.Problems {
+						fmt.Fprintf(w, "problem: log shard %s: %s\n", sh.Origin, p)
+					}
+					if len(sh.Problems) == 0 {
+						fmt.Fprintf(w, "ok: the log shard %s holds %d entries; its published checkpoint (%d) and last signed tree (%d) are prefixes of it, and every tile and entry bundle agrees\n", sh.Origin, sh.TreeSize, sh.PublishedSize, sh.SignedSize)
+					}
 				}
 				if ct := rep.CTLog; ct != nil {
 					for _, p := range ct.Problems {

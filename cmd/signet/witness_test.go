@@ -228,7 +228,7 @@ func TestWitnessedCheckpoints(t *testing.T) {
 			t.Fatal(err)
 		}
 		host := strings.TrimPrefix(a.url, "http://")
-		if !strings.Contains(string(metrics), `signet_tlog_witness_requests_total{answer="200",witness="`+host+`"}`) {
+		if !strings.Contains(string(metrics), `signet_tlog_witness_requests_total{answer="200",origin="127.0.0.1",witness="`+host+`"}`) {
 			t.Errorf("/metrics counts no 200 answer of witness %s", host)
 		}
 	})

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/signet-dev/signet/core/keyref"
@@ -42,6 +43,27 @@ type KeyFiles struct {
 	// TSARotations and TSARetired are the same for the TSA's key.
 	TSARotations []KeyRotation `yaml:"tsaRotations"`
 	TSARetired   []KeyRetired  `yaml:"tsaRetired"`
+	// LogRotations are later log shards: from each From on, new entries go
+	// to a new log with its own checkpoint key and origin; the shards
+	// before it are frozen and still served.
+	LogRotations []LogRotation `yaml:"logRotations"`
+}
+
+// LogRotation is a log shard taking entries from From on. Its origin is the
+// host name its clients reach it under: Sigstore verifiers take a log's
+// checkpoint origin from the host of its URL in trusted_root.json, so each
+// shard needs a host name of its own.
+type LogRotation struct {
+	Key    string    `yaml:"key"`
+	Origin string    `yaml:"origin"`
+	From   time.Time `yaml:"from"`
+}
+
+// LogShard is a loaded LogRotation.
+type LogShard struct {
+	From   time.Time
+	Origin string
+	Signer crypto.Signer // Ed25519
 }
 
 // KeyRotation is a new key and chain in use from From on.
@@ -93,6 +115,8 @@ type Keys struct {
 	// The loaded rotations and retired chains of the CA and the TSA.
 	CARotations, TSARotations []Rotated
 	CARetired, TSARetired     []Retired
+	// LogShards are the loaded log rotations, in configuration order.
+	LogShards []LogShard
 
 	// OnlineRoots are root private key files found in the data directory.
 	// The server never uses them; while they are there, the setup is a
@@ -194,6 +218,9 @@ func (d *Dir) Keys(supplied KeyFiles, organization string) (*Keys, error) {
 		return nil, fmt.Errorf("TSA keys: %w", err)
 	}
 	if k.TSARotations, k.TSARetired, err = loadRotations("keys.tsaRotations", "keys.tsaRetired", supplied.TSARotations, supplied.TSARetired); err != nil {
+		return nil, err
+	}
+	if k.LogShards, err = loadLogShards(supplied.LogRotations); err != nil {
 		return nil, err
 	}
 	if mkdirAfter {
@@ -346,6 +373,40 @@ func loadRotations(rotName, retName string, rot []KeyRotation, ret []KeyRetired)
 	return rs, out, nil
 }
 
+// loadLogShards loads the log rotations' keys; the order of the shards and
+// their origins against the first log's are the server's to check.
+func loadLogShards(rot []LogRotation) ([]LogShard, error) {
+	var out []LogShard
+	for i, r := range rot {
+		if r.Key == "" || r.Origin == "" || r.From.IsZero() {
+			return nil, fmt.Errorf("keys.logRotations[%d]: key, origin and from are required", i)
+		}
+		if !ValidShardOrigin(r.Origin) {
+			return nil, fmt.Errorf("keys.logRotations[%d]: origin %q is not a host name (letters, digits, '-' and '.'); give the host name clients reach the new shard under", i, r.Origin)
+		}
+		signer, err := loadEd25519(r.Key)
+		if err != nil {
+			return nil, fmt.Errorf("keys.logRotations[%d]: %w", i, err)
+		}
+		out = append(out, LogShard{From: r.From, Origin: r.Origin, Signer: signer})
+	}
+	return out, nil
+}
+
+// ValidShardOrigin reports whether origin is a DNS host name (or an IP
+// address), which is also safe as a directory name.
+func ValidShardOrigin(origin string) bool {
+	if origin == "" || len(origin) > 253 || strings.HasPrefix(origin, ".") || strings.HasPrefix(origin, "-") || strings.Contains(origin, "..") {
+		return false
+	}
+	for _, c := range origin {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
 // loadSignerAndChainAt is loadSignerAndChain for a key first used at now (a
 // rotation's start): the chain must be valid then.
 func loadSignerAndChainAt(keyPath string, chainPaths []string, now time.Time) (crypto.Signer, []*x509.Certificate, error) {
@@ -435,7 +496,7 @@ func loadEd25519(ref string) (crypto.Signer, error) {
 		return nil, err
 	}
 	if _, ok := k.Public().(ed25519.PublicKey); !ok {
-		return nil, fmt.Errorf("%s: the checkpoint key must be Ed25519 (C2SP signed note), got a %T public key", keyref.Redact(ref), k.Public())
+		return nil, fmt.Errorf("%s: the checkpoint key must be Ed25519 (C2SP signed note), got a %T public key; make one with 'signet server keygen --algorithm ed25519 --key REF', a PEM file or a PKCS#11 key (no KMS offers Ed25519 through sigstore/sigstore)", keyref.Redact(ref), k.Public())
 	}
 	return k, nil
 }
@@ -469,7 +530,11 @@ func (d *Dir) CTLogKey(k *Keys, supplied KeyFiles, ctDir string) error {
 		return fmt.Errorf("CT log key: %w", err)
 	}
 	if ec, ok := key.Public().(*ecdsa.PublicKey); !ok || ec.Curve != elliptic.P256() {
-		return fmt.Errorf("CT log key %s: must be an ECDSA P-256 key (RFC 6962), got a %T public key", keyref.Redact(path), key.Public())
+		got := fmt.Sprintf("a %T public key", key.Public())
+		if ok {
+			got = "ECDSA on " + ec.Curve.Params().Name
+		}
+		return fmt.Errorf("CT log key %s: must be an ECDSA P-256 key (RFC 6962), got %s; make one with 'signet server keygen --algorithm ecdsa-p256 --key REF'", keyref.Redact(path), got)
 	}
 	k.CTLog = key
 	if keyref.IsURI(path) {
@@ -561,6 +626,15 @@ func LoadCertificates(path string) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("%s: no PEM certificates found", path)
 	}
 	return out, nil
+}
+
+// LogRotationPublicKey is the checkpoint key of a log rotation's shard.
+func LogRotationPublicKey(r LogRotation) (ed25519.PublicKey, error) {
+	k, err := loadEd25519(r.Key)
+	if err != nil {
+		return nil, err
+	}
+	return k.Public().(ed25519.PublicKey), nil
 }
 
 // LogPublicKey reads the log's checkpoint key without generating anything,

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -61,6 +62,35 @@ func (d *Dir) Root() string { return d.root }
 // LogDir is where tessera keeps the log.
 func (d *Dir) LogDir() string { return filepath.Join(d.root, "log") }
 
+// ShardDir is where tessera keeps the log shard with the given origin (a
+// log key rotation, keys.logRotations).
+func (d *Dir) ShardDir(origin string) string { return filepath.Join(d.root, "log."+origin) }
+
+// ShardHeadPath is SignedHeadPath for the shard with the given origin: out
+// of ShardDir, so that a shard's directory wiped is detected.
+func (d *Dir) ShardHeadPath(origin string) string {
+	return filepath.Join(d.root, "signed-head."+origin)
+}
+
+// Shards lists the origins of the log shards the directory holds (made by
+// earlier starts), sorted.
+func (d *Dir) Shards() ([]string, error) {
+	entries, err := os.ReadDir(d.root)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if origin, ok := strings.CutPrefix(e.Name(), "log."); ok && e.IsDir() {
+			out = append(out, origin)
+		} else if origin, ok := strings.CutPrefix(e.Name(), "signed-head."); ok && !e.IsDir() {
+			out = append(out, origin)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
 // AttestationsPath is the attestation database file.
 func (d *Dir) AttestationsPath() string { return filepath.Join(d.root, "attestations.db") }
 
@@ -73,6 +103,11 @@ func (d *Dir) heldData() []string {
 	var held []string
 	if entries, err := os.ReadDir(d.LogDir()); err == nil && len(entries) > 0 {
 		held = append(held, d.LogDir())
+	}
+	if shards, err := d.Shards(); err == nil {
+		for _, origin := range shards {
+			held = append(held, d.ShardDir(origin))
+		}
 	}
 	for _, p := range []string{d.SignedHeadPath(), d.AttestationsPath(), d.AttestationsPath() + ".used"} {
 		if _, err := os.Stat(p); err == nil {

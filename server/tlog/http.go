@@ -31,9 +31,15 @@ import (
 // Register adds the Rekor v2 write API and the C2SP tlog-tiles read API.
 func (l *Log) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v2/log/entries", l.handleCreateEntry)
-	mux.HandleFunc("GET /api/v2/checkpoint", l.handleCheckpoint)
-	mux.HandleFunc("GET /api/v2/tile/entries/{path...}", l.handleEntryBundle)
-	mux.HandleFunc("GET /api/v2/tile/{level}/{path...}", l.handleTile)
+	l.registerReads(mux, "")
+}
+
+// registerReads serves the checkpoint and tiles, on requests to host only
+// when host is set (a later shard's origin).
+func (l *Log) registerReads(mux *http.ServeMux, host string) {
+	mux.HandleFunc("GET "+host+"/api/v2/checkpoint", l.handleCheckpoint)
+	mux.HandleFunc("GET "+host+"/api/v2/tile/entries/{path...}", l.handleEntryBundle)
+	mux.HandleFunc("GET "+host+"/api/v2/tile/{level}/{path...}", l.handleTile)
 }
 
 // Like rekor-tiles' gateway: reject unknown fields (a typo must not silently

@@ -55,6 +55,10 @@ type Inputs struct {
 	LogPublicKey ed25519.PublicKey
 	LogID        []byte // the checkpoint key ID (Rekor v2)
 	LogValidFrom time.Time
+	// LogEnd ends the log's period (a rotated log key: the log is frozen
+	// from then on); zero leaves it open. MoreLogs are the later shards.
+	LogEnd   time.Time
+	MoreLogs []Log
 
 	TSAChain []*x509.Certificate // timestamping certificate first, root last
 	// TSAEnd and MoreTSAs are CAEnd and MoreCAs for the TSA.
@@ -69,6 +73,15 @@ type Inputs struct {
 type CA struct {
 	Chain      []*x509.Certificate // issuing certificate first, root last
 	Start, End time.Time           // End zero: open
+}
+
+// Log is a log shard: its URL (whose host name is its checkpoint origin),
+// key and the period it takes entries in.
+type Log struct {
+	URL        string
+	PublicKey  ed25519.PublicKey
+	LogID      []byte
+	Start, End time.Time // End zero: open
 }
 
 // CTLog is a certificate transparency log in trusted_root.json's ctlogs.
@@ -102,28 +115,36 @@ func Build(in Inputs) (*Files, error) {
 	if logURL == "" {
 		logURL = base
 	}
-	logDER, err := x509.MarshalPKIXPublicKey(in.LogPublicKey)
-	if err != nil {
-		return nil, fmt.Errorf("trust: log key: %w", err)
-	}
-
 	caRoot := in.CAChain[len(in.CAChain)-1]
 	tr := &trustpb.TrustedRoot{
 		MediaType: trustedRootMediaType,
-		Tlogs: []*trustpb.TransparencyLogInstance{{
-			BaseUrl:       logURL,
-			HashAlgorithm: commonpb.HashAlgorithm_SHA2_256,
-			PublicKey: &commonpb.PublicKey{
-				RawBytes:   logDER,
-				KeyDetails: commonpb.PublicKeyDetails_PKIX_ED25519,
-				ValidFor:   &commonpb.TimeRange{Start: timestamppb.New(in.LogValidFrom)},
-			},
-			LogId:           &commonpb.LogId{KeyId: in.LogID},
-			CheckpointKeyId: &commonpb.LogId{KeyId: in.LogID},
-			Operator:        in.Operator,
-		}},
 		CertificateAuthorities: certificateAuthorities(base, in.Operator, append([]CA{{Chain: in.CAChain, Start: caRoot.NotBefore, End: in.CAEnd}}, in.MoreCAs...)),
 		TimestampAuthorities:   certificateAuthorities(base+TimestampPath, in.Operator, append([]CA{{Chain: in.TSAChain, Start: in.TSAChain[0].NotBefore, End: in.TSAEnd}}, in.MoreTSAs...)),
+	}
+
+	logs := append([]Log{{URL: logURL, PublicKey: in.LogPublicKey, LogID: in.LogID, Start: in.LogValidFrom, End: in.LogEnd}}, in.MoreLogs...)
+	sort.SliceStable(logs, func(i, j int) bool { return logs[i].Start.Before(logs[j].Start) })
+	var tlogURLs []*trustpb.Service
+	for _, l := range logs {
+		der, err := x509.MarshalPKIXPublicKey(l.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("trust: log key of %s: %w", l.URL, err)
+		}
+		period := &commonpb.TimeRange{Start: timestamppb.New(l.Start)}
+		if !l.End.IsZero() {
+			period.End = timestamppb.New(l.End)
+		}
+		tr.Tlogs = append(tr.Tlogs, &trustpb.TransparencyLogInstance{
+			BaseUrl:         strings.TrimRight(l.URL, "/"),
+			HashAlgorithm:   commonpb.HashAlgorithm_SHA2_256,
+			PublicKey:       &commonpb.PublicKey{RawBytes: der, KeyDetails: commonpb.PublicKeyDetails_PKIX_ED25519, ValidFor: period},
+			LogId:           &commonpb.LogId{KeyId: l.LogID},
+			CheckpointKeyId: &commonpb.LogId{KeyId: l.LogID},
+			Operator:        in.Operator,
+		})
+		// Clients pick the log to write to by the current time; a shard
+		// is offered while it takes entries.
+		tlogURLs = append(tlogURLs, &trustpb.Service{Url: strings.TrimRight(l.URL, "/"), MajorApiVersion: 2, ValidFor: period, Operator: in.Operator})
 	}
 
 	if c := in.CTLog; c != nil {
@@ -145,7 +166,7 @@ func Build(in Inputs) (*Files, error) {
 	sc := &trustpb.SigningConfig{
 		MediaType:       signingConfigMediaType,
 		CaUrls:          []*trustpb.Service{{Url: base, MajorApiVersion: 1, ValidFor: &commonpb.TimeRange{Start: start}, Operator: in.Operator}},
-		RekorTlogUrls:   []*trustpb.Service{{Url: logURL, MajorApiVersion: 2, ValidFor: &commonpb.TimeRange{Start: timestamppb.New(in.LogValidFrom)}, Operator: in.Operator}},
+		RekorTlogUrls:   tlogURLs,
 		RekorTlogConfig: &trustpb.ServiceConfiguration{Selector: trustpb.ServiceSelector_ANY},
 		TsaUrls:         []*trustpb.Service{{Url: base + TimestampPath, MajorApiVersion: 1, ValidFor: &commonpb.TimeRange{Start: timestamppb.New(in.TSAChain[0].NotBefore)}, Operator: in.Operator}},
 		TsaConfig:       &trustpb.ServiceConfiguration{Selector: trustpb.ServiceSelector_ANY},

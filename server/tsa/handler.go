@@ -116,7 +116,7 @@ func (t *TSA) issue(ctx context.Context, req *timestamp.Request) ([]byte, *refus
 	}
 	if t.record != nil {
 		start := time.Now()
-		entry, err := t.record(ctx, resp, k.leaf)
+		entry, err := t.record(ctx, resp, k.leaf, now)
 		if err == nil {
 			resp, err = timelog.Embed(resp, entry)
 		}

@@ -66,8 +66,9 @@ type Options struct {
 	// transparency, core/timelog) and returns the log entry (Sigstore
 	// TransparencyLogEntry JSON) the token then carries. A token it cannot
 	// record is not issued.
-	// leaf is the certificate of the key that signed resp.
-	Record func(ctx context.Context, resp []byte, leaf *x509.Certificate) ([]byte, error)
+	// leaf is the certificate of the key that signed resp, at the
+	// token's time (the log shard whose period holds it records it).
+	Record func(ctx context.Context, resp []byte, leaf *x509.Certificate, at time.Time) ([]byte, error)
 }
 
 // Issuer is a TSA key and its chain, in use from From on.
@@ -104,7 +105,7 @@ type TSA struct {
 	log     *slog.Logger
 	now     func() time.Time
 	metrics *metrics
-	record  func(ctx context.Context, resp []byte, leaf *x509.Certificate) ([]byte, error)
+	record  func(ctx context.Context, resp []byte, leaf *x509.Certificate, at time.Time) ([]byte, error)
 }
 
 // New checks that opts describe a usable RFC 3161 signing identity and
