@@ -56,7 +56,7 @@ type Server struct {
 	http     *http.Server
 	dir      *storage.Dir
 	logs     *tlog.Shards // one per log key (keys.logRotations)
-	ct       *ctlog.Log // nil when ct.disabled
+	ct       *ctlog.Log   // nil when ct.disabled
 	tuf      *tuf.Repo
 	attest   *attest.Store
 	dev      *devoidc.Issuer

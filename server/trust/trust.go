@@ -117,7 +117,7 @@ func Build(in Inputs) (*Files, error) {
 	}
 	caRoot := in.CAChain[len(in.CAChain)-1]
 	tr := &trustpb.TrustedRoot{
-		MediaType: trustedRootMediaType,
+		MediaType:              trustedRootMediaType,
 		CertificateAuthorities: certificateAuthorities(base, in.Operator, append([]CA{{Chain: in.CAChain, Start: caRoot.NotBefore, End: in.CAEnd}}, in.MoreCAs...)),
 		TimestampAuthorities:   certificateAuthorities(base+TimestampPath, in.Operator, append([]CA{{Chain: in.TSAChain, Start: in.TSAChain[0].NotBefore, End: in.TSAEnd}}, in.MoreTSAs...)),
 	}
