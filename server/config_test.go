@@ -326,6 +326,7 @@ func configCases(t *testing.T) []configCase {
 				if c := mustCertify(t, p, tok); c.CheckSignatureFrom(next[0]) != nil {
 					t.Error("certificate not issued by the rotation's key, whose start has passed")
 				}
+				wantExpiry(t, p, "ca_issuing_rotation_1", next[0])
 				_ = retired
 			}
 		}},
@@ -393,6 +394,7 @@ func configCases(t *testing.T) []configCase {
 				if b, _ := pem.Decode(pemChain); b == nil || !bytes.Equal(b.Bytes, next[0].Raw) {
 					t.Error("the TSA does not serve the rotation's chain after its start")
 				}
+				wantExpiry(t, p, "tsa_signing_rotation_1", next[0])
 				resp := jsonTimestamp(t, p)
 				ts, err := timestamp.ParseResponse(resp)
 				if err != nil || len(ts.Certificates) == 0 || !bytes.Equal(ts.Certificates[0].Raw, next[0].Raw) {
@@ -1560,4 +1562,18 @@ func mustGet(t *testing.T, p *servertest.Process, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// wantExpiry checks the expiry gauge of one certificate.
+func wantExpiry(t *testing.T, p *servertest.Process, name string, c *x509.Certificate) {
+	t.Helper()
+	for _, m := range scrape(t, p)["signet_certificate_expiry_timestamp_seconds"].GetMetric() {
+		if m.GetLabel()[0].GetValue() == name {
+			if m.GetGauge().GetValue() != float64(c.NotAfter.Unix()) {
+				t.Errorf("%s expiry %v, want %d", name, m.GetGauge().GetValue(), c.NotAfter.Unix())
+			}
+			return
+		}
+	}
+	t.Errorf("no expiry gauge for %s", name)
 }

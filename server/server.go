@@ -118,10 +118,19 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := registerBuildAndExpiry(reg, map[string]*x509.Certificate{
+	certs := map[string]*x509.Certificate{
 		"ca_issuing": keys.CAChain[0], "ca_root": keys.CAChain[len(keys.CAChain)-1],
 		"tsa_signing": keys.TSAChain[0], "tsa_root": keys.TSAChain[len(keys.TSAChain)-1],
-	}); err != nil {
+	}
+	// A rotation's certificate must outlive its start by the time it is
+	// in use: alert on it as on the current one.
+	for i, r := range keys.CARotations {
+		certs[fmt.Sprintf("ca_issuing_rotation_%d", i+1)] = r.Chain[0]
+	}
+	for i, r := range keys.TSARotations {
+		certs[fmt.Sprintf("tsa_signing_rotation_%d", i+1)] = r.Chain[0]
+	}
+	if err := registerBuildAndExpiry(reg, certs); err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
