@@ -56,6 +56,9 @@ type Config struct {
 		// MaxTokenLifetime is the longest identity token lifetime (exp -
 		// iat) accepted; default identity.DefaultMaxTokenLifetime.
 		MaxTokenLifetime time.Duration `yaml:"maxTokenLifetime"`
+		// MaxRequestBytes bounds a signing-certificate request body;
+		// default ca.DefaultMaxRequestBytes.
+		MaxRequestBytes int64 `yaml:"maxRequestBytes"`
 	} `yaml:"ca"`
 
 	Log struct {
@@ -94,6 +97,9 @@ type Config struct {
 		// transparency log and hands the entry back inside the token
 		// (time transparency, core/timelog). Default true.
 		LogTimestamps *bool `yaml:"logTimestamps"`
+		// MaxRequestBytes bounds a timestamp request body; default
+		// tsa.DefaultMaxRequestBytes.
+		MaxRequestBytes int64 `yaml:"maxRequestBytes"`
 	} `yaml:"tsa"`
 
 	// TUF is the TUF repository served under /tuf/. Unset: the
@@ -123,6 +129,11 @@ type Config struct {
 		// ReadTimeout bounds reading one whole request, headers and body:
 		// a client that trickles a body cannot hold a connection longer.
 		ReadTimeout time.Duration `yaml:"readTimeout"`
+		// ReadHeaderTimeout bounds reading a request's headers, so a
+		// client that sends them slowly gives its connection up sooner.
+		ReadHeaderTimeout time.Duration `yaml:"readHeaderTimeout"`
+		// IdleTimeout closes a kept-alive connection with no request.
+		IdleTimeout time.Duration `yaml:"idleTimeout"`
 		// MaxConnections bounds the client connections served at once;
 		// further ones wait in the listen backlog.
 		MaxConnections int `yaml:"maxConnections"`
@@ -155,6 +166,10 @@ const (
 	// A 32 MiB attestation at 2 MB/s fits in the read timeout; a trickle does not.
 	DefaultReadTimeout    = 20 * time.Second
 	DefaultMaxConnections = 4096
+	// DefaultReadHeaderTimeout and DefaultIdleTimeout: headers are a few
+	// hundred bytes; an idle connection costs a descriptor and a goroutine.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 2 * time.Minute
 )
 
 // LoadConfig reads a YAML config file. Unknown keys are an error naming
@@ -273,6 +288,12 @@ func (c *Config) applyDefaults() {
 	if c.HTTP.MaxConnections == 0 {
 		c.HTTP.MaxConnections = DefaultMaxConnections
 	}
+	if c.HTTP.ReadHeaderTimeout == 0 {
+		c.HTTP.ReadHeaderTimeout = min(DefaultReadHeaderTimeout, c.HTTP.ReadTimeout)
+	}
+	if c.HTTP.IdleTimeout == 0 {
+		c.HTTP.IdleTimeout = DefaultIdleTimeout
+	}
 }
 
 func (c *Config) validate() error {
@@ -296,8 +317,11 @@ func (c *Config) validate() error {
 	if (c.TUF.Dir == "") != (c.TUF.OnlineKey == "") {
 		return errors.New("config: tuf.dir and tuf.onlineKey go together: a published TUF repository (tuf.dir) needs the online key that signs its snapshot and timestamp (tuf.onlineKey); set both, or neither for the zero-config repository")
 	}
-	if c.HTTP.ReadTimeout < 0 || c.HTTP.MaxConnections < 0 {
-		return errors.New("config: http.readTimeout and http.maxConnections must not be negative")
+	if c.HTTP.ReadTimeout < 0 || c.HTTP.MaxConnections < 0 || c.HTTP.ReadHeaderTimeout < 0 || c.HTTP.IdleTimeout < 0 || c.CA.MaxRequestBytes < 0 || c.TSA.MaxRequestBytes < 0 {
+		return errors.New("config: http.readTimeout, http.readHeaderTimeout, http.idleTimeout, http.maxConnections, ca.maxRequestBytes and tsa.maxRequestBytes must not be negative")
+	}
+	if c.HTTP.ReadHeaderTimeout > c.HTTP.ReadTimeout {
+		return fmt.Errorf("config: http.readHeaderTimeout %s is longer than http.readTimeout %s, which bounds the headers too; shorten it", c.HTTP.ReadHeaderTimeout, c.HTTP.ReadTimeout)
 	}
 	for where, r := range map[string]ratelimit.Rule{
 		"limits.certificates.perIP": c.Limits.Certificates.PerIP, "limits.certificates.perIdentity": c.Limits.Certificates.PerIdentity,

@@ -834,6 +834,65 @@ func configCases(t *testing.T) []configCase {
 				}
 			}
 		}},
+		// Headers sent slowly are cut off at http.readHeaderTimeout, well
+		// before the whole request's readTimeout.
+		{keys: []string{"http.readHeaderTimeout"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			return "http:\n  readHeaderTimeout: 1s\n", func(t *testing.T, p *servertest.Process) {
+				addr := mustURL(t, p.URL).Host
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: %s\r\n", addr) // no blank line
+				if d := closedAfter(t, c, 8*time.Second); d < 800*time.Millisecond || d > 4*time.Second {
+					t.Errorf("slow headers cut off after %v, want about the 1s readHeaderTimeout (readTimeout is 20s)", d)
+				}
+			}
+		}},
+		// A kept-alive connection with no request is closed at
+		// http.idleTimeout.
+		{keys: []string{"http.idleTimeout"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			return "http:\n  idleTimeout: 1s\n", func(t *testing.T, p *servertest.Process) {
+				addr := mustURL(t, p.URL).Host
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+				if d := closedAfter(t, c, 8*time.Second); d < 800*time.Millisecond || d > 4*time.Second {
+					t.Errorf("an idle kept-alive connection closed after %v, want about the 1s idleTimeout", d)
+				}
+			}
+		}},
+		{keys: []string{"ca.maxRequestBytes"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			return "ca:\n  maxRequestBytes: 4096\n", func(t *testing.T, p *servertest.Process) {
+				body := []byte(`{"credentials":{"oidcIdentityToken":"` + strings.Repeat("a", 4100) + `"}}`)
+				if status, msg := post(t, p, "/api/v2/signingCert", body); status != http.StatusRequestEntityTooLarge || !strings.Contains(msg, "4096") {
+					t.Errorf("a %d-byte signing request: %d %s, want 413 naming the limit", len(body), status, msg)
+				}
+				tok, err := p.Token(context.Background(), url.Values{"kind": {"github"}, "repository": {"acme/app"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				mustCertify(t, p, tok) // a real request still fits
+			}
+		}},
+		{keys: []string{"tsa.maxRequestBytes"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			return "tsa:\n  maxRequestBytes: 512\n", func(t *testing.T, p *servertest.Process) {
+				resp, err := http.Post(p.URL+"/api/v1/timestamp", "application/timestamp-query", bytes.NewReader(make([]byte, 600)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				msg, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(msg), "512") {
+					t.Errorf("a 600-byte timestamp request: %s %s, want 413 naming the limit", resp.Status, msg)
+				}
+				jsonTimestamp(t, p) // a real request still fits
+			}
+		}},
 		// No more than http.maxConnections are served at once; the next waits
 		// until one closes.
 		{keys: []string{"http.maxConnections"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
@@ -841,7 +900,18 @@ func configCases(t *testing.T) []configCase {
 				addr := mustURL(t, p.URL).Host
 				// Four held connections (a header sent slowly keeps each open) fill the limit.
 				var held []net.Conn
-				for range 4 {
+				for i := range 4 {
+					if i == 3 {
+						// Three held and the scrape's own: the gauges show the
+						// limit reached.
+						fams := scrapeOnce(t, p)
+						if open := fams["signet_http_connections_open"].GetMetric()[0].GetGauge().GetValue(); open < 4 {
+							t.Errorf("signet_http_connections_open %v with three connections held and one scraping", open)
+						}
+						if limit := fams["signet_http_max_connections"].GetMetric()[0].GetGauge().GetValue(); limit != 4 {
+							t.Errorf("signet_http_max_connections %v, want 4", limit)
+						}
+					}
 					h, err := net.Dial("tcp", addr)
 					if err != nil {
 						t.Fatal(err)
@@ -1576,4 +1646,21 @@ func wantExpiry(t *testing.T, p *servertest.Process, name string, c *x509.Certif
 		}
 	}
 	t.Errorf("no expiry gauge for %s", name)
+}
+
+// closedAfter waits until the server closes c (reading whatever it sends)
+// and says how long that took; it fails the test after limit.
+func closedAfter(t *testing.T, c net.Conn, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	_ = c.SetReadDeadline(start.Add(limit))
+	buf := make([]byte, 4096)
+	for {
+		if _, err := c.Read(buf); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatalf("the server kept the connection open for %v", limit)
+			}
+			return time.Since(start)
+		}
+	}
 }

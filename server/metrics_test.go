@@ -205,3 +205,21 @@ func TestRequestIDs(t *testing.T) {
 		}
 	}
 }
+
+// scrapeOnce is scrape on a connection of its own that is closed after,
+// so it holds no connection slot.
+func scrapeOnce(t *testing.T, p *servertest.Process) map[string]*dto.MetricFamily {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get(p.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics: %v", err)
+	}
+	return fams
+}

@@ -184,18 +184,19 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	}
 	clientIP := ratelimit.ClientIP{Trusted: proxies}
 	authority, err := ca.New(ca.Options{
-		Signer:      keys.CA,
-		Chain:       keys.CAChain,
-		Next:        caRotations(keys),
-		CT:          sctSource,
-		Identity:    verifier,
-		Validity:    cfg.CA.Validity,
-		BaseURL:     s.url,
-		PerIP:       ratelimit.New(cfg.Limits.Certificates.PerIP, 0),
-		PerIdentity: ratelimit.New(cfg.Limits.Certificates.PerIdentity, 0),
-		ClientIP:    clientIP,
-		Logger:      logger.With("service", "ca"),
-		Metrics:     reg,
+		Signer:          keys.CA,
+		Chain:           keys.CAChain,
+		Next:            caRotations(keys),
+		CT:              sctSource,
+		Identity:        verifier,
+		Validity:        cfg.CA.Validity,
+		MaxRequestBytes: cfg.CA.MaxRequestBytes,
+		BaseURL:         s.url,
+		PerIP:           ratelimit.New(cfg.Limits.Certificates.PerIP, 0),
+		PerIdentity:     ratelimit.New(cfg.Limits.Certificates.PerIdentity, 0),
+		ClientIP:        clientIP,
+		Logger:          logger.With("service", "ca"),
+		Metrics:         reg,
 	})
 	if err != nil {
 		return nil, err
@@ -242,7 +243,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 
 	// The attestation store timestamps what it stores with this TSA, in
 	// process, so it can serve whole bundles.
-	tsaOpts := tsa.Options{Signer: keys.TSA, Chain: keys.TSAChain, Next: tsaRotations(keys), Logger: logger.With("service", "tsa"), Metrics: reg}
+	tsaOpts := tsa.Options{Signer: keys.TSA, Chain: keys.TSAChain, Next: tsaRotations(keys), MaxRequestBytes: cfg.TSA.MaxRequestBytes, Logger: logger.With("service", "tsa"), Metrics: reg}
 	if cfg.TSA.LogTimestamps == nil || *cfg.TSA.LogTimestamps {
 		if tsaOpts.Record, err = timestampRecorder(s.logs); err != nil {
 			return nil, err
@@ -359,9 +360,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 
 	s.http = &http.Server{
 		Handler:           instrument(mux, reg, logger),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
+		ConnState:         connectionGauge(reg, cfg.HTTP.MaxConnections),
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	if cfg.TLS.Cert != "" {
@@ -471,6 +473,24 @@ func (s *Server) closeAll(ctx context.Context) error {
 		errs = append(errs, s.dir.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// connectionGauge counts the client connections open (signet_http_connections_open)
+// beside the limit (signet_http_max_connections): at the limit, new
+// clients wait in the listen backlog.
+func connectionGauge(reg *prometheus.Registry, limit int) func(net.Conn, http.ConnState) {
+	open := prometheus.NewGauge(prometheus.GaugeOpts{Name: "signet_http_connections_open", Help: "Client connections open on the public listener."})
+	maxConns := prometheus.NewGauge(prometheus.GaugeOpts{Name: "signet_http_max_connections", Help: "The most client connections served at once (http.maxConnections)."})
+	maxConns.Set(float64(limit))
+	reg.MustRegister(open, maxConns)
+	return func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			open.Inc()
+		case http.StateClosed, http.StateHijacked:
+			open.Dec()
+		}
+	}
 }
 
 // instrument records per-route request counts and latencies. Routes are

@@ -16,9 +16,9 @@ import (
 	"github.com/signet-dev/signet/server/ratelimit"
 )
 
-// maxRequestBytes bounds a signing request: a token of up to 64 KiB plus a
-// key or CSR of a few kilobytes, base64 included.
-const maxRequestBytes = 128 << 10
+// DefaultMaxRequestBytes bounds a signing request: a token of up to 64 KiB
+// plus a key or CSR of a few kilobytes, base64 included.
+const DefaultMaxRequestBytes = 128 << 10
 
 // Register adds the Fulcio v2 routes.
 func (c *CA) Register(mux *http.ServeMux) {
@@ -155,13 +155,13 @@ func (c *CA) signingCert(r *http.Request) ([]byte, *refusal) {
 		return nil, refuse(http.StatusUnsupportedMediaType, "content_type", "Content-Type is %q; send the CreateSigningCertificateRequest as application/json", r.Header.Get("Content-Type"))
 	}
 	var req createSigningCertificateRequest
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxRequestBytes))
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, c.maxBody))
 	// As grpc-gateway does for Fulcio: a misspelt field must not be dropped.
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, refuse(http.StatusRequestEntityTooLarge, "too_large", "request body exceeds %d bytes", maxRequestBytes)
+			return nil, refuse(http.StatusRequestEntityTooLarge, "too_large", "request body exceeds %d bytes (ca.maxRequestBytes); a request carries one identity token and one public key or CSR", c.maxBody)
 		}
 		return nil, refuse(http.StatusBadRequest, "malformed_request", "request body is not a JSON CreateSigningCertificateRequest: %v", err)
 	}

@@ -55,6 +55,9 @@ type Options struct {
 	Identity *identity.Verifier
 	// Validity of issued certificates; default 10 minutes.
 	Validity time.Duration
+	// MaxRequestBytes bounds a signing-certificate request body; default
+	// DefaultMaxRequestBytes.
+	MaxRequestBytes int64
 	// CT logs every certificate before it is issued; nil issues
 	// certificates without SCTs.
 	CT SCTSource
@@ -97,6 +100,7 @@ type CA struct {
 	ct       SCTSource
 	identity *identity.Verifier
 	validity time.Duration
+	maxBody  int64
 	log      *slog.Logger
 
 	trustBundle   []byte // precomputed GET /api/v2/trustBundle answer
@@ -126,6 +130,9 @@ func New(o Options) (*CA, error) {
 	if o.Validity < 0 {
 		return nil, fmt.Errorf("ca: validity %s is negative", o.Validity)
 	}
+	if o.MaxRequestBytes <= 0 {
+		o.MaxRequestBytes = DefaultMaxRequestBytes
+	}
 	if o.Validity == 0 {
 		o.Validity = DefaultValidity
 	}
@@ -143,6 +150,7 @@ func New(o Options) (*CA, error) {
 	c := &CA{
 		identity: o.Identity,
 		validity: o.Validity,
+		maxBody:  o.MaxRequestBytes,
 		log:      o.Logger,
 		ct:       o.CT,
 

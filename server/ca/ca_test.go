@@ -554,7 +554,7 @@ func TestRefusals(t *testing.T) {
 		{"CSR bad signature", badCSR, 400, "bad_csr_signature", []string{"does not verify"}},
 		{"CSR signed with SHA-1", sha1CSR, 400, "bad_csr_signature", []string{"SHA1"}},
 		{"not JSON", raw(`credentials=x`), 400, "malformed_request", []string{"not a JSON"}},
-		{"too large", raw(`{"credentials":{"oidcIdentityToken":"` + strings.Repeat("a", maxRequestBytes) + `"}}`), 413, "too_large", []string{"exceeds"}},
+		{"too large", raw(`{"credentials":{"oidcIdentityToken":"` + strings.Repeat("a", DefaultMaxRequestBytes) + `"}}`), 413, "too_large", []string{"exceeds"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

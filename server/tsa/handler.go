@@ -171,12 +171,12 @@ func (t *TSA) readRequest(w http.ResponseWriter, r *http.Request) (*timestamp.Re
 		return nil, refuse(http.StatusUnsupportedMediaType, "content_type",
 			"unsupported Content-Type %q; send a DER TimeStampReq as %s or a JSON request as %s", ct, contentTypeQuery, contentTypeJSON)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, t.maxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return nil, refuse(http.StatusRequestEntityTooLarge, "too_large",
-				"timestamp request is larger than %d bytes; send only the message imprint (the hash), not the artifact", MaxRequestBytes)
+				"timestamp request is larger than %d bytes; send only the message imprint (the hash), not the artifact", t.maxBody)
 		}
 		return nil, refuse(http.StatusBadRequest, "malformed", "reading the timestamp request: %v", err)
 	}

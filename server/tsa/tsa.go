@@ -11,6 +11,7 @@ package tsa
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -38,10 +39,10 @@ var DefaultPolicyOID = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 2}
 // sigstore/timestamp-authority claims; the clock is the host's.
 const Accuracy = time.Second
 
-// MaxRequestBytes caps a timestamp request body. A DER TimeStampReq with a
-// SHA-512 imprint, a nonce and a policy is well under 200 bytes; the JSON form
-// a little more. Anything near the cap is not a real request.
-const MaxRequestBytes = 8 << 10
+// DefaultMaxRequestBytes caps a timestamp request body. A DER TimeStampReq
+// with a SHA-512 imprint, a nonce and a policy is well under 200 bytes; the
+// JSON form a little more. Anything near the cap is not a real request.
+const DefaultMaxRequestBytes = 8 << 10
 
 var oidExtKeyUsage = asn1.ObjectIdentifier{2, 5, 29, 37}
 
@@ -69,6 +70,8 @@ type Options struct {
 	// leaf is the certificate of the key that signed resp, at the
 	// token's time (the log shard whose period holds it records it).
 	Record func(ctx context.Context, resp []byte, leaf *x509.Certificate, at time.Time) ([]byte, error)
+	// MaxRequestBytes caps a request body; default DefaultMaxRequestBytes.
+	MaxRequestBytes int64
 }
 
 // Issuer is a TSA key and its chain, in use from From on.
@@ -106,6 +109,7 @@ type TSA struct {
 	now     func() time.Time
 	metrics *metrics
 	record  func(ctx context.Context, resp []byte, leaf *x509.Certificate, at time.Time) ([]byte, error)
+	maxBody int64
 }
 
 // New checks that opts describe a usable RFC 3161 signing identity and
@@ -149,6 +153,7 @@ func New(opts Options) (*TSA, error) {
 		now:     now,
 		metrics: m,
 		record:  opts.Record,
+		maxBody: cmp.Or(max(opts.MaxRequestBytes, 0), DefaultMaxRequestBytes),
 	}, nil
 }
 

@@ -436,7 +436,7 @@ func TestRefusals(t *testing.T) {
 		{"critical extension", contentTypeQuery, derRequest(t, sha256OID, d[:], func(r *rawRequest) {
 			r.Extensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 2, 3, 5}, Critical: true, Value: []byte{5, 0}}}
 		}), 400, "extension", "critical extension 1.2.3.5"},
-		{"too large", contentTypeQuery, make([]byte, MaxRequestBytes+1), 413, "too_large", "larger than 8192 bytes"},
+		{"too large", contentTypeQuery, make([]byte, DefaultMaxRequestBytes+1), 413, "too_large", "larger than 8192 bytes"},
 		{"no content type", "", derRequest(t, sha256OID, d[:], nil), 415, "content_type", "missing Content-Type"},
 		{"wrong content type", "text/plain", derRequest(t, sha256OID, d[:], nil), 415, "content_type", `unsupported Content-Type "text/plain"`},
 		{"JSON not JSON", contentTypeJSON, []byte("{"), 400, "malformed", "not a JSON timestamp request"},
