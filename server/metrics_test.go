@@ -176,8 +176,9 @@ func TestExpiryAndBuildInfoGauges(t *testing.T) {
 	}
 }
 
-// Every answer names its request, and the request log line carries the
-// same ID; a caller's own plain ID is kept, anything else replaced.
+// Every answer names its request, and the request log line and the
+// services' lines about it carry the same ID; a caller's own plain ID is
+// kept, anything else replaced.
 func TestRequestIDs(t *testing.T) {
 	p := servertest.Start(t, t.TempDir(), "--dev-oidc", "--log-level", "info")
 	ask := func(id string) string {
@@ -202,6 +203,29 @@ func TestRequestIDs(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(p.Stderr(), `"request_id":"`+a+`"`); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no request log line with request_id %s:\n%s", a, p.Stderr())
+		}
+	}
+
+	// A service's own line about the request carries its ID too.
+	req, _ := http.NewRequest(http.MethodPost, p.URL+"/api/v2/signingCert", strings.NewReader(`{"credentials":{"oidcIdentityToken":"not-a-token"}}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Request-Id", "ca-refusal-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	serviceLine := func() bool {
+		for _, line := range strings.Split(p.Stderr(), "\n") {
+			if strings.Contains(line, `"msg":"signing certificate refused"`) && strings.Contains(line, `"service":"ca"`) && strings.Contains(line, `"request_id":"ca-refusal-1"`) {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(5 * time.Second); !serviceLine(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the CA's refusal line does not carry request_id ca-refusal-1:\n%s", p.Stderr())
 		}
 	}
 }

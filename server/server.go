@@ -76,6 +76,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	if logger == nil {
 		logger = slog.Default()
 	}
+	logger = slog.New(requestIDs{logger.Handler()})
 	// tessera logs through klog; send it to the same structured log.
 	klog.SetSlogLogger(logger.With("service", "log", "component", "tessera"))
 	s := &Server{cfg: cfg, logger: logger}
@@ -513,6 +514,7 @@ func instrument(next http.Handler, reg prometheus.Registerer, logger *slog.Logge
 		start := time.Now()
 		id := requestID(r)
 		w.Header().Set("X-Request-Id", id)
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
 		route := r.Pattern
@@ -534,6 +536,27 @@ func instrument(next http.Handler, reg prometheus.Registerer, logger *slog.Logge
 		logger.Log(r.Context(), level, "request", args...)
 	})
 }
+
+// requestIDKey carries a request's ID in its context, for requestIDs.
+type requestIDKey struct{}
+
+// requestIDs adds the request_id of the request a record was logged for
+// (by a service's *Context call) to every record: one request's lines are
+// found by its ID, whichever service wrote them.
+type requestIDs struct{ slog.Handler }
+
+func (h requestIDs) Handle(ctx context.Context, r slog.Record) error {
+	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDs) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDs{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestIDs) WithGroup(name string) slog.Handler { return requestIDs{h.Handler.WithGroup(name)} }
 
 // requestID names a request in the server's log and its answer
 // (X-Request-Id): the caller's own ID when it sends a short, plain one (a

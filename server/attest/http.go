@@ -163,7 +163,7 @@ func (s *Store) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 		s.metrics.submissions.WithLabelValues(ae.reason).Inc()
 		if ae.reason == "log_rejected" {
-			s.logger.Warn("transparency log refused an attestation that passed validation", "attestationId", sub.id, "reason", ae.msg)
+			s.logger.WarnContext(r.Context(), "transparency log refused an attestation that passed validation", "attestation_id", sub.id, "reason", ae.msg)
 		}
 		if ae.location != "" {
 			w.Header().Set("Location", ae.location)
@@ -173,8 +173,8 @@ func (s *Store) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.submissions.WithLabelValues("created").Inc()
 	s.metrics.submitSeconds.Observe(time.Since(start).Seconds())
-	s.logger.Info("attestation stored", "attestationId", rec.ID, "predicateType", rec.PredicateType,
-		"identity", rec.Identity, "issuer", rec.Issuer, "logIndex", rec.Entry.GetLogIndex())
+	s.logger.InfoContext(r.Context(), "attestation stored", "attestation_id", rec.ID, "predicate_type", rec.PredicateType,
+		"identity", rec.Identity, "issuer", rec.Issuer, "log_index", rec.Entry.GetLogIndex())
 
 	entry, err := answerJSON.Marshal(rec.Entry)
 	if err != nil {
@@ -201,7 +201,7 @@ func (s *Store) lookup(w http.ResponseWriter, r *http.Request) *Record {
 	rec, err := s.get(id)
 	if err != nil {
 		s.metrics.queries.WithLabelValues("storage_error").Inc()
-		s.logger.Error("attestation database read failed", "attestationId", id, "error", err)
+		s.logger.ErrorContext(r.Context(), "attestation database read failed", "attestation_id", id, "error", err)
 		apierror.Write(w, http.StatusInternalServerError, "the attestation database could not be read; retry later or ask the operator to check the server log")
 		return nil
 	}
@@ -237,7 +237,7 @@ func (s *Store) handleBundle(w http.ResponseWriter, r *http.Request) {
 	b, err := rec.bundle()
 	if err != nil {
 		s.metrics.queries.WithLabelValues("storage_error").Inc()
-		s.logger.Error("stored attestation does not make a bundle", "attestationId", rec.ID, "error", err)
+		s.logger.ErrorContext(r.Context(), "stored attestation does not make a bundle", "attestation_id", rec.ID, "error", err)
 		apierror.Write(w, http.StatusInternalServerError, "attestation %s is stored but does not make a valid bundle; ask the operator to check the server log", rec.ID)
 		return
 	}
@@ -315,7 +315,7 @@ func (s *Store) handleQuery(w http.ResponseWriter, r *http.Request) {
 	recs, next, err := s.find(q)
 	if err != nil {
 		s.metrics.queries.WithLabelValues("storage_error").Inc()
-		s.logger.Error("attestation query failed", "error", err)
+		s.logger.ErrorContext(r.Context(), "attestation query failed", "error", err)
 		apierror.Write(w, http.StatusInternalServerError, "the attestation database could not be read; retry later or ask the operator to check the server log")
 		return
 	}
@@ -330,7 +330,7 @@ func (s *Store) handleQuery(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			// The status is sent; end the document so the client sees it
 			// cut short rather than a shorter page that looks whole.
-			s.logger.Error("encoding an attestation for a query answer", "attestationId", rec.ID, "error", err)
+			s.logger.ErrorContext(r.Context(), "encoding an attestation for a query answer", "attestation_id", rec.ID, "error", err)
 			return
 		}
 		if i > 0 {

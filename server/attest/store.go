@@ -194,7 +194,7 @@ func New(opts Options) (*Store, error) {
 		pending = tx.Bucket(bucketPending).Stats().KeyN
 		return tx.Bucket(bucketPending).ForEach(func(id, since []byte) error {
 			opts.Logger.Warn("attestation may be in the transparency log without being stored; resubmitting the same envelope completes it",
-				"attestationId", string(id), "appendStarted", string(since))
+				"attestation_id", string(id), "append_started", string(since))
 			return nil
 		})
 	})
@@ -317,7 +317,7 @@ func (s *Store) submit(ctx context.Context, sub *submission) (*Record, error) {
 			s.dropMarker(sub.id, wasPending)
 			return nil, fail(http.StatusBadRequest, "log_rejected", "the transparency log refused the entry: %v", err)
 		}
-		s.errLog.Error(s.logger, "transparency log append failed; the attestation may or may not be in the log", "attestationId", sub.id, "error", err)
+		s.errLog.Error(s.logger, "transparency log append failed; the attestation may or may not be in the log", "attestation_id", sub.id, "error", err)
 		if tlog.IsStorageFull(err) {
 			return nil, storageFull()
 		}
@@ -341,8 +341,8 @@ func (s *Store) submit(ctx context.Context, sub *submission) (*Record, error) {
 		SignedTimestamp: stamp,
 	}
 	if err := s.put(rec); err != nil {
-		s.logger.Error("attestation is in the transparency log but could not be stored; resubmitting it completes it",
-			"attestationId", sub.id, "logIndex", entry.GetLogIndex(), "error", err)
+		s.logger.ErrorContext(ctx, "attestation is in the transparency log but could not be stored; resubmitting it completes it",
+			"attestation_id", sub.id, "log_index", entry.GetLogIndex(), "error", err)
 		return nil, s.storageFailure("store the logged attestation", err)
 	}
 	s.metrics.pending.Dec()
@@ -385,12 +385,12 @@ func (s *Store) stamp(ctx context.Context, sub *submission) ([]byte, error) {
 		ts, err = checkTimestamp(raw, sig)
 	}
 	if err != nil {
-		s.errLog.Error(s.logger, "timestamp authority failed; the attestation was refused before it was logged", "attestationId", sub.id, "error", err)
+		s.errLog.Error(s.logger, "timestamp authority failed; the attestation was refused before it was logged", "attestation_id", sub.id, "error", err)
 		return nil, fail(http.StatusServiceUnavailable, "timestamp_unavailable", "the server's timestamp authority could not timestamp the attestation, so it was neither logged nor stored; retry the same request later")
 	}
 	if c := sub.cert; c != nil && (ts.Time.Before(c.NotBefore) || ts.Time.After(c.NotAfter)) {
-		s.logger.Info("signing certificate not valid at the submission's timestamp; storing the attestation without one",
-			"attestationId", sub.id, "timestamp", ts.Time, "notBefore", c.NotBefore, "notAfter", c.NotAfter)
+		s.logger.InfoContext(ctx, "signing certificate not valid at the submission's timestamp; storing the attestation without one",
+			"attestation_id", sub.id, "timestamp", ts.Time, "not_before", c.NotBefore, "not_after", c.NotAfter)
 		return nil, nil
 	}
 	return raw, nil
@@ -679,7 +679,7 @@ func decodePageToken(t string) (uint64, error) {
 func (s *Store) KeepLogged(ctx context.Context, env *dssepb.Envelope, ver *rekorv2.Verifier, entry *rekorv1.TransparencyLogEntry) {
 	sub, err := s.validator.validate(env, ver)
 	if err != nil {
-		s.logger.Debug("dsse log entry not kept as an attestation", "logIndex", entry.GetLogIndex(), "reason", err)
+		s.logger.DebugContext(ctx, "dsse log entry not kept as an attestation", "log_index", entry.GetLogIndex(), "reason", err)
 		return
 	}
 	var exists bool
@@ -701,10 +701,10 @@ func (s *Store) KeepLogged(ctx context.Context, env *dssepb.Envelope, ver *rekor
 		Identity: sub.identity, Issuer: sub.issuer, StoredTime: time.Now().UTC(), SignedTimestamp: stamp,
 	}
 	if err := s.put(rec); err != nil {
-		s.errLog.Error(s.logger, "a dsse entry was logged but its attestation could not be kept", "attestationId", sub.id, "logIndex", entry.GetLogIndex(), "error", err)
+		s.errLog.Error(s.logger, "a dsse entry was logged but its attestation could not be kept", "attestation_id", sub.id, "log_index", entry.GetLogIndex(), "error", err)
 		return
 	}
 	s.metrics.records.Inc()
 	s.metrics.submissions.WithLabelValues("logged_dsse").Inc()
-	s.logger.Info("attestation kept from a dsse log entry", "attestationId", rec.ID, "predicateType", rec.PredicateType, "identity", rec.Identity, "logIndex", entry.GetLogIndex())
+	s.logger.InfoContext(ctx, "attestation kept from a dsse log entry", "attestation_id", rec.ID, "predicate_type", rec.PredicateType, "identity", rec.Identity, "log_index", entry.GetLogIndex())
 }

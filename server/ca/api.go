@@ -132,7 +132,7 @@ func (c *CA) handleSigningCert(w http.ResponseWriter, r *http.Request) {
 	}
 	if ref != nil {
 		c.refused.WithLabelValues(ref.reason).Inc()
-		c.log.Info("signing certificate refused", "reason", ref.reason, "status", ref.status, "error", ref.msg, "remote", r.RemoteAddr)
+		c.log.InfoContext(r.Context(), "signing certificate refused", "reason", ref.reason, "status", ref.status, "error", ref.msg, "remote", r.RemoteAddr)
 		if ref.status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		}
@@ -292,7 +292,7 @@ func (c *CA) signingCert(r *http.Request) ([]byte, *refusal) {
 		full   interface{ StorageFull() bool }
 	)
 	if errors.As(err, &sctErr) {
-		c.log.Error("no SCT for a certificate; nothing issued", "error", err, "san", principal.SAN())
+		c.log.ErrorContext(r.Context(), "no SCT for a certificate; nothing issued", "error", err, "san", principal.SAN())
 		if errors.As(err, &full) && full.StorageFull() {
 			ref := refuse(http.StatusInsufficientStorage, "storage_full", "the server's storage is full; no certificate was issued (the certificate transparency log could not log it); retry later (the operator must free space)")
 			ref.retryAfter = "30"
@@ -303,7 +303,7 @@ func (c *CA) signingCert(r *http.Request) ([]byte, *refusal) {
 		return nil, ref
 	}
 	if err != nil {
-		c.log.Error("certificate issuance failed", "error", err, "san", principal.SAN())
+		c.log.ErrorContext(r.Context(), "certificate issuance failed", "error", err, "san", principal.SAN())
 		return nil, refuse(http.StatusInternalServerError, "internal", "the CA could not sign the certificate; the operator should check the server log")
 	}
 	leaf := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
@@ -317,7 +317,7 @@ func (c *CA) signingCert(r *http.Request) ([]byte, *refusal) {
 		return nil, refuse(http.StatusInternalServerError, "internal", "encoding the answer failed: %v", err)
 	}
 	c.issued.WithLabelValues(string(principal.Type)).Inc()
-	c.log.Info("issued signing certificate", "serial", serial.Text(16), "san", principal.SAN(), "oidc_issuer", principal.Issuer, "identity_type", principal.Type)
+	c.log.InfoContext(r.Context(), "issued signing certificate", "serial", serial.Text(16), "san", principal.SAN(), "oidc_issuer", principal.Issuer, "identity_type", principal.Type)
 	return body, nil
 }
 

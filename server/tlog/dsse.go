@@ -135,6 +135,6 @@ func (l *Log) AppendDSSE(ctx context.Context, req *rekorv2.DSSERequestV002) (*re
 			return tle, e, dup, nil
 		}
 	}
-	l.countRefusal(err)
+	l.countRefusal(ctx, err)
 	return nil, nil, false, err
 }

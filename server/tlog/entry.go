@@ -184,23 +184,23 @@ func (l *Log) AppendHashedRekord(ctx context.Context, req *rekorv2.HashedRekordR
 func (l *Log) appendHashedRekordDup(ctx context.Context, req *rekorv2.HashedRekordRequestV002) (*rekorv1.TransparencyLogEntry, bool, error) {
 	body, err := canonicalHashedRekord(req)
 	if err != nil {
-		l.countRefusal(err)
+		l.countRefusal(ctx, err)
 		return nil, false, err
 	}
 	tle, dup, err := l.appendBody(ctx, body, kindHashedRekord, versionHashedRekord)
 	if err != nil {
-		l.countRefusal(err)
+		l.countRefusal(ctx, err)
 		return nil, false, err
 	}
 	l.countAppend(kindHashedRekord, dup)
 	return tle, dup, nil
 }
 
-func (l *Log) countRefusal(err error) {
+func (l *Log) countRefusal(ctx context.Context, err error) {
 	reason := reasonFor(err)
 	l.metrics.rejected.WithLabelValues(reason).Inc()
 	if reason == reasonInvalid {
-		l.logger.Debug("log entry refused", "error", err)
+		l.logger.DebugContext(ctx, "log entry refused", "error", err)
 	}
 }
 
@@ -252,7 +252,7 @@ func (l *Log) appendBody(ctx context.Context, body []byte, kind, version string)
 	l.health.ok()
 	hashes, err := l.tiles.inclusionProof(ctx, th, idx.Index, e.LeafHash())
 	if err != nil {
-		l.logger.Error("building inclusion proof", "index", idx.Index, "tree_size", th.size, "error", err)
+		l.logger.ErrorContext(ctx, "building inclusion proof", "index", idx.Index, "tree_size", th.size, "error", err)
 		return nil, false, fmt.Errorf("building inclusion proof for entry %d: %w", idx.Index, err)
 	}
 	if idx.Index > math.MaxInt64 || th.size > math.MaxInt64 {

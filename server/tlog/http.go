@@ -120,7 +120,7 @@ func (l *Log) handleCreateEntry(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := responseJSON.Marshal(tle)
 	if err != nil {
-		l.logger.Error("marshalling transparency log entry", "error", err)
+		l.logger.ErrorContext(r.Context(), "marshalling transparency log entry", "error", err)
 		apierror.Write(w, http.StatusInternalServerError, "marshalling the log entry failed; the entry is in the log at index %d", tle.LogIndex)
 		return
 	}
@@ -174,7 +174,7 @@ func (l *Log) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 		// Serve the newest tree the key signed and remove the file so that
 		// tessera publishes afresh.
 		l.damagedCheckpoint.Do(func() {
-			l.logger.Error("the published checkpoint does not verify with the log key; serving the last signed checkpoint and republishing", "path", filepath.Join(l.dir, layout.CheckpointPath))
+			l.logger.ErrorContext(r.Context(), "the published checkpoint does not verify with the log key; serving the last signed checkpoint and republishing", "path", filepath.Join(l.dir, layout.CheckpointPath))
 		})
 		_ = os.Remove(filepath.Join(l.dir, layout.CheckpointPath))
 		if cp = l.signer.latest(); cp == nil {
@@ -202,7 +202,7 @@ func (l *Log) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 			apierror.Write(w, http.StatusNotFound, "no checkpoint has been published yet; retry in a moment")
 			return
 		}
-		l.logger.Error("reading checkpoint", "error", err)
+		l.logger.ErrorContext(r.Context(), "reading checkpoint", "error", err)
 		apierror.Write(w, http.StatusInternalServerError, "reading the checkpoint failed")
 		return
 	}
@@ -271,7 +271,7 @@ func (l *Log) serveResource(w http.ResponseWriter, r *http.Request, rel string, 
 			apierror.Write(w, http.StatusNotFound, "%s does not exist; fetch only resources a checkpoint requires (a partial one may have been replaced by the full one)", rel)
 			return
 		}
-		l.logger.Error("reading log resource", "path", rel, "error", err)
+		l.logger.ErrorContext(r.Context(), "reading log resource", "path", rel, "error", err)
 		apierror.Write(w, http.StatusInternalServerError, "reading %s failed", rel)
 		return
 	}

@@ -63,7 +63,7 @@ func (t *TSA) handleTimestamp(w http.ResponseWriter, r *http.Request) {
 	}
 	if ref != nil {
 		t.metrics.requests.WithLabelValues(ref.reason).Inc()
-		t.log.Info("timestamp request refused", "reason", ref.reason, "error", ref.msg)
+		t.log.InfoContext(r.Context(), "timestamp request refused", "reason", ref.reason, "error", ref.msg)
 		apierror.Write(w, ref.status, "%s", ref.msg)
 		return
 	}
@@ -85,7 +85,7 @@ func (t *TSA) issue(ctx context.Context, req *timestamp.Request) ([]byte, *refus
 	k := t.at(now)
 	if now.After(k.leaf.NotAfter) || now.Before(k.leaf.NotBefore) {
 		t.metrics.requests.WithLabelValues("certificate_not_valid").Inc()
-		t.log.Error("TSA signing certificate is not valid now; rotate it", "not_before", k.leaf.NotBefore, "not_after", k.leaf.NotAfter)
+		t.log.ErrorContext(ctx, "TSA signing certificate is not valid now; rotate it", "not_before", k.leaf.NotBefore, "not_after", k.leaf.NotAfter)
 		return nil, refuse(http.StatusServiceUnavailable, "certificate_not_valid", "the TSA signing certificate is valid from %s to %s, not now; the operator must issue a new one",
 			k.leaf.NotBefore.UTC().Format(time.RFC3339), k.leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
@@ -111,7 +111,7 @@ func (t *TSA) issue(ctx context.Context, req *timestamp.Request) ([]byte, *refus
 	t.metrics.signing.Observe(time.Since(start).Seconds())
 	if err != nil {
 		t.metrics.requests.WithLabelValues("signing_failed").Inc()
-		t.log.Error("signing timestamp failed", "error", err)
+		t.log.ErrorContext(ctx, "signing timestamp failed", "error", err)
 		return nil, refuse(http.StatusInternalServerError, "signing_failed", "signing the timestamp failed: %v", err)
 	}
 	if t.record != nil {
@@ -123,7 +123,7 @@ func (t *TSA) issue(ctx context.Context, req *timestamp.Request) ([]byte, *refus
 		t.metrics.logging.Observe(time.Since(start).Seconds())
 		if err != nil {
 			t.metrics.requests.WithLabelValues("not_logged").Inc()
-			t.log.Error("logging timestamp failed; no timestamp issued", "error", err)
+			t.log.ErrorContext(ctx, "logging timestamp failed; no timestamp issued", "error", err)
 			why := ""
 			var re *RecordError
 			if errors.As(err, &re) {
@@ -133,7 +133,7 @@ func (t *TSA) issue(ctx context.Context, req *timestamp.Request) ([]byte, *refus
 		}
 	}
 	t.metrics.requests.WithLabelValues("issued").Inc()
-	t.log.Debug("timestamp issued", "hash", req.HashAlgorithm.String(), "nonce", req.Nonce != nil, "cert_req", req.Certificates)
+	t.log.DebugContext(ctx, "timestamp issued", "hash", req.HashAlgorithm.String(), "nonce", req.Nonce != nil, "cert_req", req.Certificates)
 	return resp, nil
 }
 

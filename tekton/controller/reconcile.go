@@ -83,7 +83,7 @@ func (c *Controller) process(ctx context.Context, key string) error {
 		}
 		c.metrics.retries.WithLabelValues(r.kind).Inc()
 		if attempt < st.MaxAttempts {
-			log.Warn("signing failed; will retry", "error", err, "retryIn", c.backoff(attempt).String())
+			log.Warn("signing failed; will retry", "error", err, "retry_in", c.backoff(attempt).String())
 			return err
 		}
 		log.Error("signing failed; giving up", "error", err, "attempts", attempt)
@@ -120,7 +120,7 @@ func (c *Controller) process(ctx context.Context, key string) error {
 	if len(out.logIndexes) > 0 {
 		msg += "; log entries " + strings.Join(out.logIndexes, ",")
 	}
-	log.Info("signed", "subjects", out.subjects, "logEntries", out.logIndexes, "attestations", out.attestations, "took", c.o.Now().Sub(start).String())
+	log.Info("signed", "subjects", out.subjects, "log_entries", out.logIndexes, "attestations", out.attestations, "took", c.o.Now().Sub(start).String())
 	c.recorder.Event(r.obj, corev1.EventTypeNormal, "Signed", clip(msg))
 	return nil
 }

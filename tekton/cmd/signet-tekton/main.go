@@ -195,7 +195,7 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	defer srv.Close()
-	log.Info("signet-tekton starting", "id", f.id, "server", f.server, "signingConfig", f.signingConfig, "metrics", srv.Addr)
+	log.Info("signet-tekton starting", "id", f.id, "server", f.server, "signing_config", f.signingConfig, "metrics", srv.Addr)
 	if err := c.Run(ctx); err != nil {
 		log.Error("stopped", "error", err)
 		return 1
