@@ -27,6 +27,8 @@ func newAdmin(addr string, metrics http.Handler, s *Server, logger *slog.Logger)
 	mux.Handle("GET /metrics", metrics)
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	// A consistent copy of the data directory, taken while serving (backup.go).
+	mux.HandleFunc("GET /backup", s.handleBackup)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)

@@ -64,6 +64,8 @@ type Server struct {
 	admin    *admin // nil without adminAddr
 	adminURL string
 	draining atomic.Bool // shutting down: /readyz answers 503
+	// backingUp is set while GET /backup writes one.
+	backingUp atomic.Bool
 }
 
 // New opens the data directory (generating keys on first start), binds the
