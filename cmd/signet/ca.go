@@ -53,8 +53,8 @@ func newCAInitCmd() *cobra.Command {
 		Long: `Create a root certificate and, signed by it, the issuing (intermediate)
 certificate of the server's CA key, and with --tsa-key the timestamping
 certificate of its TSA key. Keys that do not exist are made: a new PEM file
-(mode 0600), or a key generated inside the PKCS#11 token (never
-extractable); KMS keys must exist. Writes to --out: ca-root.pem,
+(mode 0600), or a key generated inside the PKCS#11 token or AWS KMS
+(never extractable; awskms://…/alias/NAME); other KMS keys must exist. Writes to --out: ca-root.pem,
 ca-chain.pem (intermediate, root) and tsa-chain.pem, which the server's
 keys.caChain and keys.tsaChain name; it refuses to overwrite them.
 
@@ -122,7 +122,7 @@ func newCACSRCmd() *cobra.Command {
 		Long: `Write a PEM certificate request (PKCS#10) for a key of the server, for an
 offline root (signet ca issue-intermediate) or an organisation's CA to
 sign. With --generate, a key that does not exist is made first (in the
-token, or as a new file).
+token, in AWS KMS under the URI's alias, or as a new file).
 
 ` + keyRefHelp,
 		Example: `  signet ca csr --key 'pkcs11:token=signet;object=ca-2027' --generate ecdsa-p256 \
@@ -232,11 +232,12 @@ func newServerKeygenCmd() *cobra.Command {
 	var key, algorithm string
 	cmd := &cobra.Command{
 		Use:   "keygen",
-		Short: "Make a server key in a PKCS#11 token (or a file) and print its public key",
+		Short: "Make a server key in a PKCS#11 token, AWS KMS or a file and print its public key",
 		Long: `Make a signing key for the server: the log's checkpoint key (ed25519), the
 CT log's key (ecdsa-p256), a TUF online key, or a CA or TSA key before
 signet ca csr. In a PKCS#11 token the private key is generated inside the
-token and cannot be extracted. An existing key is refused, not replaced.
+token and cannot be extracted; in AWS KMS it is made under the URI's alias
+(awskms://[HOST:PORT]/alias/NAME, ecdsa-p256 only). An existing key is refused, not replaced.
 Prints the public key (PEM).
 
 ` + keyRefHelp,

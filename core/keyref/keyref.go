@@ -39,6 +39,9 @@ var (
 	ErrKeyType = errors.New("unsupported key type")
 	// ErrKMS: the KMS could not be reached or refused the request.
 	ErrKMS = errors.New("the KMS did not answer with the key")
+	// ErrKMSCredentials: no credentials for the KMS were found, or it
+	// refused them.
+	ErrKMSCredentials = errors.New("no usable KMS credentials")
 )
 
 // Error is a failure to open one key reference. Ref is the reference with

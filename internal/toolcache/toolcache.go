@@ -1,6 +1,6 @@
 // Package toolcache builds the real third-party tools the integration tests
 // run (distribution's registry, act, cosign, etcd, kube-apiserver, the CNB
-// lifecycle and launcher) from the Go module proxy, once, into a cache
+// lifecycle and launcher, local-kms) from the Go module proxy, once, into a cache
 // outside the clone: $SIGNET_TOOLS_CACHE, default
 // $HOME/.cache/signet-tools/<name>-<version>/. CI machines are
 // reused, so the build cost is paid once per tool version (docs/ci.md has
@@ -41,6 +41,11 @@ type Tool struct {
 	// directory replacements.
 	Pins    []module.Version
 	LDFlags string // go build -ldflags for wrapper builds
+	// Main is the source of a main package the wrapper module builds
+	// instead of a command of Module, for a tool whose own command cannot
+	// be told what the tests need (local-kms listens on every interface and
+	// only over plain HTTP); Package is then the library it imports.
+	Main string
 }
 
 // Versions of the Kubernetes parts the tekton controller's tests run. etcd
@@ -281,7 +286,14 @@ func (t Tool) buildInModule(tmp string) error {
 	if err := t.run(goCmd(src, env, "get", t.Package+"@"+t.Version)); err != nil {
 		return err
 	}
-	return t.run(goCmd(src, env, "build", "-trimpath", "-ldflags="+t.LDFlags, "-o", filepath.Join(tmp, t.Name), t.Package))
+	pkg := t.Package
+	if t.Main != "" {
+		if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(t.Main), 0o644); err != nil {
+			return err
+		}
+		pkg = "."
+	}
+	return t.run(goCmd(src, env, "build", "-trimpath", "-ldflags="+t.LDFlags, "-o", filepath.Join(tmp, t.Name), pkg))
 }
 
 // replaceBlock is the wrapper go.mod's replace block: each directory

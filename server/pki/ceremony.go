@@ -22,13 +22,18 @@ import (
 
 // OpenKey opens the key ref names; with alg set, a key that does not exist
 // yet is made: a new PEM file (mode 0600, never overwriting), or a key
-// generated inside the PKCS#11 token. KMS keys are made with the KMS's own
-// tools and only opened. created tells whether the key is new.
+// generated inside the PKCS#11 token or AWS KMS (under the URI's alias);
+// other KMS keys are made with the KMS's own tools and only opened. created
+// tells whether the key is new.
 func OpenKey(ctx context.Context, ref string, alg keyref.Algorithm) (k crypto.Signer, created bool, err error) {
 	if keyref.IsURI(ref) {
 		k, err := keyref.Open(ctx, ref, keyref.Options{})
-		if alg != "" && errors.Is(err, keyref.ErrKeyNotFound) && !keyref.IsKMS(ref) {
-			k, err = keyref.GeneratePKCS11(ref, alg, keyref.Options{})
+		if alg != "" && errors.Is(err, keyref.ErrKeyNotFound) {
+			if keyref.IsKMS(ref) {
+				k, err = keyref.GenerateKMS(ctx, ref, alg)
+			} else {
+				k, err = keyref.GeneratePKCS11(ref, alg, keyref.Options{})
+			}
 			return k, err == nil, err
 		}
 		return k, false, err
