@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/signet-dev/signet/internal/signetbuild"
 	"github.com/signet-dev/signet/internal/toolcache"
 )
 
@@ -218,20 +219,11 @@ func build(ctx context.Context, o options, log io.Writer) (*result, error) {
 	return res, nil
 }
 
-// compile builds cmd/signet for p, the same bytes on every machine with
-// this Go release: no cgo (no C toolchain, and so no PKCS#11), no file
-// paths, no VCS stamp, no build ID, and the GOAMD64/GOARM64 levels fixed
-// rather than taken from the environment.
+// compile builds cmd/signet for p as a release is built
+// (internal/signetbuild): the image holds the same bytes as the release
+// binary of its platform.
 func compile(ctx context.Context, o options, p v1.Platform, out string) error {
-	ldflags := "-s -w -buildid= -X main.version=" + o.version
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags="+ldflags, "-o", out, "./cmd/signet")
-	cmd.Dir = o.moduleDir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture,
-		"GOAMD64=v1", "GOARM64=v8.0", "GOARM=7", "GOTOOLCHAIN=local", "GOWORK=off", "GOFLAGS=-mod=readonly")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/signet for %s/%s: %v\n%s", p.OS, p.Architecture, err, b)
-	}
-	return nil
+	return signetbuild.Build(ctx, o.moduleDir, o.version, p.OS, p.Architecture, out)
 }
 
 // caBundle reads the operator's bundle, or the pinned Debian one: the

@@ -2,12 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/modfile"
+
+	"github.com/signet-dev/signet/internal/signetbuild"
 )
 
 // modulePath is the module a release is built from.
@@ -134,36 +136,8 @@ func parseEpoch(s string) (time.Time, error) {
 	return time.Unix(n, 0).UTC(), nil
 }
 
-// buildEnv is the environment of every go command of a release. Each
-// setting that changes the output is given a value here, so neither the
-// caller's environment nor its `go env -w` file can change the bytes: a
-// non-empty variable wins over the file.
-func buildEnv(p Platform) []string {
-	set := map[string]string{
-		"CGO_ENABLED": "0",
-		// Replaces any GOFLAGS (e.g. -race, -tags) of the environment or
-		// the go env file; the build's own flags are on its command line.
-		"GOFLAGS": "-mod=readonly",
-		"GOWORK":  "off",
-		"GOOS":    p.OS,
-		"GOARCH":  p.Arch,
-		// The defaults, named: a GOAMD64=v3 left in an environment would
-		// make other (and less portable) amd64 binaries.
-		"GOAMD64": "v1",
-		"GOARM64": "v8.0",
-	}
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if _, ok := set[k]; !ok {
-			env = append(env, kv)
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(set)) {
-		env = append(env, k+"="+set[k])
-	}
-	return env
-}
+// buildEnv is the environment of every go command of a release.
+func buildEnv(p Platform) []string { return signetbuild.Env(p.OS, p.Arch) }
 
 // wantToolchain is the exact Go release go.mod asks for: its toolchain
 // line, else its go line. The compiler is part of the output, so a release
@@ -240,16 +214,8 @@ func build(s buildSpec) error {
 			return err
 		}
 		start := time.Now()
-		// -trimpath: no directory of this machine in the binary;
-		// -buildvcs=false: no checkout state (the same commit gives the
-		// same bytes whether or not .git is there or the tree is dirty);
-		// -s -w: no symbol table or DWARF, smaller downloads.
-		cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false",
-			"-ldflags", "-s -w -X main.version="+s.Version, "-o", dest, "./cmd/signet")
-		cmd.Dir = module
-		cmd.Env = buildEnv(p)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build ./cmd/signet for %s: %v\n%s", p, err, out)
+		if err := signetbuild.Build(context.Background(), module, s.Version, p.OS, p.Arch, dest); err != nil {
+			return err
 		}
 		sum, err := fileSHA256(dest)
 		if err != nil {
