@@ -120,7 +120,7 @@ func TestEveryConfigKeyTakesEffect(t *testing.T) {
 func configCases(t *testing.T) []configCase {
 	return []configCase{
 		{keys: []string{"addr"}, raw: true, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
-			port := freePort(t)
+			port := servertest.FreePort(t)
 			return fmt.Sprintf("addr: 127.0.0.1:%d\ndevOIDC: true\ndata: %s\n", port, filepath.Join(dir, "data")), func(t *testing.T, p *servertest.Process) {
 				if want := fmt.Sprintf("http://127.0.0.1:%d", port); p.URL != want {
 					t.Errorf("listening at %s, want %s", p.URL, want)
@@ -130,7 +130,7 @@ func configCases(t *testing.T) []configCase {
 		// The admin listener serves metrics, health and profiling; the
 		// public one no longer serves metrics.
 		{keys: []string{"adminAddr"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
-			port := freePort(t)
+			port := servertest.FreePort(t)
 			admin := fmt.Sprintf("http://127.0.0.1:%d", port)
 			return fmt.Sprintf("adminAddr: 127.0.0.1:%d\n", port), func(t *testing.T, p *servertest.Process) {
 				for path, want := range map[string]string{"/metrics": "signet_build_info", "/readyz": "ready", "/healthz": "ok", "/debug/pprof/cmdline": "server"} {
@@ -147,7 +147,7 @@ func configCases(t *testing.T) []configCase {
 			}
 		}},
 		{keys: []string{"url"}, raw: true, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
-			port := freePort(t)
+			port := servertest.FreePort(t)
 			public := fmt.Sprintf("http://localhost:%d", port)
 			return fmt.Sprintf("url: %s\naddr: 127.0.0.1:%d\ndata: %s\ndevOIDC: true\n", public, port, filepath.Join(dir, "data")), func(t *testing.T, p *servertest.Process) {
 				if p.URL != public {
@@ -612,7 +612,7 @@ func configCases(t *testing.T) []configCase {
 				t.Fatal(err)
 			}
 			policy := filepath.Join(dir, "witnesses.txt")
-			if err := os.WriteFile(policy, fmt.Appendf(nil, "witness w %s http://127.0.0.1:%d\nquorum w\n", cosig, freePort(t)), 0o644); err != nil {
+			if err := os.WriteFile(policy, fmt.Appendf(nil, "witness w %s http://127.0.0.1:%d\nquorum w\n", cosig, servertest.FreePort(t)), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			return "log:\n  witnessPolicy: " + policy + "\n  witnessTimeout: 300ms\n", func(t *testing.T, p *servertest.Process) {
@@ -1052,16 +1052,6 @@ func checkOriginEndToEnd(t *testing.T, p *servertest.Process, origin string) {
 }
 
 // Helpers for the cases above.
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // trustedRootJSON and signingConfigJSON are the parts of the trust files
 // the cases read.

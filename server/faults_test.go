@@ -690,7 +690,7 @@ func TestDiskFull(t *testing.T) {
 // new requests) but live, while a request in flight keeps it draining;
 // then it exits.
 func TestDrainingIsUnreadyButLive(t *testing.T) {
-	port := freePort(t)
+	port := servertest.FreePort(t)
 	admin := fmt.Sprintf("http://127.0.0.1:%d", port)
 	p := servertest.Start(t, t.TempDir(), "--dev-oidc", "--admin-addr", fmt.Sprintf("127.0.0.1:%d", port))
 	if code, body := getStatus(t, admin+"/readyz"); code != http.StatusOK {

@@ -33,17 +33,6 @@ import (
 	"github.com/signet-dev/signet/server/servertest"
 )
 
-// freeAddr is a loopback address no one listens on (the kernel's choice).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // fetchCheckpoint gets and verifies a log's checkpoint.
 func fetchCheckpoint(t *testing.T, base, vkey string) (*f_log.Checkpoint, []byte) {
 	t.Helper()
@@ -207,7 +196,7 @@ func noRestoreLeftovers(t *testing.T, target string) {
 // restore given a checkpoint that shows them refuses (a fork). Damaged,
 // truncated and misdirected restores refuse and leave nothing behind.
 func TestBackupRestoreWhileServing(t *testing.T) {
-	addr, adminAddr := freeAddr(t), freeAddr(t)
+	addr, adminAddr := servertest.FreeAddr(t), servertest.FreeAddr(t)
 	e := newCLIEnvIn(t, t.TempDir(), "acme/backup", "--addr", addr, "--admin-addr", adminAddr)
 	admin := "http://" + adminAddr
 	vkey := logVerifierKey(t, e.p.URL)
@@ -588,7 +577,7 @@ func TestBackupRestoreWhileServing(t *testing.T) {
 // the backup holds every shard, and a server restored with the same config
 // serves each of them again.
 func TestBackupRestoreLogShards(t *testing.T) {
-	addr, adminAddr := freeAddr(t), freeAddr(t)
+	addr, adminAddr := servertest.FreeAddr(t), servertest.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	work := t.TempDir()
 	logKey := filepath.Join(work, "log-2.key")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -76,7 +75,7 @@ func TestTUFCeremonyRootRotationIsFollowed(t *testing.T) {
 	bin := cosignBinary(t)
 	dataDir := t.TempDir()
 	// One address throughout: the trust files the ceremony signs name it.
-	addr := fmt.Sprintf("127.0.0.1:%d", tufFreePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", servertest.FreePort(t))
 	first := servertest.Start(t, dataDir, "--dev-oidc", "--addr", addr)
 	trustDir := filepath.Join(t.TempDir(), "trust")
 	runSignet(t, nil, "trust", "--server", first.URL, "--out", trustDir).want(t, 0)
@@ -232,14 +231,4 @@ func TestTrustRefusesExpiredTUFMetadata(t *testing.T) {
 	if !strings.Contains(p.Stderr(), "published TUF metadata expired") {
 		t.Errorf("the server did not log the expiry:\n%s", p.Stderr())
 	}
-}
-
-func tufFreePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

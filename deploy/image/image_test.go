@@ -30,6 +30,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/signet-dev/signet/core/oci/ocitest"
+	"github.com/signet-dev/signet/server/servertest"
 )
 
 const (
@@ -346,7 +347,7 @@ func startImage(t *testing.T, root, data string, uid, gid int, cf *v1.ConfigFile
 			if host, _, err := net.SplitHostPort(args[i+1]); err != nil || host != "0.0.0.0" {
 				t.Fatalf("image cmd %s %q: want 0.0.0.0:PORT, reachable from outside the container", args[i], args[i+1])
 			}
-			args[i+1] = "127.0.0.1:" + strconv.Itoa(freePort(t))
+			args[i+1] = "127.0.0.1:" + strconv.Itoa(servertest.FreePort(t))
 			if args[i] == "--admin-addr" {
 				admin = "http://" + args[i+1]
 			}
@@ -448,16 +449,6 @@ func waitOK(t *testing.T, u string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("GET %s: %s", u, last)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // signWithImage signs ref with the image's signet binary against the

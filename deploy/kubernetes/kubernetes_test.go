@@ -273,7 +273,7 @@ func TestServerAcceptsTheConfigMap(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	httpAddr, adminAddr := "127.0.0.1:"+strconv.Itoa(freePort(t)), "127.0.0.1:"+strconv.Itoa(freePort(t))
+	httpAddr, adminAddr := "127.0.0.1:"+strconv.Itoa(servertest.FreePort(t)), "127.0.0.1:"+strconv.Itoa(servertest.FreePort(t))
 	for k, v := range map[string]any{"data": filepath.Join(dir, "data"), "addr": httpAddr, "adminAddr": adminAddr, "url": "http://" + httpAddr} {
 		if _, ok := doc[k]; !ok {
 			t.Fatalf("the ConfigMap's config has no %s", k)
@@ -315,16 +315,6 @@ func TestServerAcceptsTheConfigMap(t *testing.T) {
 	if err := p.Stop(30 * time.Second); err != nil {
 		t.Errorf("graceful stop: %v\n%s", err, p.Stderr())
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // TestManifestsApply applies every manifest to a real kube-apiserver

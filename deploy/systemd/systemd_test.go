@@ -6,7 +6,6 @@ package systemd_test
 
 import (
 	"bufio"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -155,7 +154,7 @@ func TestUnitRunsTheServer(t *testing.T) {
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	httpAddr, adminAddr := freeAddr(t), freeAddr(t)
+	httpAddr, adminAddr := servertest.FreeAddr(t), servertest.FreeAddr(t)
 	doc["addr"], doc["adminAddr"], doc["url"] = httpAddr, adminAddr, "http://"+httpAddr
 	b, _ = yaml.Marshal(doc)
 	cfgPath := filepath.Join(dir, "server.yaml")
@@ -200,14 +199,4 @@ func TestUnitRunsTheServer(t *testing.T) {
 	if err := p.Stop(stop); err != nil {
 		t.Errorf("stop within TimeoutStopSec: %v\n%s", err, p.Stderr())
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/signet-dev/signet/core/oci/ocitest"
+	"github.com/signet-dev/signet/server/servertest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -178,7 +179,7 @@ func TestServerDownAndBack(t *testing.T) {
 	e := getEnv(t)
 	const ns = "outage"
 	e.namespace(t, ns)
-	port := freePort(t)
+	port := servertest.FreePort(t)
 	data := t.TempDir()
 	srv := e.server(t, port, data)
 	url := srv.URL
@@ -238,7 +239,7 @@ func TestDeleteUnsigned(t *testing.T) {
 	e := getEnv(t)
 	const ns = "deleted"
 	e.namespace(t, ns)
-	port := freePort(t)
+	port := servertest.FreePort(t)
 	srv := e.server(t, port, t.TempDir())
 	url := srv.URL
 	srv.Kill() // every attempt fails

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -269,22 +268,13 @@ func (p *proc) kill() {
 	<-p.done
 }
 
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // controller starts signet-tekton as its own ServiceAccount, watching ns,
 // with the ConfigMap and Lease names tekton/config grants it. Tests run one
 // after another, each stopping its controllers (which releases the Lease).
 func (e *env) controller(t testing.TB, ns string, extra ...string) *proc {
 	t.Helper()
 	bin, _ := binaries(t)
-	port := freePort(t)
+	port := servertest.FreePort(t)
 	args := append([]string{
 		"--kubeconfig", e.kubecfg,
 		"--server", e.srv.URL,
