@@ -16,24 +16,6 @@ import (
 	"github.com/signet-dev/signet/server/servertest"
 )
 
-// hsmConfig writes a server config whose keys are the given references.
-func hsmConfig(t *testing.T, dir string, keys map[string]string, extra ...string) string {
-	t.Helper()
-	var b strings.Builder
-	for _, e := range extra {
-		b.WriteString(e + "\n")
-	}
-	b.WriteString("keys:\n")
-	for k, v := range keys {
-		fmt.Fprintf(&b, "  %s: %q\n", k, v)
-	}
-	p := filepath.Join(dir, fmt.Sprintf("hsm-%d.yaml", time.Now().UnixNano()))
-	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // The server with every signing key in a PKCS#11 token (SoftHSM2): the
 // log's Ed25519 checkpoint key and the CT log's key made in the token by
 // `signet server keygen`, the CA's and TSA's keys made there by `signet ca
@@ -68,7 +50,7 @@ func TestHSMBackedServer(t *testing.T) {
 		"logKey": tok.URI("e2e-log"), "ctLogKey": tok.URI("e2e-ct"),
 	}
 	data := t.TempDir()
-	e := newCLIEnvIn(t, data, "acme/hsm", "--config", hsmConfig(t, work, keys, fmt.Sprintf("tuf:\n  key: %q", tok.URI("e2e-tuf"))))
+	e := newCLIEnvIn(t, data, "acme/hsm", "--config", keysConfig(t, work, keys, fmt.Sprintf("tuf:\n  key: %q", tok.URI("e2e-tuf"))))
 
 	art := e.file(t, "app.tar.gz", "built with keys in hardware\n")
 	b := filepath.Join(e.dir, "app.sigstore.json")
@@ -178,7 +160,7 @@ func TestServerRefusesBadKeys(t *testing.T) {
 				k, v, _ := strings.Cut(kv, "=")
 				t.Setenv(k, v)
 			}
-			p, err := servertest.StartErr(servertest.Binary(t), t.TempDir(), "--dev-oidc", "--config", hsmConfig(t, work, c.keys))
+			p, err := servertest.StartErr(servertest.Binary(t), t.TempDir(), "--dev-oidc", "--config", keysConfig(t, work, c.keys))
 			if err == nil {
 				p.Kill()
 				t.Fatal("the server started")

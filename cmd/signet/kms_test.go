@@ -14,8 +14,9 @@ import (
 	"github.com/signet-dev/signet/server/servertest"
 )
 
-// kmsConfig writes a server config with the given keys: and extra lines.
-func kmsConfig(t *testing.T, dir string, keys map[string]string, extra ...string) string {
+// keysConfig writes a server config whose keys: are the given references
+// (files, PKCS#11 or KMS URIs), after the extra lines.
+func keysConfig(t *testing.T, dir string, keys map[string]string, extra ...string) string {
 	t.Helper()
 	var b strings.Builder
 	for _, e := range extra {
@@ -25,7 +26,7 @@ func kmsConfig(t *testing.T, dir string, keys map[string]string, extra ...string
 	for k, v := range keys {
 		fmt.Fprintf(&b, "  %s: %q\n", k, v)
 	}
-	p := filepath.Join(dir, fmt.Sprintf("kms-%d.yaml", time.Now().UnixNano()))
+	p := filepath.Join(dir, fmt.Sprintf("keys-%d.yaml", time.Now().UnixNano()))
 	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func TestKMSBackedServer(t *testing.T) {
 		"logKey": logKey, "ctLogKey": k.URI("e2e-ct"),
 	}
 	data := t.TempDir()
-	e := newCLIEnvIn(t, data, "acme/kms", "--config", kmsConfig(t, work, keys, fmt.Sprintf("tuf:\n  key: %q", k.URI("e2e-tuf"))))
+	e := newCLIEnvIn(t, data, "acme/kms", "--config", keysConfig(t, work, keys, fmt.Sprintf("tuf:\n  key: %q", k.URI("e2e-tuf"))))
 
 	signed := map[string]int{}
 	for _, name := range []string{"e2e-ca", "e2e-tsa", "e2e-ct"} {
@@ -180,7 +181,7 @@ func TestServerRefusesBadKMSKeys(t *testing.T) {
 	noCredentials := map[string]string{"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
 
 	// The configuration as given starts: each case below breaks one thing.
-	p, err := servertest.StartErr(servertest.Binary(t), t.TempDir(), "--dev-oidc", "--config", kmsConfig(t, work, good))
+	p, err := servertest.StartErr(servertest.Binary(t), t.TempDir(), "--dev-oidc", "--config", keysConfig(t, work, good))
 	if err != nil {
 		t.Fatalf("the good configuration: %v", err)
 	}
@@ -214,7 +215,7 @@ func TestServerRefusesBadKMSKeys(t *testing.T) {
 				t.Setenv(name, v)
 			}
 			start := time.Now()
-			p, err := servertest.StartErr(servertest.Binary(t), t.TempDir(), "--dev-oidc", "--config", kmsConfig(t, work, c.keys))
+			p, err := servertest.StartErr(servertest.Binary(t), t.TempDir(), "--dev-oidc", "--config", keysConfig(t, work, c.keys))
 			if err == nil {
 				p.Kill()
 				t.Fatal("the server started")
