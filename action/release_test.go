@@ -1,6 +1,7 @@
 package action_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto"
@@ -9,6 +10,7 @@ import (
 	"debug/macho"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"maps"
 	"net/url"
 	"os"
@@ -21,10 +23,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/signet-dev/signet/action"
 	"github.com/signet-dev/signet/action/acttest"
 	"github.com/signet-dev/signet/core/bundle"
 	"github.com/signet-dev/signet/core/intoto"
+	"github.com/signet-dev/signet/core/oci/ocitest"
 	"github.com/signet-dev/signet/core/verify"
 	"github.com/signet-dev/signet/server/servertest"
 	"gopkg.in/yaml.v3"
@@ -66,6 +74,8 @@ func TestReleaseWorkflowWithAct(t *testing.T) {
 	src, head, github := releaseCheckout(t)
 
 	mirror := t.TempDir()
+	reg := ocitest.Start(t)
+	imageRepo := reg.Ref("signet/server")
 	env := map[string]string{
 		"ACTIONS_ID_TOKEN_REQUEST_URL": s.tokenURL(url.Values{"repository": {releaseRepo}, "ref": {releaseTag}, "sha": {head},
 			"workflow": {releaseWF}, "run_attempt": {"1"}}),
@@ -86,7 +96,7 @@ func TestReleaseWorkflowWithAct(t *testing.T) {
 		Repo: src, Event: "push", Workflow: releaseWF, Env: env, Home: t.TempDir(),
 		EventPath: writeFile(t, filepath.Join(t.TempDir(), "push.json"), `{"ref":"`+releaseTag+`","after":"`+head+`","deleted":false,`+
 			`"repository":{"id":`+repoID+`,"full_name":"`+releaseRepo+`","owner":{"id":`+ownerID+`,"login":"signet-dev"}}}`),
-		Vars: map[string]string{"SIGNET_SERVER": s.URL, "SIGNET_OIDC_ISSUER": s.Issuer, "SIGNET_RELEASE_DIR": mirror},
+		Vars: map[string]string{"SIGNET_SERVER": s.URL, "SIGNET_OIDC_ISSUER": s.Issuer, "SIGNET_RELEASE_DIR": mirror, "SIGNET_IMAGE_REPOSITORY": imageRepo},
 		Actions: map[string]string{
 			uploadArtifact:   filepath.Join(standins, "upload-artifact"),
 			downloadArtifact: filepath.Join(standins, "download-artifact"),
@@ -209,6 +219,21 @@ func TestReleaseWorkflowWithAct(t *testing.T) {
 	rebuilt := rebuildHost(t, src, head)
 	if a, b := fileDigest(t, host), fileDigest(t, rebuilt); a != b {
 		t.Errorf("the released %s (sha256 %s) differs from a rebuild of the tag (sha256 %s)", filepath.Base(host), a, b)
+	}
+
+	// The server image: pushed under the version, signed and attested by
+	// the release workflow, and its linux binaries are the released ones.
+	imageRef := imageRepo + ":" + releaseVersion
+	if out, err := verifyCLI(append([]string{"verify", imageRef}, policy(wfIdentity)...)...); err != nil {
+		t.Errorf("verify %s: %v\n%s", imageRef, err, out)
+	}
+	if out, err := verifyCLI(append([]string{"verify", imageRef}, policy(branchIdentity)...)...); err == nil {
+		t.Errorf("verify %s for the workflow on a branch succeeded:\n%s", imageRef, out)
+	}
+	for _, arch := range []string{"amd64", "arm64"} {
+		if a, b := imageBinary(t, imageRef, arch), digests["signet-"+releaseVersion+"-linux-"+arch]; !bytes.Equal(a, b) {
+			t.Errorf("the image's linux/%s /usr/bin/signet (sha256 %x) is not the released binary (sha256 %x)", arch, a, b)
+		}
 	}
 
 	// GitHub's side: the tag and the major tag moved to one commit on the
@@ -461,6 +486,7 @@ func TestReleaseWorkflowShape(t *testing.T) {
 	wantPerms := map[string]map[string]string{
 		"build":   {"contents": "read", "id-token": "write"},
 		"publish": {"contents": "write"},
+		"image":   {"contents": "read", "id-token": "write", "packages": "write"},
 	}
 	if len(wf.Jobs) != len(wantPerms) {
 		t.Errorf("jobs %v, want %v", slices.Sorted(maps.Keys(wf.Jobs)), slices.Sorted(maps.Keys(wantPerms)))
@@ -488,9 +514,42 @@ func TestReleaseWorkflowShape(t *testing.T) {
 	if p := wf.Jobs["publish"]; p.Needs != "build" || p.If != "github.event_name == 'push'" {
 		t.Errorf("publish job: needs %q if %q; it must follow build, and dry runs (workflow_dispatch) must not publish", p.Needs, p.If)
 	}
+	if im := wf.Jobs["image"]; im.Needs != "publish" || !strings.HasPrefix(im.If, "github.event_name == 'push' && ") {
+		t.Errorf("image job: needs %q if %q; it must follow publish, and dry runs must not push", im.Needs, im.If)
+	}
 	for _, want := range []string{uploadArtifact, downloadArtifact} {
 		if !strings.Contains(string(raw), "uses: "+want+" ") {
 			t.Errorf("%s does not use %s, which the act test maps to a stand-in", releaseWF, want)
+		}
+	}
+}
+
+// imageBinary is the SHA-256 of /usr/bin/signet in the linux/arch image of
+// the index at ref.
+func imageBinary(t *testing.T, ref, arch string) []byte {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(r, remote.WithPlatform(v1.Platform{OS: "linux", Architecture: arch}))
+	if err != nil {
+		t.Fatalf("%s linux/%s: %v", ref, arch, err)
+	}
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s linux/%s has no /usr/bin/signet (%v)", ref, arch, err)
+		}
+		if strings.TrimPrefix(h.Name, "/") == "usr/bin/signet" {
+			sum := sha256.New()
+			if _, err := io.Copy(sum, tr); err != nil {
+				t.Fatal(err)
+			}
+			return sum.Sum(nil)
 		}
 	}
 }
