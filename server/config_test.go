@@ -967,7 +967,7 @@ func TestConfigRefusedAtStart(t *testing.T) {
 		{"devOIDC: true\nlogg:\n  origin: x\n", []string{"line 2: unknown key logg", "the top level takes addr, url, data"}},
 		{"devOIDC: true\nlog:\n  orign: x\n", []string{"line 3: unknown key log.orign", "log takes origin, checkpointInterval"}},
 		{"devOIDC: true\noidcIssuers:\n  - url: https://ci.example.com\n    typ: email\n", []string{"line 4: unknown key oidcIssuers[0].typ", "type"}},
-		{"devOIDC: true\nhttp:\n  shutdownTimeout: 1s\n", []string{"unknown key http.shutdownTimeout", "http takes readTimeout, maxConnections"}},
+		{"devOIDC: true\nhttp:\n  shutdownTimeout: 1s\n", []string{"unknown key http.shutdownTimeout", "http takes readTimeout, readHeaderTimeout, idleTimeout, maxConnections"}},
 		{"devOIDC: true\nlog: fast\n", []string{"line 2: log must be a mapping of origin"}},
 		{"devOIDC: true\n---\nlogg: 1\n", []string{"more than one YAML document", "line 2"}},
 		{"devOIDC: true\nlog:\n  origin: example.com/log\n", []string{`log.origin "example.com/log" is not a host name`, "sigstore-go"}},
