@@ -91,18 +91,7 @@ func TestHSMBackedServer(t *testing.T) {
 	// A self-managed key in the token signs as cosign's --key pkcs11:… does;
 	// the signature verifies with the key named by URI, with its public key
 	// file in signet and cosign, and not with another key.
-	pubPEM := runSignet(t, env, "server", "keygen", "--key", tok.URI("e2e-release")).want(t, 0).stdout
-	pubFile := e.file(t, "release.pub", pubPEM)
-	kb := filepath.Join(e.dir, "app.key.sigstore.json")
-	var sr signResult
-	runSignet(t, append(env, e.serverEnv...), "sign-blob", art, "--key", tok.URI("e2e-release"), "--bundle", kb, "-o", "json").want(t, 0).decode(t, &sr)
-	if sr.KeyHint == "" || sr.Identity != "" {
-		t.Errorf("a token key's signature: %+v", sr)
-	}
-	runSignet(t, env, "verify-blob", art, "--bundle", kb, "--trusted-root", e.root, "--key", tok.URI("e2e-release")).want(t, 0)
-	runSignet(t, nil, "verify-blob", art, "--bundle", kb, "--trusted-root", e.root, "--key", pubFile).want(t, 0)
-	runSignet(t, env, "verify-blob", art, "--bundle", kb, "--trusted-root", e.root, "--key", tok.URI("e2e-ct")).want(t, 1)
-	mustCosign(t, "verify-blob", "--bundle", kb, "--trusted-root", e.root, "--key", pubFile, art)
+	signsWithKeyURI(t, e, env, art, tok.URI("e2e-release"), tok.URI("e2e-ct"))
 
 	if strings.Contains(e.p.Stderr(), "DEVELOPMENT SETUP: root CA") {
 		t.Error("the server calls a setup without root keys a development one")

@@ -134,17 +134,7 @@ func TestKMSBackedServer(t *testing.T) {
 	// A self-managed KMS key signs as cosign's --key awskms://… does: the
 	// signature verifies with its public key in signet and cosign, and not
 	// with another key.
-	pubFile := e.file(t, "release.pub", runSignet(t, env, "server", "keygen", "--key", k.URI("e2e-release")).want(t, 0).stdout)
-	kb := filepath.Join(e.dir, "app.key.sigstore.json")
-	var sr signResult
-	runSignet(t, append(env, e.serverEnv...), "sign-blob", art, "--key", k.URI("e2e-release"), "--bundle", kb, "-o", "json").want(t, 0).decode(t, &sr)
-	if sr.KeyHint == "" || sr.Identity != "" {
-		t.Errorf("a KMS key's signature: %+v", sr)
-	}
-	runSignet(t, env, "verify-blob", art, "--bundle", kb, "--trusted-root", e.root, "--key", k.URI("e2e-release")).want(t, 0)
-	runSignet(t, nil, "verify-blob", art, "--bundle", kb, "--trusted-root", e.root, "--key", pubFile).want(t, 0)
-	runSignet(t, env, "verify-blob", art, "--bundle", kb, "--trusted-root", e.root, "--key", k.URI("e2e-ct")).want(t, 1)
-	mustCosign(t, "verify-blob", "--bundle", kb, "--trusted-root", e.root, "--key", pubFile, art)
+	signsWithKeyURI(t, e, env, art, k.URI("e2e-release"), k.URI("e2e-ct"))
 
 	if strings.Contains(e.p.Stderr(), "DEVELOPMENT SETUP: root CA") {
 		t.Error("the server calls a setup without root keys a development one")
@@ -234,4 +224,22 @@ func TestServerRefusesBadKMSKeys(t *testing.T) {
 			}
 		})
 	}
+}
+
+// signsWithKeyURI makes a client key at ref (signet server keygen), signs
+// art with it and checks that the bundle verifies by the key's URI and by
+// its public key file, in signet and cosign, and not with the key other.
+func signsWithKeyURI(t *testing.T, e *cliEnv, env []string, art, ref, other string) {
+	t.Helper()
+	pubFile := e.file(t, "release.pub", runSignet(t, env, "server", "keygen", "--key", ref).want(t, 0).stdout)
+	kb := filepath.Join(e.dir, "app.key.sigstore.json")
+	var sr signResult
+	runSignet(t, append(env, e.serverEnv...), "sign-blob", art, "--key", ref, "--bundle", kb, "-o", "json").want(t, 0).decode(t, &sr)
+	if sr.KeyHint == "" || sr.Identity != "" {
+		t.Errorf("a signature by %s: %+v", ref, sr)
+	}
+	runSignet(t, env, "verify-blob", art, "--bundle", kb, "--trusted-root", e.root, "--key", ref).want(t, 0)
+	runSignet(t, nil, "verify-blob", art, "--bundle", kb, "--trusted-root", e.root, "--key", pubFile).want(t, 0)
+	runSignet(t, env, "verify-blob", art, "--bundle", kb, "--trusted-root", e.root, "--key", other).want(t, 1)
+	mustCosign(t, "verify-blob", "--bundle", kb, "--trusted-root", e.root, "--key", pubFile, art)
 }
