@@ -1,7 +1,7 @@
 // Package toolcache builds the real third-party tools the integration tests
 // run (distribution's registry, act, cosign, etcd, kube-apiserver, the CNB
-// lifecycle and launcher, local-kms) from the Go module proxy, once, into a cache
-// outside the clone: $SIGNET_TOOLS_CACHE, default
+// lifecycle and launcher, local-kms, versitygw) from the Go module proxy,
+// once, into a cache outside the clone: $SIGNET_TOOLS_CACHE, default
 // $HOME/.cache/signet-tools/<name>-<version>/. CI machines are
 // reused, so the build cost is paid once per tool version (docs/ci.md has
 // the cold costs).
@@ -91,6 +91,11 @@ var (
 		Module:  "github.com/transparency-dev/witness",
 		Pins:    []module.Version{{Path: "github.com/transparency-dev/formats", Version: "v0.1.1"}},
 	}
+	// Versitygw is an S3 gateway; internal/s3test runs it with its POSIX
+	// backend as the S3-compatible object store of issue 15's tests. v1.8.0
+	// (go 1.25.0) builds with Go 1.26, and its go.mod replaces nothing, so
+	// `go install` works.
+	Versitygw = Tool{Name: "versitygw", Package: "github.com/versity/versitygw/cmd/versitygw", Version: "v1.8.0"}
 	// Lifecycle is the Cloud Native Buildpacks lifecycle: one binary that
 	// runs the phase named by argv[0] (creator, exporter, ...).
 	Lifecycle = lifecycleTool("lifecycle")
