@@ -844,9 +844,17 @@ func configCases(t *testing.T) []configCase {
 					t.Fatal(err)
 				}
 				defer c.Close()
+				cut := func() float64 {
+					return scrapeOnce(t, p)["signet_http_connections_without_request_total"].GetMetric()[0].GetCounter().GetValue()
+				}
+				before := cut()
 				fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: %s\r\n", addr) // no blank line
 				if d := closedAfter(t, c, 8*time.Second); d < 800*time.Millisecond || d > 4*time.Second {
 					t.Errorf("slow headers cut off after %v, want about the 1s readHeaderTimeout (readTimeout is 20s)", d)
+				}
+				time.Sleep(100 * time.Millisecond) // the server's side of the close
+				if after := cut(); after < before+1 {
+					t.Errorf("signet_http_connections_without_request_total %v after a connection cut at the header timeout, was %v", after, before)
 				}
 			}
 		}},

@@ -21,6 +21,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -361,12 +362,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		apierror.Write(w, http.StatusNotFound, "no such endpoint: %s %s; see %s for the trust files and the API list in the README", r.Method, r.URL.Path, s.url+trust.TrustedRootPath)
 	})
 
+	cs := newConns(reg, cfg.HTTP.MaxConnections)
 	s.http = &http.Server{
-		Handler:           instrument(mux, reg, logger),
+		Handler:           instrument(mux, reg, logger, cs),
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
 		IdleTimeout:       cfg.HTTP.IdleTimeout,
-		ConnState:         connectionGauge(reg, cfg.HTTP.MaxConnections),
+		ConnState:         cs.state,
+		ConnContext:       cs.context,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	if cfg.TLS.Cert != "" {
@@ -478,27 +481,59 @@ func (s *Server) closeAll(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// connectionGauge counts the client connections open (signet_http_connections_open)
+// conns counts the client connections open (signet_http_connections_open)
 // beside the limit (signet_http_max_connections): at the limit, new
-// clients wait in the listen backlog.
-func connectionGauge(reg *prometheus.Registry, limit int) func(net.Conn, http.ConnState) {
-	open := prometheus.NewGauge(prometheus.GaugeOpts{Name: "signet_http_connections_open", Help: "Client connections open on the public listener."})
-	maxConns := prometheus.NewGauge(prometheus.GaugeOpts{Name: "signet_http_max_connections", Help: "The most client connections served at once (http.maxConnections)."})
-	maxConns.Set(float64(limit))
-	reg.MustRegister(open, maxConns)
-	return func(_ net.Conn, st http.ConnState) {
-		switch st {
-		case http.StateNew:
-			open.Inc()
-		case http.StateClosed, http.StateHijacked:
-			open.Dec()
+// clients wait in the listen backlog. Connections closed before a whole
+// request reached a handler (cut at http.readHeaderTimeout, or left by the
+// client) are counted too: no request metric sees them.
+type conns struct {
+	open, maxConns prometheus.Gauge
+	noRequest      prometheus.Counter
+	served         sync.Map // net.Conn -> struct{}: a request reached a handler
+}
+
+type connKey struct{}
+
+func newConns(reg *prometheus.Registry, limit int) *conns {
+	c := &conns{
+		open:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "signet_http_connections_open", Help: "Client connections open on the public listener."}),
+		maxConns:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "signet_http_max_connections", Help: "The most client connections served at once (http.maxConnections)."}),
+		noRequest: prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_http_connections_without_request_total", Help: "Client connections closed before a whole request reached a handler: cut at http.readHeaderTimeout, or left by the client."}),
+	}
+	c.maxConns.Set(float64(limit))
+	reg.MustRegister(c.open, c.maxConns, c.noRequest)
+	return c
+}
+
+// context is http.Server.ConnContext: it lets the handler mark its
+// connection as served.
+func (c *conns) context(ctx context.Context, conn net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, conn)
+}
+
+// request marks the connection of r as having carried a request.
+func (c *conns) request(r *http.Request) {
+	if conn, ok := r.Context().Value(connKey{}).(net.Conn); ok {
+		c.served.LoadOrStore(conn, struct{}{})
+	}
+}
+
+// state is http.Server.ConnState.
+func (c *conns) state(conn net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		c.open.Inc()
+	case http.StateClosed, http.StateHijacked:
+		c.open.Dec()
+		if _, ok := c.served.LoadAndDelete(conn); !ok {
+			c.noRequest.Inc()
 		}
 	}
 }
 
 // instrument records per-route request counts and latencies. Routes are
 // labelled by their mux pattern, never the raw path, to bound cardinality.
-func instrument(next http.Handler, reg prometheus.Registerer, logger *slog.Logger) http.Handler {
+func instrument(next http.Handler, reg prometheus.Registerer, logger *slog.Logger, cs *conns) http.Handler {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "signet_http_requests_total",
 		Help: "HTTP requests by route and status code.",
@@ -514,6 +549,7 @@ func instrument(next http.Handler, reg prometheus.Registerer, logger *slog.Logge
 	var failures ratelog.Limiter
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		cs.request(r)
 		id := requestID(r)
 		w.Header().Set("X-Request-Id", id)
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
