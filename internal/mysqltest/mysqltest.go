@@ -23,15 +23,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/signet-dev/signet/internal/testproc"
 	"github.com/signet-dev/signet/internal/toolcache"
-	"github.com/signet-dev/signet/server/servertest"
 )
 
 // User is the account every Server creates for its clients, with all
@@ -53,11 +52,7 @@ type Server struct {
 	Socket   string // Unix socket, for root (unix_socket authentication)
 
 	bin, libDir string
-
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when cmd has exited
-	waitErr error
+	proc        *testproc.Process
 }
 
 // Start initialises a data directory in t.TempDir(), starts mariadbd on a
@@ -71,6 +66,7 @@ func Start(t testing.TB) *Server {
 	}
 	s := &Server{Dir: t.TempDir(), bin: filepath.Join(root, "usr/sbin/mariadbd")}
 	s.Log = filepath.Join(s.Dir, "mariadbd.log")
+	s.proc = &testproc.Process{Name: "mariadbd", Log: s.Log}
 	s.Socket = filepath.Join(s.Dir, "mysqld.sock")
 	if len(s.Socket) > 100 {
 		// sun_path holds 108 bytes; a long test name makes TempDir longer.
@@ -91,19 +87,11 @@ func Start(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Kill)
-	// The kernel's free port can be taken before mariadbd binds it; a
-	// first start that lost that race tries another port.
-	for attempt := 1; ; attempt++ {
-		s.Port = servertest.FreePort(t)
-		s.Addr = "127.0.0.1:" + strconv.Itoa(s.Port)
-		err = s.start()
-		if err == nil {
-			return s
-		}
-		if attempt == 3 || !s.lostPortRace() {
-			t.Fatalf("starting MariaDB: %v\n%s", err, s.logTail())
-		}
-	}
+	testproc.OnFreePort(t, s.proc, "MariaDB", func(port int) error {
+		s.Port, s.Addr = port, "127.0.0.1:"+strconv.Itoa(port)
+		return s.start()
+	})
+	return s
 }
 
 // Config is the go-sql-driver/mysql configuration for database db ("" for
@@ -148,17 +136,7 @@ func (s *Server) CreateDatabase(t testing.TB, name string) {
 // Kill kills mariadbd with SIGKILL, as a crash or a lost machine would,
 // and waits until it has exited; the data directory stays for Restart.
 // Killing a stopped server does nothing.
-func (s *Server) Kill() {
-	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Kill()
-	<-exited
-}
+func (s *Server) Kill() { s.proc.Stop(syscall.SIGKILL) }
 
 // Restart kills mariadbd (if it runs) and starts it again on the same data
 // directory and port, returning once User can log in: InnoDB recovers
@@ -167,7 +145,7 @@ func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	s.Kill()
 	if err := s.start(); err != nil {
-		t.Fatalf("restarting MariaDB on %s: %v\n%s", s.Addr, err, s.logTail())
+		t.Fatalf("restarting MariaDB on %s: %v\n%s", s.Addr, err, s.proc.LogTail())
 	}
 }
 
@@ -200,7 +178,7 @@ func (s *Server) install(root string) error {
 	defer log.Close()
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("mariadb-install-db (initialising %s): %v\n%s", filepath.Join(s.Dir, "data"), err, s.logTail())
+		return fmt.Errorf("mariadb-install-db (initialising %s): %v\n%s", filepath.Join(s.Dir, "data"), err, s.proc.LogTail())
 	}
 	return nil
 }
@@ -251,88 +229,13 @@ func (s *Server) start() error {
 	cmd := exec.Command(s.bin, args...)
 	cmd.Env = s.env()
 	cmd.Dir = s.Dir
-	// What mariadbd prints before it opens --log-error goes to the same file.
-	log, err := os.OpenFile(s.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer log.Close()
-	cmd.Stdout, cmd.Stderr = log, log
-	// A test binary that dies must not leave the server running.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("running %s: %w", s.bin, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		err := cmd.Wait()
-		s.mu.Lock()
-		s.waitErr = err
-		s.mu.Unlock()
-		close(exited)
-	}()
-	s.mu.Lock()
-	s.cmd, s.exited = cmd, exited
-	s.mu.Unlock()
-
 	db, err := sql.Open("mysql", s.DSN(""))
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	deadline := time.Now().Add(startTimeout)
-	for {
-		// A login waits for the server's greeting; if mariadbd dies
-		// meanwhile, or never owned the port, stop waiting at once.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		go func() {
-			select {
-			case <-exited:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		err = db.PingContext(ctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-exited:
-			s.mu.Lock()
-			werr := s.waitErr
-			if s.cmd == cmd {
-				s.cmd = nil
-			}
-			s.mu.Unlock()
-			return fmt.Errorf("mariadbd exited before accepting connections (%v)", werr)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.Kill()
-			return fmt.Errorf("mariadbd did not accept a login on %s within %v: %v", s.Addr, startTimeout, err)
-		}
-	}
-}
-
-// lostPortRace says whether the last start failed because another
-// process took the port first.
-func (s *Server) lostPortRace() bool {
-	b, _ := os.ReadFile(s.Log)
-	return strings.Contains(string(b), "Address already in use")
-}
-
-// logTail is the end of mariadbd's log, for a failure's message.
-func (s *Server) logTail() string {
-	b, err := os.ReadFile(s.Log)
-	if err != nil {
-		return fmt.Sprintf("(no mariadbd log: %v)", err)
-	}
-	const n = 4 << 10
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return "mariadbd log " + s.Log + ", last lines:\n" + string(b)
+	// A login waits for the server's greeting.
+	return s.proc.Run(cmd, startTimeout, "accept a login on "+s.Addr, db.PingContext)
 }
 
 // libDir is the unpacked multiarch library directory (usr/lib/<triplet>),

@@ -13,7 +13,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -22,7 +21,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,8 +29,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/signet-dev/signet/internal/testproc"
 	"github.com/signet-dev/signet/internal/toolcache"
-	"github.com/signet-dev/signet/server/servertest"
 )
 
 // Region is the region every Server serves. It is not versitygw's default
@@ -55,11 +53,7 @@ type Server struct {
 
 	accessKey, secret string
 	bin               string
-
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when cmd has exited
-	waitErr error
+	proc              *testproc.Process
 }
 
 // Start starts versitygw on a free loopback port with an empty POSIX
@@ -74,6 +68,7 @@ func Start(t testing.TB) *Server {
 	s := &Server{Dir: t.TempDir(), bin: bin}
 	s.Data = filepath.Join(s.Dir, "data")
 	s.Log = filepath.Join(s.Dir, "versitygw.log")
+	s.proc = &testproc.Process{Name: "versitygw", Log: s.Log}
 	for _, d := range []string{s.Data, filepath.Join(s.Dir, "iam")} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			t.Fatal(err)
@@ -83,19 +78,11 @@ func Start(t testing.TB) *Server {
 	s.accessKey = "SIGNET" + strings.ToUpper(randomHex(7))
 	s.secret = randomHex(20)
 	t.Cleanup(s.Kill)
-	// The kernel's free port can be taken before versitygw binds it; a
-	// first start that lost that race tries another port.
-	for attempt := 1; ; attempt++ {
-		s.Port = servertest.FreePort(t)
-		s.Addr = "127.0.0.1:" + strconv.Itoa(s.Port)
-		err = s.start()
-		if err == nil {
-			return s
-		}
-		if attempt == 3 || !s.lostPortRace() {
-			t.Fatalf("starting versitygw: %v\n%s", err, s.logTail())
-		}
-	}
+	testproc.OnFreePort(t, s.proc, "versitygw", func(port int) error {
+		s.Port, s.Addr = port, "127.0.0.1:"+strconv.Itoa(port)
+		return s.start()
+	})
+	return s
 }
 
 func randomHex(n int) string {
@@ -160,36 +147,19 @@ func (s *Server) CreateBucket(t testing.TB, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := s.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-		t.Fatalf("creating bucket %s on %s: %v\n%s", name, s.Addr, err, s.logTail())
+		t.Fatalf("creating bucket %s on %s: %v\n%s", name, s.Addr, err, s.proc.LogTail())
 	}
 }
 
 // Kill kills versitygw with SIGKILL, as a crash or a lost machine would,
 // and waits until it has exited; the buckets' directory stays for
 // Restart. Killing a stopped server does nothing.
-func (s *Server) Kill() { s.stop(syscall.SIGKILL) }
+func (s *Server) Kill() { s.proc.Stop(syscall.SIGKILL) }
 
 // Stop shuts versitygw down with SIGTERM, as a service manager would, and
 // waits until it has exited (SIGKILL after 10 s); the buckets' directory
 // stays for Restart. Stopping a stopped server does nothing.
-func (s *Server) Stop() { s.stop(syscall.SIGTERM) }
-
-func (s *Server) stop(sig syscall.Signal) {
-	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		<-exited
-	}
-}
+func (s *Server) Stop() { s.proc.Stop(syscall.SIGTERM) }
 
 // Restart kills versitygw (if it runs) and starts it again on the same
 // directory, port and credentials, returning once it answers a signed
@@ -198,7 +168,7 @@ func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	s.Kill()
 	if err := s.start(); err != nil {
-		t.Fatalf("restarting versitygw on %s: %v\n%s", s.Addr, err, s.logTail())
+		t.Fatalf("restarting versitygw on %s: %v\n%s", s.Addr, err, s.proc.LogTail())
 	}
 }
 
@@ -219,63 +189,15 @@ func (s *Server) start() error {
 		"ROOT_SECRET_ACCESS_KEY=" + s.secret,
 	}
 	cmd.Dir = s.Dir
-	log, err := os.OpenFile(s.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer log.Close()
-	cmd.Stdout, cmd.Stderr = log, log
-	// A test binary that dies must not leave the server running.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("running %s: %w", s.bin, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		err := cmd.Wait()
-		s.mu.Lock()
-		s.waitErr = err
-		s.mu.Unlock()
-		close(exited)
-	}()
-	s.mu.Lock()
-	s.cmd, s.exited = cmd, exited
-	s.mu.Unlock()
-
 	client := s.Client()
-	deadline := time.Now().Add(startTimeout)
-	for {
-		// If versitygw dies meanwhile, or never owned the port, stop
-		// waiting at once.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		go func() {
-			select {
-			case <-exited:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		_, err = client.ListBuckets(ctx, &s3.ListBucketsInput{})
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-exited:
-			s.mu.Lock()
-			werr := s.waitErr
-			if s.cmd == cmd {
-				s.cmd = nil
-			}
-			s.mu.Unlock()
-			return fmt.Errorf("versitygw exited before answering S3 requests (%v)%s", werr, s.hint())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.Kill()
-			return fmt.Errorf("versitygw did not answer a signed ListBuckets on %s within %v: %v", s.Addr, startTimeout, err)
-		}
+	err := s.proc.Run(cmd, startTimeout, "answer a signed ListBuckets on "+s.Addr, func(ctx context.Context) error {
+		_, err := client.ListBuckets(ctx, &s3.ListBucketsInput{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%w%s", err, s.hint())
 	}
+	return nil
 }
 
 // hint says what to do about a failure the log explains.
@@ -286,27 +208,4 @@ func (s *Server) hint() string {
 			s.Data + " does not support; point TMPDIR at a directory on ext4, xfs or btrfs"
 	}
 	return ""
-}
-
-// lostPortRace says whether the last start failed because another
-// process took the port first.
-func (s *Server) lostPortRace() bool {
-	b, _ := os.ReadFile(s.Log)
-	return strings.Contains(strings.ToLower(string(b)), "address already in use")
-}
-
-// logTail is the end of versitygw's output, for a failure's message.
-func (s *Server) logTail() string {
-	b, err := os.ReadFile(s.Log)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return "(versitygw wrote no log " + s.Log + ")"
-		}
-		return fmt.Sprintf("(no versitygw log: %v)", err)
-	}
-	const n = 4 << 10
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return "versitygw log " + s.Log + ", last lines:\n" + string(b)
 }
