@@ -4,13 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/signet-dev/signet/internal/testproc"
 )
 
 func open(t *testing.T, dsn string) *sql.DB {
@@ -144,13 +145,9 @@ func TestRestartFailureShowsTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	ft := &fatalRecorder{TB: t}
-	func() {
-		defer func() { recover() }()
-		s.Restart(ft)
-	}()
-	if !strings.Contains(ft.msg, "restarting MariaDB on "+s.Addr) || !strings.Contains(ft.msg, "Address already in use") {
-		t.Fatalf("failed restart's message lacks the address or mariadbd's log:\n%s", ft.msg)
+	msg := testproc.FatalMessage(t, func(ft testing.TB) { s.Restart(ft) })
+	if !strings.Contains(msg, "restarting MariaDB on "+s.Addr) || !strings.Contains(msg, "Address already in use") {
+		t.Fatalf("failed restart's message lacks the address or mariadbd's log:\n%s", msg)
 	}
 }
 
@@ -159,32 +156,11 @@ func TestRestartFailureShowsTheLog(t *testing.T) {
 func TestCreateDatabaseRefusesOddNames(t *testing.T) {
 	s := &Server{}
 	for _, name := range []string{"a`b", "", "x-y", strings.Repeat("n", 65)} {
-		ft := &fatalRecorder{TB: t}
-		func() {
-			defer func() { recover() }()
-			s.CreateDatabase(ft, name)
-		}()
-		if !strings.Contains(ft.msg, "use 1 to 64 letters, digits and underscores") {
-			t.Errorf("CreateDatabase(%q): message = %q", name, ft.msg)
+		msg := testproc.FatalMessage(t, func(ft testing.TB) { s.CreateDatabase(ft, name) })
+		if !strings.Contains(msg, "use 1 to 64 letters, digits and underscores") {
+			t.Errorf("CreateDatabase(%q): message = %q", name, msg)
 		}
 	}
 }
 
 func netListen(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
-
-// fatalRecorder keeps a Fatal's message and stops the call by panicking,
-// so a test can check what a helper says when it fails.
-type fatalRecorder struct {
-	testing.TB
-	msg string
-}
-
-func (f *fatalRecorder) Fatalf(format string, args ...any) {
-	f.msg = fmt.Sprintf(format, args...)
-	panic("fatal")
-}
-
-func (f *fatalRecorder) Fatal(args ...any) {
-	f.msg = fmt.Sprint(args...)
-	panic("fatal")
-}

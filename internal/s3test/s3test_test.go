@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+
+	"github.com/signet-dev/signet/internal/testproc"
 )
 
 func put(ctx context.Context, c *s3.Client, bucket, key, body string, ifNoneMatch bool) error {
@@ -222,14 +224,10 @@ func TestRestartFailureShowsTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	ft := &fatalRecorder{TB: t}
-	func() {
-		defer func() { recover() }()
-		s.Restart(ft)
-	}()
-	if !strings.Contains(ft.msg, "restarting versitygw on "+s.Addr) || !strings.Contains(ft.msg, "address already in use") ||
-		!strings.Contains(ft.msg, s.Log) {
-		t.Fatalf("failed restart's message lacks the address or versitygw's log:\n%s", ft.msg)
+	msg := testproc.FatalMessage(t, func(ft testing.TB) { s.Restart(ft) })
+	if !strings.Contains(msg, "restarting versitygw on "+s.Addr) || !strings.Contains(msg, "address already in use") ||
+		!strings.Contains(msg, s.Log) {
+		t.Fatalf("failed restart's message lacks the address or versitygw's log:\n%s", msg)
 	}
 }
 
@@ -237,30 +235,9 @@ func TestRestartFailureShowsTheLog(t *testing.T) {
 func TestCreateBucketRefusesOddNames(t *testing.T) {
 	s := &Server{}
 	for _, name := range []string{"", "ab", "Tiles", "a_b", "-ab", "ab-", "a..b", strings.Repeat("n", 64)} {
-		ft := &fatalRecorder{TB: t}
-		func() {
-			defer func() { recover() }()
-			s.CreateBucket(ft, name)
-		}()
-		if !strings.Contains(ft.msg, "use 3 to 63 lowercase letters, digits, dots and hyphens") {
-			t.Errorf("CreateBucket(%q): message = %q", name, ft.msg)
+		msg := testproc.FatalMessage(t, func(ft testing.TB) { s.CreateBucket(ft, name) })
+		if !strings.Contains(msg, "use 3 to 63 lowercase letters, digits, dots and hyphens") {
+			t.Errorf("CreateBucket(%q): message = %q", name, msg)
 		}
 	}
-}
-
-// fatalRecorder keeps a Fatal's message and stops the call by panicking,
-// so a test can check what a helper says when it fails.
-type fatalRecorder struct {
-	testing.TB
-	msg string
-}
-
-func (f *fatalRecorder) Fatalf(format string, args ...any) {
-	f.msg = fmt.Sprintf(format, args...)
-	panic("fatal")
-}
-
-func (f *fatalRecorder) Fatal(args ...any) {
-	f.msg = fmt.Sprint(args...)
-	panic("fatal")
 }

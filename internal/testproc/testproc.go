@@ -153,3 +153,36 @@ func OnFreePort(t testing.TB, p *Process, what string, start func(port int) erro
 		}
 	}
 }
+
+// FatalMessage runs f with a testing.TB whose Fatal and Fatalf record the
+// message and stop f, and returns that message ("" when f did not fail):
+// a test checks what a helper says when it fails.
+func FatalMessage(t testing.TB, f func(testing.TB)) string {
+	r := &fatalRecorder{TB: t}
+	func() {
+		defer func() {
+			if v := recover(); v != nil && v != errFatal {
+				panic(v)
+			}
+		}()
+		f(r)
+	}()
+	return r.msg
+}
+
+var errFatal = errors.New("fatal")
+
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	panic(errFatal)
+}
+
+func (f *fatalRecorder) Fatal(args ...any) {
+	f.msg = fmt.Sprint(args...)
+	panic(errFatal)
+}
