@@ -15,13 +15,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/sigstore/sigstore/pkg/signature/kms"
+	awskms "github.com/sigstore/sigstore/pkg/signature/kms/aws"
 	"github.com/sigstore/sigstore/pkg/signature/options"
 
 	// The KMS providers sigstore/sigstore ships, registered by import as
 	// cosign registers them.
-	_ "github.com/sigstore/sigstore/pkg/signature/kms/aws"
 	_ "github.com/sigstore/sigstore/pkg/signature/kms/azure"
 	_ "github.com/sigstore/sigstore/pkg/signature/kms/gcp"
 	_ "github.com/sigstore/sigstore/pkg/signature/kms/hashivault"
@@ -45,7 +47,13 @@ func openKMS(ctx context.Context, ref string) (crypto.Signer, error) {
 			return nil, err
 		}
 	}
-	sv, err := kms.Get(octx, ref, crypto.SHA256)
+	var sv kms.SignerVerifier
+	var err error
+	if strings.HasPrefix(ref, "awskms://") {
+		sv, err = awskms.LoadSignerVerifier(octx, ref, awsconfig.WithRetryer(awsRetryer))
+	} else {
+		sv, err = kms.Get(octx, ref, crypto.SHA256)
+	}
 	if err != nil {
 		var notFound *kms.ProviderNotFoundError
 		if errors.As(err, &notFound) {
@@ -83,6 +91,31 @@ func awsPreflight(ctx context.Context, ref string) error {
 	return nil
 }
 
+// awsRetryer is the SDK's standard retryer with two changes. An untrusted
+// TLS certificate is not retried: it will not change, and the SDK's retries
+// would run into the caller's deadline, which then hides the cause. And the
+// backoff is capped at a second (the SDK's default is 20s): a signing
+// request that waits longer has failed for its client anyway, and three
+// attempts stay well inside KMSTimeout, so a closed port is reported as
+// such rather than as a timeout.
+func awsRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxBackoff = time.Second
+		o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+			if untrustedCertificate(err) {
+				return aws.FalseTernary
+			}
+			return aws.UnknownTernary
+		})}, o.Retryables...)
+	})
+}
+
+func untrustedCertificate(err error) bool {
+	var tlsErr *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	return errors.As(err, &tlsErr) || errors.As(err, &unknownCA)
+}
+
 // apiError is what the AWS SDK's service errors (smithy-go) answer with;
 // matched by method so keyref depends on no one provider's error types.
 type apiError interface {
@@ -93,8 +126,6 @@ type apiError interface {
 func kmsError(ref, doing string, err error) error {
 	e := &Error{Ref: ref, Cause: ErrKMS, Err: err}
 	var api apiError
-	var tlsErr *tls.CertificateVerificationError
-	var unknownCA x509.UnknownAuthorityError
 	var opErr *net.OpError
 	switch {
 	case errors.As(err, &api):
@@ -107,7 +138,7 @@ func kmsError(ref, doing string, err error) error {
 		case "DisabledException", "KMSInvalidStateException":
 			e.Detail = fmt.Sprintf("the key is not usable (%s): enable it, or cancel its deletion", code)
 		}
-	case errors.As(err, &tlsErr), errors.As(err, &unknownCA):
+	case untrustedCertificate(err):
 		e.Detail = "the KMS endpoint's TLS certificate is not trusted; for a private endpoint give its CA in AWS_CA_BUNDLE (awskms) or the system's trust store"
 	case errors.Is(err, context.DeadlineExceeded):
 		e.Detail = fmt.Sprintf("no answer within %v; check that the endpoint is reachable from here", KMSTimeout)
@@ -226,7 +257,13 @@ func GenerateKMS(ctx context.Context, ref string, alg Algorithm) (crypto.Signer,
 	if err := awsPreflight(octx, red); err != nil {
 		return nil, err
 	}
-	sv, err := kms.Get(octx, ref, crypto.SHA256)
+	var sv kms.SignerVerifier
+	var err error
+	if strings.HasPrefix(ref, "awskms://") {
+		sv, err = awskms.LoadSignerVerifier(octx, ref, awsconfig.WithRetryer(awsRetryer))
+	} else {
+		sv, err = kms.Get(octx, ref, crypto.SHA256)
+	}
 	if err != nil {
 		return nil, kmsError(red, "", err)
 	}
