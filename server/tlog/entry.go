@@ -237,6 +237,9 @@ func (l *Log) appendBody(ctx context.Context, body []byte, kind, version string)
 		}
 	} else {
 		idx, err = future()
+		if err == nil && l.integrated != nil {
+			err = l.integrated.wait(ctx, idx.Index)
+		}
 		if err == nil {
 			th, err = l.coveringHead(ctx, idx.Index)
 		}
@@ -309,6 +312,16 @@ func (l *Log) appendError(err error) error {
 		return err
 	case l.closed:
 		return fmt.Errorf("%w: %v", ErrClosed, err)
+	case errors.Is(err, ErrStorageUnavailable):
+		l.errLog.Error(l.logger, "appending entry: storage unavailable", "error", err)
+		return err
+	case errors.Is(err, ErrForked):
+		// Not an outage: the guard refuses, and keeps refusing.
+	case l.objects != nil:
+		// On a distributed log whatever else fails is the database or the
+		// object store (tessera reports them as plain errors).
+		l.errLog.Error(l.logger, "appending entry: storage unavailable", "error", err)
+		return fmt.Errorf("%w: %v", ErrStorageUnavailable, err)
 	}
 	l.errLog.Error(l.logger, "appending entry", "error", err)
 	return fmt.Errorf("appending entry: %w", err)
@@ -324,6 +337,8 @@ func reasonFor(err error) string {
 		return reasonClosed
 	case errors.Is(err, ErrNotWitnessed):
 		return reasonUnwitnessed
+	case errors.Is(err, ErrStorageUnavailable):
+		return reasonUnavailable
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return reasonCanceled
 	}

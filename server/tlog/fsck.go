@@ -103,7 +103,7 @@ func Fsck(ctx context.Context, o FsckOptions) (*FsckReport, error) {
 		}
 	}
 
-	g := &guard{path: o.HeadFile, origin: o.Origin, hash: keyHash, verifier: verifier, tiles: tiles}
+	g := &guard{store: &fileHead{path: o.HeadFile}, origin: o.Origin, hash: keyHash, verifier: verifier, tiles: tiles}
 	prefix := func(what string, size uint64, root []byte) {
 		if !stateOK {
 			return

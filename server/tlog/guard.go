@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -15,8 +14,6 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
-
-	"github.com/signet-dev/signet/server/storage"
 )
 
 // A log that signs two trees that are not one the extension of the other has
@@ -35,7 +32,8 @@ var ErrForked = errors.New("the stored log is not an extension of the tree this 
 
 // guard is a note.Signer that signs only consistent trees.
 type guard struct {
-	path     string // the durable record: the largest signed checkpoint
+	store    headStore // the durable record: the largest signed checkpoint
+	where    string    // names the record in messages
 	origin   string
 	hash     uint32
 	sign     func(msg []byte) ([]byte, error)
@@ -57,20 +55,34 @@ func (g *guard) KeyHash() uint32 { return g.hash }
 // load reads the record, if any. A record the key does not verify means the
 // key changed under an existing log.
 func (g *guard) load() error {
-	raw, err := os.ReadFile(g.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+	if g.where == "" {
+		g.where = g.store.where()
 	}
+	raw, err := g.store.load(context.Background())
 	if err != nil {
-		return fmt.Errorf("reading the log's signed-head record %s: %w", g.path, err)
+		return fmt.Errorf("reading the log's signed-head record %s: %w", g.where, err)
+	}
+	return g.adopt(raw)
+}
+
+// adopt makes raw, the record as stored, the guard's view of it. The record
+// only grows: one that verifies but names a smaller tree than the guard
+// already saw was rolled back (a restored database, another server's old
+// copy) and is refused like a fork.
+func (g *guard) adopt(raw []byte) error {
+	if raw == nil || bytes.Equal(raw, g.note) {
+		return nil
 	}
 	n, err := note.Open(raw, note.VerifierList(g.verifier))
 	if err != nil {
-		return fmt.Errorf("%w: %s holds the largest checkpoint this log signed, and the configured log key (%s+%08x) does not verify it (%s); the log key was replaced or the origin changed. Restore the original log.key (and log.origin), or start a new log in an empty data directory", ErrForked, g.path, g.origin, g.hash, describeSigners(raw))
+		return fmt.Errorf("%w: %s holds the largest checkpoint this log signed, and the configured log key (%s+%08x) does not verify it (%s); the log key was replaced or the origin changed. Restore the original log.key (and log.origin), or start a new log in an empty data directory", ErrForked, g.where, g.origin, g.hash, describeSigners(raw))
 	}
 	var cp f_log.Checkpoint
 	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil || cp.Origin != g.origin {
-		return fmt.Errorf("%w: %s is not a checkpoint of origin %q (%v)", ErrForked, g.path, g.origin, err)
+		return fmt.Errorf("%w: %s is not a checkpoint of origin %q (%v)", ErrForked, g.where, g.origin, err)
+	}
+	if g.have && cp.Size < g.size {
+		return fmt.Errorf("%w: %s now names a tree of %d entries, but it named %d before: the record was rolled back", ErrForked, g.where, cp.Size, g.size)
 	}
 	g.size, g.root, g.have, g.note = cp.Size, cp.Hash, true, raw
 	return nil
@@ -130,7 +142,7 @@ func (g *guard) Sign(msg []byte) ([]byte, error) {
 			g.mu.Lock()
 			defer g.mu.Unlock()
 			if g.have && g.size > 0 {
-				return nil, fmt.Errorf("%w: tessera has no tree state and would start the log afresh, but this key signed a tree of %d entries (recorded in %s): the state was deleted or the log directory replaced", ErrForked, g.size, g.path)
+				return nil, fmt.Errorf("%w: tessera has no tree state and would start the log afresh, but this key signed a tree of %d entries (recorded in %s): the state was deleted or the log directory replaced", ErrForked, g.size, g.where)
 			}
 			return g.sign(msg)
 		}
@@ -145,18 +157,35 @@ func (g *guard) Sign(msg []byte) ([]byte, error) {
 	if g.fatal != nil {
 		return nil, g.fatal
 	}
-	if err := g.approve(cp.Size, cp.Hash); err != nil {
-		return nil, err
-	}
-	sig, err := g.sign(msg)
+	// The record is read and written under the store's lock: with several
+	// servers on one log, whichever signs must see the largest tree any of
+	// them signed.
+	var sig []byte
+	var signed []byte
+	err := g.store.advance(context.Background(), func(cur []byte) ([]byte, error) {
+		if err := g.adopt(cur); err != nil {
+			return nil, err
+		}
+		if err := g.approve(cp.Size, cp.Hash); err != nil {
+			return nil, err
+		}
+		var err error
+		if sig, err = g.sign(msg); err != nil {
+			return nil, err
+		}
+		if g.have && cp.Size <= g.size {
+			return nil, nil
+		}
+		signed = g.noteOf(msg, sig)
+		return signed, nil
+	})
 	if err != nil {
-		return nil, err
-	}
-	if !g.have || cp.Size > g.size {
-		signed, err := g.record(msg, sig)
-		if err != nil {
+		if sig != nil && signed != nil {
 			return nil, fmt.Errorf("recording the signed head durably before releasing it: %w", err)
 		}
+		return nil, err
+	}
+	if signed != nil {
 		g.size, g.root, g.have, g.note = cp.Size, cp.Hash, true, signed
 	}
 	return sig, nil
@@ -228,8 +257,8 @@ func consistent(tiles *tileCache, size1, size2 uint64, root1, root2 []byte) erro
 	return nil
 }
 
-// record writes the signed checkpoint atomically and durably, and returns it.
-func (g *guard) record(text, sig []byte) ([]byte, error) {
+// noteOf is the signed note of checkpoint text with the key's signature sig.
+func (g *guard) noteOf(text, sig []byte) []byte {
 	var b bytes.Buffer
 	b.Write(text)
 	b.WriteString("\n— ")
@@ -238,7 +267,7 @@ func (g *guard) record(text, sig []byte) ([]byte, error) {
 	kh := binary.BigEndian.AppendUint32(nil, g.hash)
 	b.WriteString(base64.StdEncoding.EncodeToString(append(kh, sig...)))
 	b.WriteByte('\n')
-	return b.Bytes(), storage.WriteFileSync(g.path, b.Bytes(), 0o600)
+	return b.Bytes()
 }
 
 // latest is the recorded signed checkpoint: the largest tree signed.
@@ -263,7 +292,7 @@ type Guard struct{ g *guard }
 
 // NewGuard wraps s; v verifies what s signs (for the record).
 func NewGuard(path string, s note.Signer, v note.Verifier) (*Guard, error) {
-	g := &guard{path: path, origin: s.Name(), hash: s.KeyHash(), sign: s.Sign, verifier: v, ready: make(chan struct{})}
+	g := &guard{store: &fileHead{path: path}, origin: s.Name(), hash: s.KeyHash(), sign: s.Sign, verifier: v, ready: make(chan struct{})}
 	if err := g.load(); err != nil {
 		return nil, err
 	}
@@ -291,7 +320,7 @@ func (G *Guard) Start(ctx context.Context, r interface {
 			return fmt.Errorf("reading the stored tree size: %w", err)
 		}
 		if stored < size {
-			return fmt.Errorf("%w: the stored tree has %d entries, but this key signed a tree of %d (recorded in %s): the log was rolled back or its state damaged", ErrForked, stored, size, G.g.path)
+			return fmt.Errorf("%w: the stored tree has %d entries, but this key signed a tree of %d (recorded in %s): the log was rolled back or its state damaged", ErrForked, stored, size, G.g.where)
 		}
 		got, err := tiles.root(ctx, stored)
 		if err != nil {

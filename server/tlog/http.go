@@ -140,6 +140,11 @@ func writeAppendError(w http.ResponseWriter, err error) {
 		// Say what is wrong without the server's paths or raw OS errors.
 		w.Header().Set("Retry-After", "30")
 		apierror.Write(w, http.StatusInsufficientStorage, "the transparency log's storage is full; the entry was not logged; retry later (the operator must free space)")
+	case errors.Is(err, ErrStorageUnavailable):
+		// Not the client's fault, and not lasting: say so without the
+		// server's addresses or the driver's text.
+		w.Header().Set("Retry-After", "5")
+		apierror.Write(w, http.StatusServiceUnavailable, "the transparency log's database or object store is not answering; the entry may not be logged; retry shortly")
 	case errors.Is(err, ErrClosed):
 		apierror.Write(w, http.StatusServiceUnavailable, "the transparency log is shutting down; retry against a running server")
 	case errors.Is(err, ErrNotWitnessed):
@@ -174,9 +179,11 @@ func (l *Log) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 		// Serve the newest tree the key signed and remove the file so that
 		// tessera publishes afresh.
 		l.damagedCheckpoint.Do(func() {
-			l.logger.ErrorContext(r.Context(), "the published checkpoint does not verify with the log key; serving the last signed checkpoint and republishing", "path", filepath.Join(l.dir, layout.CheckpointPath))
+			l.logger.ErrorContext(r.Context(), "the published checkpoint does not verify with the log key; serving the last signed checkpoint and republishing", "path", l.checkpointDesc)
 		})
-		_ = os.Remove(filepath.Join(l.dir, layout.CheckpointPath))
+		if l.objects == nil {
+			_ = os.Remove(filepath.Join(l.dir, layout.CheckpointPath))
+		}
 		if cp = l.signer.latest(); cp == nil {
 			err = os.ErrNotExist
 		}
@@ -257,7 +264,23 @@ func (l *Log) handleEntryBundle(w http.ResponseWriter, r *http.Request) {
 	l.serveResource(w, r, layout.EntriesPath(index, width), width, true)
 }
 
-// serveResource serves a tile or bundle from tessera's POSIX layout. rel is
+// readResource reads a tile or bundle at rel in the tlog-tiles layout.
+func (l *Log) readResource(ctx context.Context, rel string) ([]byte, error) {
+	if l.objects == nil {
+		return os.ReadFile(filepath.Join(l.dir, filepath.FromSlash(rel)))
+	}
+	data, err := readObject(ctx, l.objects, l.bucket, l.prefix+rel, maxResourceBytes)
+	if err == nil && data == nil {
+		err = os.ErrNotExist
+	}
+	return data, err
+}
+
+// maxResourceBytes bounds a tile or bundle read from the object store: a
+// full entry bundle of the largest entries.
+const maxResourceBytes = layout.EntryBundleWidth * (maxEntryBytes + 2)
+
+// serveResource serves a tile or bundle from tessera's layout. rel is
 // rebuilt from the parsed coordinates, so only canonical spellings are served
 // and nothing outside the layout can be named.
 func (l *Log) serveResource(w http.ResponseWriter, r *http.Request, rel string, width uint8, compressible bool) {
@@ -265,7 +288,7 @@ func (l *Log) serveResource(w http.ResponseWriter, r *http.Request, rel string, 
 		apierror.Write(w, http.StatusBadRequest, "%s is not the canonical path of that resource; use /api/v2/%s", r.URL.Path, rel)
 		return
 	}
-	data, err := os.ReadFile(filepath.Join(l.dir, filepath.FromSlash(rel)))
+	data, err := l.readResource(r.Context(), rel)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			apierror.Write(w, http.StatusNotFound, "%s does not exist; fetch only resources a checkpoint requires (a partial one may have been replaced by the full one)", rel)

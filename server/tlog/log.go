@@ -21,10 +21,12 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/prometheus/client_golang/prometheus"
 	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	f_log "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
 
@@ -39,9 +41,13 @@ import (
 // batches cap a closed-loop client pool at clients/40ms).
 const (
 	DefaultCheckpointInterval = 100 * time.Millisecond
-	DefaultBatchMaxAge        = 20 * time.Millisecond
-	DefaultBatchMaxSize       = 256
-	DefaultMaxRequestBytes    = 256 << 10
+	// DistributedCheckpointInterval is the default, and tessera's minimum,
+	// on a distributed log. Appends do not wait for it (they are answered
+	// with checkpoints the log signs as it integrates).
+	DistributedCheckpointInterval = time.Second
+	DefaultBatchMaxAge            = 20 * time.Millisecond
+	DefaultBatchMaxSize           = 256
+	DefaultMaxRequestBytes        = 256 << 10
 	// awaitPollPeriod is how often the publication awaiter rereads the
 	// published checkpoint when Options.AwaitPublication is set.
 	awaitPollPeriod = 10 * time.Millisecond
@@ -61,12 +67,16 @@ const (
 type Options struct {
 	// Dir is the tessera POSIX root (e.g. <data>/log). It is created if absent.
 	Dir string
+	// Distributed, when set, puts the log on a database and an object store
+	// instead of Dir (distributed.go); several servers may share it.
+	Distributed *Distributed
 	// Signer is the Ed25519 checkpoint key: a private key or a token key (core/keyref).
 	Signer crypto.Signer
 	// Origin is the checkpoint origin line; rekor-tiles uses the log's hostname
 	// (verifiers derive it from the trusted root's baseUrl host).
 	Origin string
-	// CheckpointInterval is how often tessera publishes /checkpoint (min 100ms).
+	// CheckpointInterval is how often tessera publishes /checkpoint (min 100ms;
+	// 1s on a distributed log).
 	CheckpointInterval time.Duration
 	// BatchMaxAge and BatchMaxSize bound how long and how many entries tessera
 	// collects before one integration.
@@ -108,16 +118,25 @@ type Options struct {
 
 // Log is a running transparency log.
 type Log struct {
-	health   health
-	dir      string
-	origin   string
-	pub      ed25519.PublicKey
-	logID    []byte
-	signer   *guard
-	verifier note.Verifier
-	maxBody  int64
-	logger   *slog.Logger
-	metrics  *metrics
+	health health
+	dir    string // names the log's storage in messages
+	// stateDesc and checkpointDesc name tessera's tree state and the
+	// published checkpoint in messages.
+	stateDesc, checkpointDesc string
+	// objects reads a distributed log's resources (nil: read them in dir).
+	objects    *s3.Client
+	bucket     string
+	prefix     string
+	integrated *integration // nil: an append resolves once integrated
+	closeHead  func()
+	origin     string
+	pub        ed25519.PublicKey
+	logID      []byte
+	signer     *guard
+	verifier   note.Verifier
+	maxBody    int64
+	logger     *slog.Logger
+	metrics    *metrics
 
 	add      tessera.AddFn
 	shutdown func(context.Context) error
@@ -151,7 +170,7 @@ type Log struct {
 
 // Open starts (or resumes) the log stored in opts.Dir.
 func Open(ctx context.Context, opts Options) (*Log, error) {
-	if opts.Dir == "" {
+	if opts.Dir == "" && opts.Distributed == nil {
 		return nil, errors.New("tlog: Options.Dir is empty; give the directory that holds (or will hold) the log's tiles")
 	}
 	if opts.Signer == nil {
@@ -164,11 +183,15 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if !validOrigin(opts.Origin) {
 		return nil, fmt.Errorf("tlog: Options.Origin %q is not a valid checkpoint origin: it must be non-empty UTF-8 without spaces or '+' (use the log's hostname)", opts.Origin)
 	}
-	if opts.CheckpointInterval == 0 {
-		opts.CheckpointInterval = DefaultCheckpointInterval
+	minInterval := 100 * time.Millisecond
+	if opts.Distributed != nil {
+		minInterval = DistributedCheckpointInterval // tessera's AWS driver's minimum
 	}
-	if opts.CheckpointInterval < 100*time.Millisecond {
-		return nil, fmt.Errorf("tlog: Options.CheckpointInterval %v is below tessera's minimum of 100ms", opts.CheckpointInterval)
+	if opts.CheckpointInterval == 0 {
+		opts.CheckpointInterval = max(DefaultCheckpointInterval, minInterval)
+	}
+	if opts.CheckpointInterval < minInterval {
+		return nil, fmt.Errorf("tlog: Options.CheckpointInterval %v is below tessera's minimum of %v for this storage", opts.CheckpointInterval, minInterval)
 	}
 	if opts.BatchMaxAge <= 0 {
 		opts.BatchMaxAge = DefaultBatchMaxAge
@@ -187,7 +210,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		opts.Metrics = prometheus.NewRegistry()
 	}
 
-	if opts.HeadFile == "" {
+	if opts.HeadFile == "" && opts.Distributed == nil {
 		opts.HeadFile = filepath.Clean(opts.Dir) + ".signed-head"
 	}
 
@@ -204,66 +227,112 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tlog: registering metrics: %w", err)
 	}
-	key := opts.Signer
-	signer := &guard{path: opts.HeadFile, origin: opts.Origin, hash: keyHash, verifier: verifier, ready: make(chan struct{}),
-		sign: func(msg []byte) ([]byte, error) { return key.Sign(nil, msg, crypto.Hash(0)) }}
-	if err := signer.load(); err != nil {
-		return nil, fmt.Errorf("tlog: %w", err)
-	}
-	if n, err := sweepTemporaries(opts.Dir); err != nil {
-		return nil, fmt.Errorf("tlog: removing temporary files left in %s: %w", opts.Dir, err)
-	} else if n > 0 {
-		opts.Logger.Info("removed temporary files an interrupted write left", "dir", opts.Dir, "files", n)
-	}
-	published, why, err := dropBadCheckpoint(opts.Dir, verifier, opts.Origin)
-	if err != nil {
-		return nil, fmt.Errorf("tlog: %w", err)
-	}
-	if why != "" {
-		opts.Logger.Warn("removed the published checkpoint; tessera publishes a new one", "path", filepath.Join(opts.Dir, "checkpoint"), "reason", why)
-	}
-
 	if opts.WitnessTimeout <= 0 {
 		opts.WitnessTimeout = DefaultWitnessTimeout
 	}
 	if opts.Witnesses != nil && opts.AwaitPublication {
 		return nil, errors.New("tlog: Options.AwaitPublication and Options.Witnesses exclude each other: with witnesses, entries wait for a cosigned checkpoint")
 	}
-	driver, err := posix.New(ctx, posix.Config{Path: opts.Dir})
-	if err != nil {
-		return nil, fmt.Errorf("tlog: tessera POSIX storage at %s: %w", opts.Dir, err)
+	key := opts.Signer
+	signer := &guard{origin: opts.Origin, hash: keyHash, verifier: verifier, ready: make(chan struct{}),
+		sign: func(msg []byte) ([]byte, error) { return key.Sign(nil, msg, crypto.Hash(0)) }}
+	l := &Log{
+		dir:            opts.Dir,
+		stateDesc:      stateFile(opts.Dir),
+		checkpointDesc: filepath.Join(opts.Dir, layout.CheckpointPath),
+	}
+	var (
+		driver    tessera.Driver
+		antispam  tessera.Antispam
+		published uint64
+	)
+	if d := opts.Distributed; d != nil {
+		if opts.AwaitPublication {
+			return nil, errors.New("tlog: Options.AwaitPublication is not supported on a distributed log: its appends wait for integration, and any server's checkpoint covers them")
+		}
+		parts, err := openDistributed(ctx, d, opts.Origin)
+		if err != nil {
+			return nil, fmt.Errorf("tlog: distributed log %s: %w", d.where(), err)
+		}
+		l.dir, l.stateDesc = d.where(), "table IntCoord of "+d.where()
+		l.checkpointDesc = fmt.Sprintf("s3://%s/%s%s", d.Bucket, d.Prefix, layout.CheckpointPath)
+		l.objects, l.bucket, l.prefix = s3.NewFromConfig(d.AWS, d.s3Options), d.Bucket, d.Prefix
+		l.closeHead = parts.head.close
+		signer.store = parts.head
+		driver, antispam = parts.driver, parts.antispam
+		if parts.published != nil {
+			// A damaged object is not removed: the next publication
+			// replaces it, and until then the guard's record is served.
+			size, why, err := judgeCheckpoint(parts.published, l.checkpointDesc, verifier, opts.Origin)
+			if err != nil {
+				parts.head.close()
+				return nil, fmt.Errorf("tlog: %w", err)
+			}
+			if why != "" {
+				opts.Logger.Warn("the published checkpoint is damaged; the next publication replaces it", "object", l.checkpointDesc, "reason", why)
+			}
+			published = size
+		}
+	} else {
+		signer.store = &fileHead{path: opts.HeadFile}
+	}
+	closeHead := func() {
+		if l.closeHead != nil {
+			l.closeHead()
+		}
+	}
+	if err := signer.load(); err != nil {
+		closeHead()
+		return nil, fmt.Errorf("tlog: %w", err)
+	}
+	if opts.Distributed == nil {
+		if n, err := sweepTemporaries(opts.Dir); err != nil {
+			return nil, fmt.Errorf("tlog: removing temporary files left in %s: %w", opts.Dir, err)
+		} else if n > 0 {
+			opts.Logger.Info("removed temporary files an interrupted write left", "dir", opts.Dir, "files", n)
+		}
+		var why string
+		published, why, err = dropBadCheckpoint(opts.Dir, verifier, opts.Origin)
+		if err != nil {
+			return nil, fmt.Errorf("tlog: %w", err)
+		}
+		if why != "" {
+			opts.Logger.Warn("removed the published checkpoint; tessera publishes a new one", "path", filepath.Join(opts.Dir, "checkpoint"), "reason", why)
+		}
+		driver, err = posix.New(ctx, posix.Config{Path: opts.Dir})
+		if err != nil {
+			return nil, fmt.Errorf("tlog: tessera POSIX storage at %s: %w", opts.Dir, err)
+		}
 	}
 	appendOpts := tessera.NewAppendOptions().
 		WithCheckpointSigner(signer).
 		WithCheckpointInterval(opts.CheckpointInterval).
 		WithBatching(opts.BatchMaxSize, opts.BatchMaxAge).
-		WithAntispam(dedupEntries, nil)
+		WithAntispam(dedupEntries, antispam)
 	// The appender's goroutines live until Close, not until the caller's ctx ends.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	appender, shutdown, reader, err := tessera.NewAppender(runCtx, driver, appendOpts)
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("tlog: opening tessera log in %s: %w", opts.Dir, err)
+		closeHead()
+		return nil, fmt.Errorf("tlog: opening tessera log in %s: %w", l.dir, err)
 	}
-	l := &Log{
-		dir:         opts.Dir,
-		origin:      opts.Origin,
-		pub:         pub,
-		logID:       logID,
-		signer:      signer,
-		verifier:    verifier,
-		maxBody:     opts.MaxRequestBytes,
-		logger:      opts.Logger,
-		metrics:     m,
-		add:         appender.Add,
-		shutdown:    shutdown,
-		reader:      reader,
-		cancel:      cancel,
-		tiles:       newTileCache(reader.ReadTile),
-		perIP:       opts.PerIP,
-		perIdentity: opts.PerIdentity,
-		clientIP:    opts.ClientIP,
-	}
+	l.origin = opts.Origin
+	l.pub = pub
+	l.logID = logID
+	l.signer = signer
+	l.verifier = verifier
+	l.maxBody = opts.MaxRequestBytes
+	l.logger = opts.Logger
+	l.metrics = m
+	l.add = appender.Add
+	l.shutdown = shutdown
+	l.reader = reader
+	l.cancel = cancel
+	l.tiles = newTileCache(reader.ReadTile)
+	l.perIP = opts.PerIP
+	l.perIdentity = opts.PerIdentity
+	l.clientIP = opts.ClientIP
 	size, root, err := l.checkAtStart(ctx, signer, opts.KeyInUse, published)
 	signer.start(l.tiles, err)
 	if err == nil {
@@ -279,7 +348,11 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if err != nil {
 		_ = shutdown(ctx)
 		cancel()
+		closeHead()
 		return nil, fmt.Errorf("tlog: %w", err)
+	}
+	if opts.Distributed != nil {
+		l.integrated = newIntegration(reader.IntegratedSize)
 	}
 	if opts.AwaitPublication {
 		l.awaiter = tessera.NewPublicationAwaiter(runCtx, reader.ReadCheckpoint, awaitPollPeriod)
@@ -301,7 +374,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		}
 	}
 	m.treeSize.Set(float64(size))
-	l.logger.Info("transparency log open", "dir", opts.Dir, "origin", opts.Origin,
+	l.logger.Info("transparency log open", "storage", l.dir, "origin", opts.Origin,
 		"tree_size", size, "await_publication", opts.AwaitPublication, "witnessed", opts.Witnesses != nil)
 	return l, nil
 }
@@ -318,6 +391,9 @@ func (l *Log) Close(ctx context.Context) error {
 	l.closeMu.Unlock()
 	err := l.shutdown(ctx)
 	l.cancel()
+	if l.closeHead != nil {
+		l.closeHead()
+	}
 	if err != nil {
 		return fmt.Errorf("tlog: shutting down tessera: %w", err)
 	}

@@ -1,6 +1,10 @@
 package tlog
 
 import (
+	"log"
+
+	"github.com/go-sql-driver/mysql"
+
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -45,6 +49,7 @@ func TestMain(m *testing.M) {
 	_ = fs.Set("logtostderr", "false")
 	_ = fs.Set("stderrthreshold", "FATAL")
 	klog.SetOutput(io.Discard)
+	_ = mysql.SetLogger(log.New(io.Discard, "", 0)) // the outage tests' dropped connections
 	if spec := os.Getenv(crashHelperEnv); spec != "" {
 		crashHelper(spec)
 		return

@@ -59,6 +59,7 @@ const (
 	reasonClosed      = "closed"
 	reasonDuplicate   = "duplicate"
 	reasonUnwitnessed = "unwitnessed"
+	reasonUnavailable = "unavailable"
 	reasonRateLimited = "rate_limited"
 	reasonInternal    = "internal"
 )

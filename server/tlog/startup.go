@@ -32,6 +32,20 @@ func dropBadCheckpoint(dir string, v note.Verifier, origin string) (size uint64,
 	if err != nil {
 		return 0, "", fmt.Errorf("reading the published checkpoint %s: %w", p, err)
 	}
+	size, why, err = judgeCheckpoint(raw, p, v, origin)
+	if why == "" || err != nil {
+		return size, "", err
+	}
+	if err := os.Remove(p); err != nil {
+		return 0, "", fmt.Errorf("removing the damaged published checkpoint %s: %w", p, err)
+	}
+	return 0, why, nil
+}
+
+// judgeCheckpoint reads the published checkpoint raw (stored at p): its
+// size if the log key signed it, why not if it is damage, and ErrForked
+// if another key signed it under the log's origin.
+func judgeCheckpoint(raw []byte, p string, v note.Verifier, origin string) (size uint64, why string, err error) {
 	var cp f_log.Checkpoint
 	if n, err := note.Open(raw, note.VerifierList(v)); err != nil {
 		// A well-formed checkpoint signed under this origin by another key
@@ -47,9 +61,6 @@ func dropBadCheckpoint(dir string, v note.Verifier, origin string) (size uint64,
 	if why == "" {
 		return cp.Size, "", nil
 	}
-	if err := os.Remove(p); err != nil {
-		return 0, "", fmt.Errorf("removing the damaged published checkpoint %s: %w", p, err)
-	}
 	return 0, why, nil
 }
 
@@ -61,15 +72,15 @@ func dropBadCheckpoint(dir string, v note.Verifier, origin string) (size uint64,
 func (l *Log) checkAtStart(ctx context.Context, g *guard, keyInUse bool, published uint64) (uint64, []byte, error) {
 	size, err := l.reader.IntegratedSize(ctx)
 	if err != nil {
-		return 0, nil, fmt.Errorf("reading tessera's tree state in %s: %w", l.dir, err)
+		return 0, nil, fmt.Errorf("reading tessera's tree state (%s): %w", l.stateDesc, err)
 	}
 	damaged := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s; the log directory %s is damaged: restore it from a backup taken after the last acknowledged entry (run `signet server fsck --data DIR` to list every inconsistency); the server will not sign a tree it cannot prove", ErrForked, fmt.Sprintf(format, args...), l.dir)
+		return fmt.Errorf("%w: %s; the log %s is damaged: restore it from a backup taken after the last acknowledged entry (run `signet server fsck` to list every inconsistency); the server will not sign a tree it cannot prove", ErrForked, fmt.Sprintf(format, args...), l.dir)
 	}
 	root := rfc6962.DefaultHasher.EmptyRoot()
 	if size > 0 {
 		if root, err = l.tiles.root(ctx, size); err != nil {
-			return 0, nil, damaged("tessera's tree state (%s) says the tree has %d entries, but its tiles cannot be read: %v", stateFile(l.dir), size, err)
+			return 0, nil, damaged("tessera's tree state (%s) says the tree has %d entries, but its tiles cannot be read: %v", l.stateDesc, size, err)
 		}
 		if err := checkRightEdge(ctx, l.reader, size); err != nil {
 			return 0, nil, damaged("%v", err)
@@ -78,16 +89,16 @@ func (l *Log) checkAtStart(ctx context.Context, g *guard, keyInUse bool, publish
 	recSize, recRoot, have := g.head()
 	switch {
 	case have && size < recSize:
-		return 0, nil, damaged("the log key signed a tree of %d entries (recorded in %s), but tessera's tree state (%s) holds only %d: the state was deleted or rolled back", recSize, g.path, stateFile(l.dir), size)
+		return 0, nil, damaged("the log key signed a tree of %d entries (recorded in %s), but tessera's tree state (%s) holds only %d: the state was deleted or rolled back", recSize, g.where, l.stateDesc, size)
 	case have:
 		if err := consistent(l.tiles, recSize, size, recRoot, root); err != nil {
 			return 0, nil, damaged("%v", err)
 		}
 	case keyInUse && size == 0:
-		return 0, nil, fmt.Errorf("%w: the log key in this data directory is not new, but there is no record of what it signed (%s) and the log is empty: the log and its record were deleted while the keys were kept. Restore %s and %s from backup; or, if this log never held an entry, remove the keys too to start a new log with a new identity", ErrForked, g.path, l.dir, g.path)
+		return 0, nil, fmt.Errorf("%w: the log key in this data directory is not new, but there is no record of what it signed (%s) and the log is empty: the log and its record were deleted while the keys were kept. Restore %s and %s from backup; or, if this log never held an entry, remove the keys too to start a new log with a new identity", ErrForked, g.where, l.dir, g.where)
 	}
 	if published > size {
-		return 0, nil, damaged("the published checkpoint (%s) was for %d entries, but tessera's tree state holds only %d: the state was deleted or rolled back", filepath.Join(l.dir, layout.CheckpointPath), published, size)
+		return 0, nil, damaged("the published checkpoint (%s) was for %d entries, but tessera's tree state holds only %d: the state was deleted or rolled back", l.checkpointDesc, published, size)
 	}
 	return size, root, nil
 }
