@@ -144,6 +144,10 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("keys=%q: use keys=include to put the private key files in the backup, or leave it out", v), http.StatusBadRequest)
 		return
 	}
+	if s.cfg.Storage.Distributed() {
+		http.Error(w, "this server's log and attestations are in the distributed storage: back up the database with its own tools (mysqldump, mariabackup, Aurora snapshots) and the bucket with the object store's (versioning, replication); see docs/scale-out.md", http.StatusConflict)
+		return
+	}
 	// One at a time: a backup reads the whole data directory, and a
 	// second one beside it only doubles the disk reads.
 	if !s.backingUp.CompareAndSwap(false, true) {

@@ -157,6 +157,97 @@ type Config struct {
 	} `yaml:"limits"`
 	// ShutdownTimeout bounds graceful shutdown on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+
+	// Storage says where the log and the attestation store live: the data
+	// directory (embedded, the default), or a MySQL-compatible database
+	// and an S3-compatible object store shared by any number of servers
+	// (distributed; docs/scale-out.md).
+	Storage StorageConfig `yaml:"storage"`
+}
+
+// StorageConfig is the storage section of the configuration.
+type StorageConfig struct {
+	// Driver is "embedded" (or empty) or "distributed".
+	Driver   string `yaml:"driver"`
+	Database struct {
+		// DSN is the go-sql-driver/mysql data source name of the database
+		// (user:password@tcp(host:3306)/database); DSNFile a file holding
+		// it, so the password need not be in the config.
+		DSN     string `yaml:"dsn"`
+		DSNFile string `yaml:"dsnFile"`
+	} `yaml:"database"`
+	Objects struct {
+		// Bucket and Prefix: the log's tiles, entry bundles and checkpoint
+		// are at s3://Bucket/Prefix<tlog-tiles path>.
+		Bucket string `yaml:"bucket"`
+		Prefix string `yaml:"prefix"`
+		// Endpoint is the object store's URL, for stores other than AWS
+		// S3; unset: the AWS SDK's (AWS_ENDPOINT_URL_S3, or AWS).
+		Endpoint string `yaml:"endpoint"`
+		// PathStyle addresses buckets in the URL path, as most stores
+		// other than AWS S3 need.
+		PathStyle bool `yaml:"pathStyle"`
+	} `yaml:"objects"`
+}
+
+// Storage drivers.
+const (
+	StorageEmbedded    = "embedded"
+	StorageDistributed = "distributed"
+)
+
+// Distributed reports whether the storage is shared by several servers.
+func (c *StorageConfig) Distributed() bool { return c.Driver == StorageDistributed }
+
+// DatabaseDSN is the configured DSN, read from DSNFile if that is set.
+func (c *StorageConfig) DatabaseDSN() (string, error) {
+	if c.Database.DSNFile == "" {
+		return c.Database.DSN, nil
+	}
+	b, err := os.ReadFile(c.Database.DSNFile)
+	if err != nil {
+		return "", fmt.Errorf("storage.database.dsnFile: %w", err)
+	}
+	dsn := strings.TrimSpace(string(b))
+	if dsn == "" {
+		return "", fmt.Errorf("storage.database.dsnFile %s is empty; write the DSN (user:password@tcp(host:3306)/database) in it", c.Database.DSNFile)
+	}
+	return dsn, nil
+}
+
+func (c *Config) validateStorage() error {
+	st := &c.Storage
+	switch st.Driver {
+	case "", StorageEmbedded:
+		if st.Database.DSN != "" || st.Database.DSNFile != "" || st.Objects.Bucket != "" || st.Objects.Prefix != "" || st.Objects.Endpoint != "" || st.Objects.PathStyle {
+			return errors.New("config: storage.database and storage.objects are settings of the distributed storage; set storage.driver: distributed, or remove them")
+		}
+		return nil
+	case StorageDistributed:
+	default:
+		return fmt.Errorf("config: storage.driver %q is not a storage driver; use %q (the data directory, the default) or %q (a database and an object store shared by several servers)", st.Driver, StorageEmbedded, StorageDistributed)
+	}
+	switch {
+	case (st.Database.DSN == "") == (st.Database.DSNFile == ""):
+		return errors.New("config: storage.driver distributed needs the database: set storage.database.dsn or storage.database.dsnFile (one of them)")
+	case st.Objects.Bucket == "":
+		return errors.New("config: storage.driver distributed needs the object store bucket: set storage.objects.bucket")
+	case st.Objects.Prefix != "" && !strings.HasSuffix(st.Objects.Prefix, "/"):
+		return fmt.Errorf("config: storage.objects.prefix %q must end in /, as a folder of the bucket", st.Objects.Prefix)
+	case len(c.Keys.LogRotations) > 0:
+		return errors.New("config: keys.logRotations is not supported on the distributed storage yet: each shard would need a database of its own; rotate the log key on the embedded storage, or remove keys.logRotations")
+	case !c.CT.Disabled:
+		return errors.New("config: the certificate transparency log is not on the distributed storage yet; set ct.disabled: true with storage.driver distributed (certificates then carry no SCT, and verifiers that require one, as cosign does by default, refuse them)")
+	case c.DevOIDC:
+		return errors.New("config: --dev-oidc keeps its signing key in each server's data directory, so servers sharing distributed storage would not accept each other's tokens; configure oidcIssuers")
+	}
+	if st.Objects.Endpoint != "" {
+		u, err := url.Parse(st.Objects.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("config: storage.objects.endpoint %q must be an absolute http(s) URL such as https://s3.example.com", st.Objects.Endpoint)
+		}
+	}
+	return nil
 }
 
 // Defaults for the embedded configuration.
@@ -333,6 +424,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := ratelimit.ParsePrefixes("limits.trustedProxies", c.Limits.TrustedProxies); err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	if err := c.validateStorage(); err != nil {
+		return err
 	}
 	if len(c.OIDCIssuers) == 0 && !c.DevOIDC {
 		return errors.New("config: no OIDC issuer is configured, so the CA could issue no certificate; add oidcIssuers to the config file or pass --dev-oidc for a local trial")

@@ -92,6 +92,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	if s.dir, err = storage.Open(cfg.Data); err != nil {
 		return nil, err
 	}
+	var dist *tlog.Distributed
+	if cfg.Storage.Distributed() {
+		if err := checkSharedKeys(s.dir, cfg); err != nil {
+			return nil, err
+		}
+		if dist, err = distributedLog(ctx, cfg.Storage, logger); err != nil {
+			return nil, err
+		}
+	}
 	keys, err := s.dir.Keys(cfg.Keys, cfg.Operator)
 	if err != nil {
 		return nil, err
@@ -237,8 +246,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		ClientIP:           clientIP,
 		HeadFile:           s.dir.SignedHeadPath(),
 		KeyInUse:           !keys.Generated,
+		Distributed:        dist,
 		Logger:             logger.With("service", "log"),
 		Metrics:            prometheus.WrapRegistererWith(prometheus.Labels{"origin": origin}, reg),
+	}
+	if dist != nil {
+		// The log's record lives in the shared database; the keys were
+		// copied or are the operator's (checkSharedKeys), so their age
+		// says nothing about this log.
+		logOpts.Dir, logOpts.HeadFile, logOpts.KeyInUse = "", "", false
 	}
 	if s.logs, err = s.openShards(ctx, logOpts, keys.LogShards, reg); err != nil {
 		return nil, err

@@ -138,6 +138,19 @@ const (
 	tsaLeafCert = "tsa.pem"
 )
 
+// HasKeys reports whether the key directory exists (a set was generated
+// or copied in), and HasTUFKey whether it holds the zero-config TUF key:
+// servers sharing distributed storage must not generate keys of their own.
+func (d *Dir) HasKeys() bool {
+	_, err := os.Stat(d.KeysDir())
+	return err == nil
+}
+
+func (d *Dir) HasTUFKey() bool {
+	_, err := os.Stat(filepath.Join(d.KeysDir(), tufKeyFile))
+	return err == nil
+}
+
 // Keys loads the key material, generating a complete set on first start.
 // Generation happens in a scratch directory that is renamed into place only
 // when every file is written, so a crash never leaves half a key set.

@@ -253,11 +253,17 @@ type integration struct {
 
 	mu      sync.Mutex
 	known   uint64        // the largest integrated size seen
-	changed chan struct{} // closed when known grows or a poll fails
+	changed chan struct{} // closed when known grows or polls fail
 	lastErr error
+	failing time.Time // when the polls began to fail (zero: they succeed)
 	waiters int
 	polling bool
 }
+
+// integrationFailFast is how long the database may fail to answer before
+// waiting appends are answered 503 instead of waiting out integrationWait:
+// nothing integrates while it is down.
+const integrationFailFast = 2 * time.Second
 
 func newIntegration(size func(context.Context) (uint64, error)) *integration {
 	return &integration{size: size, changed: make(chan struct{})}
@@ -279,6 +285,11 @@ func (in *integration) wait(ctx context.Context, index uint64) error {
 		if in.known > index {
 			in.mu.Unlock()
 			return nil
+		}
+		if !in.failing.IsZero() && time.Since(in.failing) >= integrationFailFast {
+			err := in.lastErr
+			in.mu.Unlock()
+			return fmt.Errorf("%w: entry %d is sequenced, but the database has not answered for %v: %v", ErrStorageUnavailable, index, integrationFailFast, err)
 		}
 		ch, lastErr := in.changed, in.lastErr
 		in.mu.Unlock()
@@ -302,11 +313,20 @@ func (in *integration) poll() {
 		size, err := in.size(ctx)
 		cancel()
 		in.mu.Lock()
-		if (err == nil && size > in.known) || (err != nil) != (in.lastErr != nil) {
-			if err == nil && size > in.known {
-				in.known = size
-			}
-			in.lastErr = err
+		grew := err == nil && size > in.known
+		if grew {
+			in.known = size
+		}
+		switch {
+		case err == nil:
+			in.failing = time.Time{}
+		case in.failing.IsZero():
+			in.failing = time.Now()
+		}
+		in.lastErr = err
+		// Waiters look again when the tree grew, and on every failed
+		// poll, to give up once the database has been gone too long.
+		if grew || err != nil {
 			close(in.changed)
 			in.changed = make(chan struct{})
 		}

@@ -1,0 +1,479 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera/client"
+
+	"github.com/signet-dev/signet/internal/mysqltest"
+	"github.com/signet-dev/signet/internal/s3test"
+	"github.com/signet-dev/signet/server/servertest"
+	"github.com/signet-dev/signet/server/storage"
+)
+
+// balancer is a loopback HTTP load balancer: round robin over its
+// backends, and, as real ones do, the next backend when one refuses the
+// connection. It counts the requests each backend answered.
+type balancer struct {
+	srv      *httptest.Server
+	mu       sync.Mutex
+	backends []string // host:port
+	next     int
+	served   map[string]*atomic.Int64
+	tr       *http.Transport
+}
+
+func newBalancer(t *testing.T) *balancer {
+	b := &balancer{served: map[string]*atomic.Int64{}, tr: &http.Transport{MaxIdleConnsPerHost: 64}}
+	b.srv = httptest.NewServer(http.HandlerFunc(b.serve))
+	t.Cleanup(func() { b.srv.Close(); b.tr.CloseIdleConnections() })
+	return b
+}
+
+func (b *balancer) add(addr string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.backends = append(b.backends, addr)
+	b.served[addr] = &atomic.Int64{}
+}
+
+func (b *balancer) serve(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	b.mu.Lock()
+	order := append(append([]string(nil), b.backends[b.next:]...), b.backends[:b.next]...)
+	b.next = (b.next + 1) % max(len(b.backends), 1)
+	b.mu.Unlock()
+	for _, addr := range order {
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.RequestURI(), bytes.NewReader(body))
+		req.Header = r.Header.Clone()
+		resp, err := b.tr.RoundTrip(req)
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			continue // down: the next one
+		}
+		if err != nil {
+			http.Error(w, "backend "+addr+": "+err.Error(), http.StatusBadGateway)
+			return
+		}
+		b.served[addr].Add(1)
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+		resp.Body.Close()
+		return
+	}
+	http.Error(w, "no backend is up", http.StatusBadGateway)
+}
+
+// sharedKeys makes one key set (as a first embedded start would) for
+// every replica to copy into its data directory.
+func sharedKeys(t *testing.T) string {
+	t.Helper()
+	tmpl := t.TempDir()
+	d, err := storage.Open(tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Keys(storage.KeyFiles{}, "signet scale-out test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.TUFKey(); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	return d.KeysDir()
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		if e.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o700)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), b, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ack is an acknowledged log entry: its index and leaf hash.
+type ack struct {
+	index uint64
+	leaf  []byte
+}
+
+// loadgen appends entries through url from workers goroutines until
+// stopped, keeping every acknowledgement and counting answers by status.
+type loadgen struct {
+	url    string
+	key    *ecdsa.PrivateKey
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	acks     []ack
+	statuses map[int]int
+	bodies   map[int]string // one body per status, for messages
+}
+
+func startLoad(t *testing.T, url string, workers int) *loadgen {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &loadgen{url: url, key: key, cancel: cancel, statuses: map[int]int{}, bodies: map[int]string{}}
+	c := &http.Client{Timeout: 2 * time.Minute}
+	for range workers {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.url+"/api/v2/log/entries", bytes.NewReader(hashedRekordRequest(key)))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := c.Do(req)
+				if err != nil {
+					if ctx.Err() == nil {
+						g.count(-1, err.Error())
+					}
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				g.count(resp.StatusCode, string(body))
+				if resp.StatusCode != http.StatusCreated {
+					if resp.StatusCode == http.StatusServiceUnavailable {
+						time.Sleep(50 * time.Millisecond)
+					}
+					continue
+				}
+				var tle struct {
+					LogIndex          int64  `json:"logIndex,string"`
+					CanonicalizedBody []byte `json:"canonicalizedBody"`
+				}
+				if err := json.Unmarshal(body, &tle); err != nil {
+					g.count(-2, "undecodable 201: "+err.Error())
+					continue
+				}
+				g.mu.Lock()
+				g.acks = append(g.acks, ack{uint64(tle.LogIndex), rfc6962.DefaultHasher.HashLeaf(tle.CanonicalizedBody)})
+				g.mu.Unlock()
+			}
+		}()
+	}
+	return g
+}
+
+func (g *loadgen) count(status int, body string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.statuses[status]++
+	if _, ok := g.bodies[status]; !ok {
+		g.bodies[status] = body
+	}
+}
+
+func (g *loadgen) stop() {
+	g.cancel()
+	g.wg.Wait()
+}
+
+// snapshot returns the statuses so far and resets them.
+func (g *loadgen) snapshot() (map[int]int, map[int]string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s, b := g.statuses, g.bodies
+	g.statuses, g.bodies = map[int]int{}, map[int]string{}
+	return s, b
+}
+
+func (g *loadgen) acked() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.acks)
+}
+
+// waitAcks waits until n more entries than now are acknowledged.
+func (g *loadgen) waitAcks(t *testing.T, n int, within time.Duration, what string) {
+	t.Helper()
+	start := time.Now()
+	defer func() { t.Logf("%s: %d more acknowledged in %v", what, n, time.Since(start).Round(time.Millisecond)) }()
+	want := g.acked() + n
+	deadline := time.Now().Add(within)
+	for g.acked() < want {
+		if time.Now().After(deadline) {
+			s, b := g.snapshot()
+			t.Fatalf("%s: fewer than %d entries acknowledged within %v; answers %v, e.g. %v", what, n, within, s, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Three servers on one MariaDB database and one versitygw bucket behind a
+// load balancer serve one log: writes spread across them; one killed with
+// SIGKILL under load, the database restarted under load and the object
+// store briefly down lose no acknowledged entry: each is proven included
+// in the final checkpoint, which is proven consistent with one taken
+// before the kill.
+func TestScaleOutReplicasSurviveFailures(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts MariaDB, versitygw and three servers")
+	}
+	var db *mysqltest.Server
+	var objects *s3test.Server
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); db = mysqltest.Start(t) }()
+	go func() { defer wg.Done(); objects = s3test.Start(t) }()
+	wg.Wait()
+	if db == nil || objects == nil {
+		t.FailNow()
+	}
+	db.CreateDatabase(t, "signet")
+	objects.CreateBucket(t, "signet")
+	ak, sk := objects.Credentials()
+	t.Setenv("AWS_ACCESS_KEY_ID", ak)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", sk)
+	t.Setenv("AWS_REGION", objects.Region())
+
+	lb := newBalancer(t)
+	keys := sharedKeys(t)
+	dir := t.TempDir()
+	iss := newTestIssuer(t, dir)
+	cfg := filepath.Join(dir, "server.yaml")
+	yml := fmt.Sprintf(`url: %s
+ct:
+  disabled: true
+%sstorage:
+  driver: distributed
+  database:
+    dsn: %q
+  objects:
+    bucket: signet
+    prefix: log/
+    endpoint: %s
+    pathStyle: true
+`, lb.srv.URL, iss.config("url: https://ci.example.com", "type: email"), db.DSN("signet"), objects.Endpoint())
+	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin := servertest.Binary(t)
+	type replica struct {
+		addr, data string
+		p          *servertest.Process
+	}
+	start := func(r *replica) {
+		t.Helper()
+		p, err := servertest.StartArgsErr(bin, "--config", cfg, "--addr", r.addr, "--data", r.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.p = p
+		t.Cleanup(func() {
+			p.Kill()
+			if t.Failed() || os.Getenv("SIGNET_SHOW_REPLICA_LOGS") != "" {
+				t.Logf("replica %s stderr (last 3 KiB):\n%s", r.addr, tailOf(p.Stderr(), 3072))
+			}
+		})
+		// Healthy itself, not only through the balancer.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			resp, err := http.Get("http://" + r.addr + "/healthz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %s not healthy within 30s: %v", r.addr, err)
+			}
+		}
+	}
+	replicas := make([]*replica, 3)
+	for i := range replicas {
+		replicas[i] = &replica{addr: servertest.FreeAddr(t), data: t.TempDir()}
+		copyDir(t, keys, filepath.Join(replicas[i].data, "keys"))
+		lb.add(replicas[i].addr)
+	}
+	for _, r := range replicas {
+		start(r)
+	}
+
+	trJSON, err := replicas[0].p.Get("/trust/trusted_root.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range replicas[1:] {
+		other, err := http.Get("http://" + r.addr + "/trust/trusted_root.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(other.Body)
+		other.Body.Close()
+		if !bytes.Equal(b, trJSON) {
+			t.Fatalf("replica %s serves another trusted_root.json than %s", r.addr, replicas[0].addr)
+		}
+	}
+	pub, origin := logKeyAndOrigin(t, trJSON, replicas[0].p)
+	verifier := noteVerifier(t, origin, pub)
+	fetcher, err := client.NewHTTPFetcher(mustURL(t, lb.srv.URL+"/api/v2/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkpoint := func(atLeast uint64, within time.Duration) (size uint64, root []byte) {
+		t.Helper()
+		var last error
+		for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			cp, _, _, err := client.FetchCheckpoint(context.Background(), fetcher.ReadCheckpoint, verifier, origin)
+			if err == nil && cp.Size >= atLeast {
+				return cp.Size, cp.Hash
+			}
+			last = err
+		}
+		t.Fatalf("no checkpoint of at least %d entries within %v (last error: %v)", atLeast, within, last)
+		return 0, nil
+	}
+
+	load := startLoad(t, lb.srv.URL, 16)
+	defer load.stop()
+	load.waitAcks(t, 200, time.Minute, "three replicas")
+	for _, r := range replicas {
+		if n := lb.served[r.addr].Load(); n == 0 {
+			t.Fatalf("replica %s answered no request: the balancer did not spread the writes", r.addr)
+		}
+	}
+	if s, b := load.snapshot(); s[http.StatusCreated] == 0 || len(s) != 1 {
+		t.Fatalf("with every part up, answers were %v, e.g. %v", s, b)
+	}
+	beforeSize, beforeRoot := checkpoint(1, 10*time.Second)
+
+	// kill -9 one replica under load.
+	replicas[1].p.Kill()
+	load.waitAcks(t, 200, time.Minute, "after killing a replica")
+	load.snapshot() // requests in flight to the killed replica fail: that is not a lost entry
+
+	// The database restarted under load: clear 503s, then service resumes.
+	db.Kill()
+	s, b := map[int]int{}, map[int]string{}
+	for deadline := time.Now().Add(15 * time.Second); s[http.StatusServiceUnavailable] < 16; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("with the database down 15s, answers were %v (want 503s), e.g. %v", s, b)
+		}
+		more, bodies := load.snapshot()
+		for k, v := range more {
+			s[k] += v
+			if _, ok := b[k]; !ok {
+				b[k] = bodies[k]
+			}
+		}
+	}
+	for status := range s {
+		if status != http.StatusServiceUnavailable && status != http.StatusCreated {
+			t.Fatalf("with the database down, a %d answer: %.300s", status, b[status])
+		}
+	}
+	if !strings.Contains(b[http.StatusServiceUnavailable], "database or object store is not answering") {
+		t.Fatalf("the 503 does not say what is wrong: %s", b[http.StatusServiceUnavailable])
+	}
+	db.Restart(t)
+	load.waitAcks(t, 200, time.Minute, "after the database restart")
+
+	// The object store briefly down: appends wait for integration and
+	// complete once it is back.
+	load.snapshot()
+	objects.Kill()
+	time.Sleep(2 * time.Second)
+	objects.Restart(t)
+	load.waitAcks(t, 200, time.Minute, "after the object store came back")
+
+	// The killed replica comes back and serves the same log.
+	start(replicas[1])
+	load.waitAcks(t, 100, time.Minute, "with the killed replica back")
+	load.stop()
+
+	load.mu.Lock()
+	acks := append([]ack(nil), load.acks...)
+	load.mu.Unlock()
+	var largest uint64
+	for _, a := range acks {
+		largest = max(largest, a.index+1)
+	}
+	size, root := checkpoint(largest, 30*time.Second)
+	pb, err := client.NewProofBuilder(context.Background(), size, fetcher.ReadTile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint64]bool{}
+	for _, a := range acks {
+		if seen[a.index] {
+			t.Fatalf("index %d acknowledged twice", a.index)
+		}
+		seen[a.index] = true
+		p, err := pb.InclusionProof(context.Background(), a.index)
+		if err != nil {
+			t.Fatalf("inclusion proof for acknowledged entry %d in tree %d: %v", a.index, size, err)
+		}
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, a.index, size, a.leaf, p, root); err != nil {
+			t.Fatalf("acknowledged entry %d is not in the final tree %d: %v", a.index, size, err)
+		}
+	}
+	cons, err := pb.ConsistencyProof(context.Background(), beforeSize, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, beforeSize, size, cons, beforeRoot, root); err != nil {
+		t.Fatalf("the final tree %d does not extend the one before the kill (%d): %v", size, beforeSize, err)
+	}
+	t.Logf("%d acknowledged entries proven in tree %d; consistent with tree %d from before the failures; served: %v", len(acks), size, beforeSize, servedCounts(lb))
+}
+
+func servedCounts(lb *balancer) map[string]int64 {
+	out := map[string]int64{}
+	for a, n := range lb.served {
+		out[a] = n.Load()
+	}
+	return out
+}
+
+func tailOf(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
