@@ -26,6 +26,9 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/client"
 
+	"github.com/signet-dev/signet/core/intoto"
+	"github.com/signet-dev/signet/core/sign"
+	"github.com/signet-dev/signet/core/sign/transport"
 	"github.com/signet-dev/signet/internal/mysqltest"
 	"github.com/signet-dev/signet/internal/s3test"
 	"github.com/signet-dev/signet/server/servertest"
@@ -370,6 +373,25 @@ ct:
 		return 0, nil
 	}
 
+	// An attestation stored through the balancer is found through every
+	// replica: the store is the shared database.
+	subject := strings.Repeat("5e", 32)
+	res, err := attestAs(lb.srv.URL, iss.mint(t, emailClaims("https://ci.example.com", "alice@example.com")), subject)
+	if err != nil || res.AttestationID == "" {
+		t.Fatalf("storing an attestation through the balancer: %v (id %q)", err, res.AttestationID)
+	}
+	for _, r := range replicas {
+		resp, err := http.Get("http://" + r.addr + "/api/v2/attestations?digest=sha256:" + subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), res.AttestationID) {
+			t.Fatalf("replica %s does not find attestation %s: %d %.300s", r.addr, res.AttestationID, resp.StatusCode, body)
+		}
+	}
+
 	load := startLoad(t, lb.srv.URL, 16)
 	defer load.stop()
 	load.waitAcks(t, 200, time.Minute, "three replicas")
@@ -461,6 +483,29 @@ ct:
 		t.Fatalf("the final tree %d does not extend the one before the kill (%d): %v", size, beforeSize, err)
 	}
 	t.Logf("%d acknowledged entries proven in tree %d; consistent with tree %d from before the failures; served: %v", len(acks), size, beforeSize, servedCounts(lb))
+}
+
+// attestAs stores an in-toto statement about subject through the server
+// at url, signed under a certificate for token, as `signet attest` does.
+func attestAs(url, token, subject string) (*sign.Result, error) {
+	ctx := context.Background()
+	services, err := sign.FromServer(ctx, url, transport.NewClient(transport.Options{}), time.Now())
+	if err != nil {
+		return nil, err
+	}
+	st, err := intoto.NewStatement([]intoto.Subject{{Name: "a", Digest: map[string]string{"sha256": subject}}}, "https://example.com/p/v1", []byte(`{}`))
+	if err != nil {
+		return nil, err
+	}
+	payload, err := intoto.MarshalStatement(st)
+	if err != nil {
+		return nil, err
+	}
+	res, err := sign.AttestationBundle(ctx, sign.Options{Services: services, IdentityToken: token, ViaAttestationStore: true}, payload)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 func servedCounts(lb *balancer) map[string]int64 {

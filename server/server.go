@@ -281,8 +281,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	for _, c := range keys.CAChain[:len(keys.CAChain)-1] {
 		inters.AddCert(c)
 	}
+	attestPath, attestDSN := s.dir.AttestationsPath(), ""
+	if dist != nil {
+		// Beside the log's tables: one database holds a deployment.
+		attestPath, attestDSN = "", dist.DSN
+	}
 	s.attest, err = attest.New(attest.Options{
-		Path:             s.dir.AttestationsPath(),
+		Path:             attestPath,
+		DSN:              attestDSN,
 		Roots:            roots,
 		Intermediates:    inters,
 		Log:              s.logs,

@@ -225,6 +225,10 @@ func (s *Server) start() error {
 		"--bind-address=127.0.0.1",
 		"--port=" + strconv.Itoa(s.Port),
 		"--skip-name-resolve",
+		// MariaDB's default of 16 MiB is less than one attestation
+		// record of the default 32 MiB envelope limit needs
+		// (server/attest refuses to open on such a database).
+		"--max-allowed-packet=64M",
 	}, s.commonArgs()...)
 	cmd := exec.Command(s.bin, args...)
 	cmd.Env = s.env()

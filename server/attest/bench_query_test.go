@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -18,7 +19,7 @@ func queryStore(b *testing.B, n int) *Store {
 	}
 	b.Cleanup(func() { s.Close() })
 	for i := range n {
-		if err := s.put(testRecord(i, 4096, "https://token.actions.githubusercontent.com")); err != nil {
+		if err := s.recs.put(context.Background(), testRecord(i, 4096, "https://token.actions.githubusercontent.com")); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -34,7 +35,7 @@ func BenchmarkQueryNoSecondaryMatch(b *testing.B) {
 			q := query{digestAlg: "sha256", digestValue: strings.Repeat("ab", 32), predicateType: "https://example.com/none/v1", pageSize: 100}
 			b.ResetTimer()
 			for b.Loop() {
-				recs, _, err := s.find(q)
+				recs, _, err := s.find(context.Background(), q)
 				if err != nil || len(recs) != 0 {
 					b.Fatal(len(recs), err)
 				}

@@ -18,7 +18,6 @@ import (
 	sgroot "github.com/sigstore/sigstore-go/pkg/root"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/signature"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/signet-dev/signet/core/bundle"
 	coretrust "github.com/signet-dev/signet/core/trust"
@@ -183,7 +182,7 @@ func TestBundleVerifies(t *testing.T) {
 	if b.MediaType() != bundle.MediaTypeV03 || !bytes.Equal(b.CertificateDER(), alice.cert) || len(b.TlogEntries()) != 1 || len(b.RFC3161Timestamps()) != 1 {
 		t.Fatalf("bundle %s", raw)
 	}
-	rec, err := st.store.get(id)
+	rec, err := st.store.get(context.Background(), id)
 	if err != nil || rec == nil || !bytes.Equal(b.RFC3161Timestamps()[0], rec.SignedTimestamp) {
 		t.Fatalf("the bundle's timestamp is not the stored one (%v)", err)
 	}
@@ -257,7 +256,9 @@ func TestBundleOfKeySignedAttestation(t *testing.T) {
 
 // A TSA that fails refuses the submission with 503 before anything is
 // logged: no log entry, no record, no pending marker.
-func TestTimestampFailureStoresNothing(t *testing.T) {
+func TestTimestampFailureStoresNothing(t *testing.T) { testTimestampFailureStoresNothing(t, newEnv) }
+
+func testTimestampFailureStoresNothing(t *testing.T, newEnv envMaker) {
 	stamper := testTSA(t, nil)
 	for name, stamp := range map[string]func(context.Context, []byte) ([]byte, error){
 		"error": func(context.Context, []byte) ([]byte, error) {
@@ -297,6 +298,10 @@ func TestTimestampFailureStoresNothing(t *testing.T) {
 // A marker an earlier, interrupted attempt left stays when a retry fails at
 // the TSA: that attempt may have been appended.
 func TestTimestampFailureKeepsEarlierMarker(t *testing.T) {
+	testTimestampFailureKeepsEarlierMarker(t, newEnv)
+}
+
+func testTimestampFailureKeepsEarlierMarker(t *testing.T, newEnv envMaker) {
 	stamper := testTSA(t, nil)
 	e := newEnv(t, func(o *Options) { o.Timestamp = stamper.Timestamp })
 	e.log.err = errors.New("connection reset") // appended or not: unknown
@@ -332,11 +337,15 @@ func TestTimestampFailureKeepsEarlierMarker(t *testing.T) {
 // before, but without a timestamp: one taken now would not fall within the
 // certificate's validity, so no verifier would accept it.
 func TestExpiredCertificateStoredWithoutTimestamp(t *testing.T) {
+	testExpiredCertificateStoredWithoutTimestamp(t, newEnv)
+}
+
+func testExpiredCertificateStoredWithoutTimestamp(t *testing.T, newEnv envMaker) {
 	stamper := testTSA(t, nil)
 	e := newEnv(t, func(o *Options) { o.Timestamp = stamper.Timestamp })
 	s := e.ca.issueValid(t, time.Now().Add(-30*time.Minute), time.Now().Add(-20*time.Minute), "alice@example.com", "https://accounts.example.com")
 	id := e.submit(s, "a")
-	rec, err := e.store.get(id)
+	rec, err := e.store.get(context.Background(), id)
 	if err != nil || rec == nil || rec.SignedTimestamp != nil {
 		t.Fatalf("record %v (%v), want it stored without a timestamp", rec, err)
 	}
@@ -347,7 +356,9 @@ func TestExpiredCertificateStoredWithoutTimestamp(t *testing.T) {
 }
 
 // The bundle route takes ids as GET /api/v2/attestations/{id} does.
-func TestBundleIDs(t *testing.T) {
+func TestBundleIDs(t *testing.T) { testBundleIDs(t, newEnv) }
+
+func testBundleIDs(t *testing.T, newEnv envMaker) {
 	e := newEnv(t, func(o *Options) { o.Timestamp = testTSA(t, nil).Timestamp })
 	for path, want := range map[string]int{
 		"/api/v2/attestations/" + strings.Repeat("a", 64) + "/bundle":    http.StatusNotFound,
@@ -367,17 +378,13 @@ func TestBundleIDs(t *testing.T) {
 
 // Records stored without a timestamp (by an older server, or a store with
 // no TSA) still load, and their bundle is refused with the reason.
-func TestBundleOfRecordWithoutTimestamp(t *testing.T) {
+func TestBundleOfRecordWithoutTimestamp(t *testing.T) { testBundleOfRecordWithoutTimestamp(t, newEnv) }
+
+func testBundleOfRecordWithoutTimestamp(t *testing.T, newEnv envMaker) {
 	e := newEnv(t) // no TSA, as every store was before timestamps
 	s := e.ca.issue(t, "alice@example.com", "https://accounts.example.com")
 	id := e.submit(s, "a")
-	var raw []byte
-	if err := e.store.db.View(func(tx *bolt.Tx) error {
-		raw = bytes.Clone(tx.Bucket(bucketRecords).Get([]byte(id)))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	raw := e.rawRecord(id)
 	if bytes.Contains(raw, []byte("signedTimestamp")) {
 		t.Fatalf("a record without a timestamp is stored as %s, not in the older form", raw)
 	}

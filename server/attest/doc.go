@@ -95,6 +95,24 @@
 //
 // # Storage
 //
-// One bbolt file. Records are keyed by id; three index buckets map
-// (value, sequence) to ids, written in the same transaction as the record.
+// Either one bbolt file (Options.Path), the store of a single server:
+// records are keyed by id; index buckets map (value, sequence) to ids,
+// written in the same transaction as the record; a watermark file beside
+// it (.used) catches an older or damaged copy, and Snapshot backs it up.
+//
+// Or a MySQL-compatible database (Options.DSN) that replicas behind a load
+// balancer share, so that an attestation stored through one is found
+// through every other and no replica keeps state: the same records and
+// index in SignetAttestation* tables, an AUTO_INCREMENT sequence as the
+// page cursor, and the pending markers in a table too. A marker is also a
+// claim: the replica that writes it holds the attestation for as long as
+// one submission can take, so the same envelope sent to two replicas at
+// once is appended once (the other is answered 409, as within one
+// server). A claim whose append failed is released at once; one a
+// replica died holding expires. A database that does not answer is a
+// 503 that changes nothing. Its backups are the database's own
+// (mysqldump, mariabackup, RDS/Aurora snapshots); there is no Snapshot or
+// watermark. Its max_allowed_packet must take the largest record (see
+// checkPacket), and an attestation whose record would not fit anyway (a
+// statement of very many subjects) is refused before it is logged.
 package attest

@@ -239,7 +239,8 @@ func hexDigest(s string) string {
 // env is one store behind an HTTP server, with a fake log.
 type env struct {
 	t     testing.TB
-	path  string
+	path  string // the bbolt file, or
+	dsn   string // the MySQL database
 	log   *fakeLog
 	store *Store
 	srv   *httptest.Server
@@ -247,9 +248,26 @@ type env struct {
 	ca    *testCA
 }
 
+// envMaker opens an env: newEnv on a bbolt file, or mysqlEnvs on a new
+// MySQL database. Tests of the store's behaviour take one, so that one
+// body runs on both backends.
+type envMaker func(t testing.TB, mutate ...func(*Options)) *env
+
+// newEnv opens a store on a new bbolt file.
 func newEnv(t testing.TB, mutate ...func(*Options)) *env {
 	t.Helper()
-	e := &env{t: t, path: filepath.Join(t.TempDir(), "attestations.db"), log: &fakeLog{}, ca: newTestCA(t)}
+	return startEnv(t, &env{path: filepath.Join(t.TempDir(), "attestations.db")}, mutate...)
+}
+
+func startEnv(t testing.TB, e *env, mutate ...func(*Options)) *env {
+	t.Helper()
+	e.t = t
+	if e.log == nil {
+		e.log = &fakeLog{}
+	}
+	if e.ca == nil {
+		e.ca = newTestCA(t)
+	}
 	e.open(mutate...)
 	t.Cleanup(func() {
 		e.srv.Close()
@@ -261,7 +279,7 @@ func newEnv(t testing.TB, mutate ...func(*Options)) *env {
 func (e *env) open(mutate ...func(*Options)) {
 	e.t.Helper()
 	e.reg = prometheus.NewRegistry()
-	opts := Options{Path: e.path, Log: e.log, Metrics: e.reg, Roots: e.ca.pool}
+	opts := Options{Path: e.path, DSN: e.dsn, Log: e.log, Metrics: e.reg, Roots: e.ca.pool}
 	for _, m := range mutate {
 		m(&opts)
 	}
@@ -335,21 +353,51 @@ func (e *env) get(path string) response {
 	return e.do(http.MethodGet, path, nil)
 }
 
-// counts reports how many records and pending markers the database holds.
+// counts reports how many records, pending markers and index entries the
+// database holds.
 func (e *env) counts() (records, pending, index int) {
 	e.t.Helper()
-	err := e.store.db.View(func(tx *bolt.Tx) error {
-		records = tx.Bucket(bucketRecords).Stats().KeyN
-		pending = tx.Bucket(bucketPending).Stats().KeyN
-		for _, b := range [][]byte{bucketSubject, bucketPredicate, bucketIdentity} {
-			index += tx.Bucket(b).Stats().KeyN
-		}
-		return nil
-	})
+	var err error
+	switch b := e.store.recs.(type) {
+	case *boltRecords:
+		err = b.db.View(func(tx *bolt.Tx) error {
+			records = tx.Bucket(bucketRecords).Stats().KeyN
+			pending = tx.Bucket(bucketPending).Stats().KeyN
+			for _, b := range [][]byte{bucketSubject, bucketPredicate, bucketIdentity, bucketIssuer} {
+				index += tx.Bucket(b).Stats().KeyN
+			}
+			return nil
+		})
+	case *sqlRecords:
+		err = b.db.QueryRow(`SELECT (SELECT COUNT(*) FROM SignetAttestationRecords), (SELECT COUNT(*) FROM SignetAttestationPending),
+			(SELECT COUNT(*) FROM SignetAttestationIndex)`).Scan(&records, &pending, &index)
+	default:
+		e.t.Fatalf("no counts for %T", b)
+	}
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return
+}
+
+// rawRecord is the stored form of record id.
+func (e *env) rawRecord(id string) []byte {
+	e.t.Helper()
+	var raw []byte
+	var err error
+	switch b := e.store.recs.(type) {
+	case *boltRecords:
+		err = b.db.View(func(tx *bolt.Tx) error {
+			raw = bytes.Clone(tx.Bucket(bucketRecords).Get([]byte(id)))
+			return nil
+		})
+	case *sqlRecords:
+		err = b.db.QueryRow("SELECT record FROM SignetAttestationRecords WHERE id = ?", id).Scan(&raw)
+	}
+	if err != nil || raw == nil {
+		e.t.Fatalf("record %s: %v", id, err)
+	}
+	return raw
 }
 
 func readInterop(t testing.TB, name string) []byte {

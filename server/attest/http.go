@@ -198,11 +198,9 @@ func (s *Store) lookup(w http.ResponseWriter, r *http.Request) *Record {
 		apierror.Write(w, http.StatusBadRequest, "attestation id %q is not 64 lower-case hex characters; use the attestationId returned when it was stored or by a query", id)
 		return nil
 	}
-	rec, err := s.get(id)
+	rec, err := s.get(r.Context(), id)
 	if err != nil {
-		s.metrics.queries.WithLabelValues("storage_error").Inc()
-		s.logger.ErrorContext(r.Context(), "attestation database read failed", "attestation_id", id, "error", err)
-		apierror.Write(w, http.StatusInternalServerError, "the attestation database could not be read; retry later or ask the operator to check the server log")
+		s.readFailure(w, r, err, "attestation_id", id)
 		return nil
 	}
 	if rec == nil {
@@ -312,11 +310,9 @@ func (s *Store) handleQuery(w http.ResponseWriter, r *http.Request) {
 		apierror.Write(w, http.StatusBadRequest, "%s", err.Error())
 		return
 	}
-	recs, next, err := s.find(q)
+	recs, next, err := s.find(r.Context(), q)
 	if err != nil {
-		s.metrics.queries.WithLabelValues("storage_error").Inc()
-		s.logger.ErrorContext(r.Context(), "attestation query failed", "error", err)
-		apierror.Write(w, http.StatusInternalServerError, "the attestation database could not be read; retry later or ask the operator to check the server log")
+		s.readFailure(w, r, err)
 		return
 	}
 	s.metrics.queries.WithLabelValues("ok").Inc()
@@ -343,6 +339,23 @@ func (s *Store) handleQuery(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `,"nextPageToken":"`+encodePageToken(next)+`"`)
 	}
 	_, _ = io.WriteString(w, "}")
+}
+
+// readFailure answers a lookup or query the database failed: 503 when it
+// is unavailable (retry), 500 otherwise.
+func (s *Store) readFailure(w http.ResponseWriter, r *http.Request, err error, attrs ...any) {
+	if r.Context().Err() != nil {
+		return // the client left, which cancelled the read; no one to answer
+	}
+	if errors.Is(err, errUnavailable) {
+		s.metrics.queries.WithLabelValues("storage_unavailable").Inc()
+		s.errLog.Error(s.logger, "attestation database unavailable", append(attrs, "error", err)...)
+		apierror.Write(w, http.StatusServiceUnavailable, "the attestation database is unavailable; retry the same request later")
+		return
+	}
+	s.metrics.queries.WithLabelValues("storage_error").Inc()
+	s.logger.ErrorContext(r.Context(), "attestation database read failed", append(attrs, "error", err)...)
+	apierror.Write(w, http.StatusInternalServerError, "the attestation database could not be read; retry later or ask the operator to check the server log")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

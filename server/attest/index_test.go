@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -27,21 +28,20 @@ func testRecord(i int, payloadBytes int, issuer string) *Record {
 
 // A page stops before it would hold more than maxPageBytes of records, and
 // the cursor picks up where it stopped; every record is returned once.
-func TestPagesAreBoundedInBytes(t *testing.T) {
-	s, err := New(Options{Path: filepath.Join(t.TempDir(), "a.db"), Log: &fakeLog{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+func TestPagesAreBoundedInBytes(t *testing.T) { testPagesAreBoundedInBytes(t, newEnv) }
+
+func testPagesAreBoundedInBytes(t *testing.T, newEnv envMaker) {
+	ctx := context.Background()
+	s := newEnv(t).store
 	for i := range 5 {
-		if err := s.put(testRecord(i, 6<<20, "https://issuer.example")); err != nil {
+		if err := s.recs.put(ctx, testRecord(i, 6<<20, "https://issuer.example")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	q := query{digestAlg: "sha256", digestValue: strings.Repeat("ab", 32), pageSize: 100}
 	seen := 0
 	for pages := 0; ; pages++ {
-		recs, next, err := s.find(q)
+		recs, next, err := s.find(ctx, q)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,6 +62,7 @@ func TestPagesAreBoundedInBytes(t *testing.T) {
 // Every filter is an index: a query whose filters match nothing together
 // reads no record, and the issuer index is built for stores made before it.
 func TestIssuerIndexAndBackfill(t *testing.T) {
+	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "a.db")
 	s, err := New(Options{Path: path, Log: &fakeLog{}})
 	if err != nil {
@@ -72,12 +73,12 @@ func TestIssuerIndexAndBackfill(t *testing.T) {
 		if i%2 == 1 {
 			iss = "https://b.example"
 		}
-		if err := s.put(testRecord(i, 100, iss)); err != nil {
+		if err := s.recs.put(ctx, testRecord(i, 100, iss)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	count := func(s *Store, issuer string) int {
-		recs, _, err := s.find(query{predicateType: spdx, issuer: issuer, pageSize: 100})
+		recs, _, err := s.find(ctx, query{predicateType: spdx, issuer: issuer, pageSize: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,7 +93,7 @@ func TestIssuerIndexAndBackfill(t *testing.T) {
 		t.Fatalf("by issuer: a %d b %d c %d", a, b, none)
 	}
 	// A store from before the issuer index: drop it, reopen, and query.
-	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketIssuer) }); err != nil {
+	if err := s.recs.(*boltRecords).db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketIssuer) }); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

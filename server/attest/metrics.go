@@ -15,11 +15,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		submissions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "signet_attestations_submissions_total",
-			Help: "Attestation submissions by result: created, duplicate, invalid, too_large, log_rejected, log_unavailable, timestamp_unavailable, storage_error.",
+			Help: "Attestation submissions by result: created, duplicate, invalid, too_large, busy, log_rejected, log_unavailable, timestamp_unavailable, storage_unavailable, storage_error.",
 		}, []string{"result"}),
 		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "signet_attestations_queries_total",
-			Help: "Attestation lookups by result: ok, invalid, not_found, storage_error.",
+			Help: "Attestation lookups by result: ok, invalid, not_found, storage_unavailable, storage_error.",
 		}, []string{"result"}),
 		submitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "signet_attestations_submit_duration_seconds",

@@ -3,6 +3,7 @@ package attest
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -45,7 +46,9 @@ func reversed(s []string) []string {
 	return out
 }
 
-func TestQueries(t *testing.T) {
+func TestQueries(t *testing.T) { testQueries(t, newEnv) }
+
+func testQueries(t *testing.T, newEnv envMaker) {
 	e := newEnv(t)
 	const issuerA, issuerB = "https://accounts.example.com", "https://other-idp.example.com"
 	alice := e.ca.issue(t, "alice@example.com", issuerA)
@@ -98,6 +101,11 @@ func TestQueries(t *testing.T) {
 			if p.NextPageToken != "" {
 				t.Errorf("%v: a complete answer has nextPageToken %q", c.params, p.NextPageToken)
 			}
+		}
+
+		// A cursor beyond every record starts at the newest.
+		if got := ids(e.query(t, url.Values{"digest": {"sha256:" + d1}, "pageToken": {encodePageToken(math.MaxUint64)}})); !reflect.DeepEqual(got, []string{a5, a4, a2, a1}) {
+			t.Errorf("from the largest cursor: %v", got)
 		}
 
 		// Records come back whole.
@@ -154,7 +162,9 @@ func TestQueries(t *testing.T) {
 	}
 }
 
-func TestQueryRefusals(t *testing.T) {
+func TestQueryRefusals(t *testing.T) { testQueryRefusals(t, newEnv) }
+
+func testQueryRefusals(t *testing.T, newEnv envMaker) {
 	e := newEnv(t)
 	for _, c := range []struct {
 		path, want string

@@ -14,8 +14,15 @@ import (
 // with Tx.WriteTo, so writes go on meanwhile and none appears half in the
 // copy. open gets the copy's size and the number of attestations in it,
 // and says where to write it.
+//
+// A store in a MySQL database has no snapshot: Snapshot returns
+// ErrNoSnapshot, and the database's own backups cover it.
 func (s *Store) Snapshot(open func(size int64, records int) (io.Writer, error)) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	b, ok := s.recs.(*boltRecords)
+	if !ok {
+		return ErrNoSnapshot
+	}
+	return b.db.View(func(tx *bolt.Tx) error {
 		w, err := open(tx.Size(), tx.Bucket(bucketRecords).Stats().KeyN)
 		if err != nil {
 			return err
@@ -24,6 +31,9 @@ func (s *Store) Snapshot(open func(size int64, records int) (io.Writer, error)) 
 		return err
 	})
 }
+
+// ErrNoSnapshot is Snapshot's answer for a store in a MySQL database.
+var ErrNoSnapshot = errors.New("the attestation store is in a MySQL database, which a signet backup does not copy; back it up with the database's own tools (mysqldump --single-transaction, mariabackup, or RDS/Aurora snapshots)")
 
 // UsedMarker is the watermark file's content for a store that has held
 // records attestations (what the store writes beside its database).

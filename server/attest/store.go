@@ -12,10 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/digitorus/timestamp"
@@ -23,9 +21,9 @@ import (
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sync/semaphore"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/signet-dev/signet/server/ratelog"
 	"github.com/signet-dev/signet/server/tlog"
@@ -51,8 +49,18 @@ var lockTimeout = 2 * time.Second
 
 // Options configure a Store.
 type Options struct {
-	// Path is the bbolt database file, e.g. <data>/attestations.db.
+	// Path is the bbolt database file, e.g. <data>/attestations.db: the
+	// store of a single server. Exactly one of Path and DSN is set.
 	Path string
+	// DSN is the go-sql-driver/mysql data source name
+	// (user:password@tcp(host:3306)/database) of a MySQL-compatible
+	// database that replicas share: the store creates its tables there
+	// (SignetAttestation*, beside any others, such as the log's), keeps
+	// nothing on local disk, and has no Snapshot (the database's own
+	// backups cover it). Timeouts the DSN leaves unset are bounded
+	// (timeout 5s, readTimeout and writeTimeout 30s). The database's
+	// max_allowed_packet must exceed MaxEnvelopeBytes by 2 MiB.
+	DSN string
 	// Log is the transparency log attestations are appended to.
 	Log Appender
 	// LogRejects reports whether an error from Log means the log refused the
@@ -86,9 +94,10 @@ type Options struct {
 
 // Store keeps attestations and the log entries that make them transparent.
 type Store struct {
-	used       *watermark
-	stored     atomic.Uint64 // records held, for the watermark
-	db         *bolt.DB
+	recs records
+	// maxRecord bounds a stored record (the database's packet size); 0
+	// for none.
+	maxRecord  int64
 	log        Appender
 	logRejects func(error) bool
 	timestamp  func(context.Context, []byte) ([]byte, error)
@@ -105,27 +114,26 @@ type Store struct {
 	logging map[string]bool // attestation IDs being appended
 
 	errLog ratelog.Limiter
+
+	// stopRefresh ends the gauges' refresh from a shared database, which
+	// closes done. Nil for a store of its own.
+	stopRefresh context.CancelFunc
+	done        chan struct{}
 }
 
-// Buckets. Index keys are lp(value) || seq (8 bytes, big endian) → id, so a
-// prefix scan over one value yields ids in submission order and the seq is
-// the page cursor.
-var (
-	bucketRecords   = []byte("records")   // id → record JSON
-	bucketPending   = []byte("pending")   // id → RFC 3339 time the append started
-	bucketSubject   = []byte("bySubject") // lp("alg:value") || seq → id
-	bucketPredicate = []byte("byPredicateType")
-	bucketIdentity  = []byte("byIdentity")
-	bucketIssuer    = []byte("byIssuer")
-	bucketMeta      = []byte("meta")
-	keySchema       = []byte("schema")
-	schemaVersion   = []byte("1")
-)
+// countsRefresh is how often a store on a shared database rereads the
+// gauges of records and pending markers, which other replicas change too;
+// a variable for tests.
+var countsRefresh = time.Minute
 
-// New opens (or creates) the attestation database.
+// New opens (or creates) the attestation database: the bbolt file at
+// Options.Path, or the MySQL database at Options.DSN.
 func New(opts Options) (*Store, error) {
-	if opts.Path == "" {
-		return nil, errors.New("attestations: no database path; set Options.Path to a file under the data directory")
+	switch {
+	case opts.Path != "" && opts.DSN != "":
+		return nil, errors.New("attestations: both a database file (Options.Path) and a MySQL database (Options.DSN) are set; set one: the file for a single server, the DSN for replicas that share the database")
+	case opts.Path == "" && opts.DSN == "":
+		return nil, errors.New("attestations: no database; set Options.Path to a file under the data directory, or Options.DSN to a MySQL database the replicas share")
 	}
 	if opts.Log == nil {
 		return nil, errors.New("attestations: no transparency log to append to (Options.Log)")
@@ -156,72 +164,7 @@ func New(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("attestations: metrics: %w", err)
 	}
 
-	if err := checkDatabaseFile(opts.Path); err != nil {
-		return nil, fmt.Errorf("attestations: %w", err)
-	}
-	// A second process on the same file would block forever on the lock;
-	// fail fast and say why.
-	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{Timeout: lockTimeout})
-	if errors.Is(err, bolt.ErrTimeout) {
-		return nil, fmt.Errorf("attestations: database %s is locked by another process; stop the other signet server using this data directory", opts.Path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("attestations: open database %s: %w", opts.Path, err)
-	}
-	var records, pending int
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketRecords, bucketPending, bucketSubject, bucketPredicate, bucketIdentity, bucketMeta} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		// The issuer index came later: build it once for older stores.
-		if tx.Bucket(bucketIssuer) == nil {
-			if err := backfillIssuers(tx); err != nil {
-				return fmt.Errorf("building the issuer index: %w", err)
-			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		switch v := meta.Get(keySchema); {
-		case v == nil:
-			if err := meta.Put(keySchema, schemaVersion); err != nil {
-				return err
-			}
-		case !bytes.Equal(v, schemaVersion):
-			return fmt.Errorf("schema version %q, this signet reads version %q; use the signet release that wrote it", v, schemaVersion)
-		}
-		records = tx.Bucket(bucketRecords).Stats().KeyN
-		pending = tx.Bucket(bucketPending).Stats().KeyN
-		return tx.Bucket(bucketPending).ForEach(func(id, since []byte) error {
-			opts.Logger.Warn("attestation may be in the transparency log without being stored; resubmitting the same envelope completes it",
-				"attestation_id", string(id), "append_started", string(since))
-			return nil
-		})
-	})
-	if err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("attestations: database %s: %w", opts.Path, err)
-	}
-	m.records.Set(float64(records))
-	m.pending.Set(float64(pending))
-
-	held, _, err := readWatermark(opts.Path)
-	if err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("attestations: %w", err)
-	}
-	if uint64(records) < held {
-		_ = db.Close()
-		return nil, fmt.Errorf("attestations: %s holds %d attestations, but the store has held %d (%s): it is an older or damaged copy, and the envelopes of the missing ones are gone while their log entries remain. Restore the latest backup of %s; to accept the loss, remove %s", opts.Path, records, held, usedMarker(opts.Path), opts.Path, usedMarker(opts.Path))
-	}
-	used := &watermark{path: opts.Path, count: held}
-	if err := used.advance(uint64(records)); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("attestations: %w", err)
-	}
 	st := &Store{
-		used:        used,
-		db:          db,
 		log:         opts.Log,
 		logRejects:  opts.LogRejects,
 		timestamp:   opts.Timestamp,
@@ -233,13 +176,58 @@ func New(opts Options) (*Store, error) {
 		metrics:     m,
 		logging:     map[string]bool{},
 	}
-	st.stored.Store(uint64(records))
+	var stored, pending int
+	if opts.DSN != "" {
+		var sr *sqlRecords
+		sr, stored, pending, err = openSQL(opts.DSN, opts.MaxEnvelopeBytes, opts.Logger)
+		if err != nil {
+			return nil, err
+		}
+		st.recs, st.maxRecord = sr, sr.maxRecord
+		var ctx context.Context
+		ctx, st.stopRefresh = context.WithCancel(context.Background())
+		st.done = make(chan struct{})
+		go st.refreshCounts(ctx, countsRefresh)
+	} else {
+		st.recs, stored, pending, err = openBolt(opts.Path, opts.Logger)
+		if err != nil {
+			return nil, err
+		}
+	}
+	m.records.Set(float64(stored))
+	m.pending.Set(float64(pending))
 	return st, nil
+}
+
+// refreshCounts sets the gauges from the shared database now and then:
+// other replicas store attestations and clear markers too, so counting
+// only this replica's would drift.
+func (s *Store) refreshCounts(ctx context.Context, every time.Duration) {
+	defer close(s.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		stored, pending, err := s.recs.counts(ctx)
+		if err != nil {
+			continue // the failure shows where it matters: in the requests
+		}
+		s.metrics.records.Set(float64(stored))
+		s.metrics.pending.Set(float64(pending))
+	}
 }
 
 // Close closes the database.
 func (s *Store) Close() error {
-	return s.db.Close()
+	if s.stopRefresh != nil {
+		s.stopRefresh()
+		<-s.done
+	}
+	return s.recs.close()
 }
 
 // apiError is a failure with the HTTP status and message to answer it with.
@@ -256,14 +244,31 @@ func fail(status int, reason, format string, args ...any) *apiError {
 	return &apiError{status: status, reason: reason, msg: fmt.Sprintf(format, args...)}
 }
 
+func inFlight(id string) *apiError {
+	return &apiError{status: http.StatusConflict, reason: "duplicate",
+		msg:      fmt.Sprintf("attestation %s is being logged by another request right now; fetch it with GET /api/v2/attestations/%s in a moment", id, id),
+		location: "/api/v2/attestations/" + id}
+}
+
+func alreadyStored(id string) *apiError {
+	return &apiError{status: http.StatusConflict, reason: "duplicate",
+		msg:      fmt.Sprintf("this attestation is already stored as %s and was not logged again; fetch it with GET /api/v2/attestations/%s", id, id),
+		location: "/api/v2/attestations/" + id}
+}
+
 // submit validates, logs and stores one attestation.
 func (s *Store) submit(ctx context.Context, sub *submission) (*Record, error) {
+	// A record the database cannot take must be refused while nothing is
+	// logged.
+	if s.maxRecord > 0 {
+		if n := recordBound(sub); n > s.maxRecord {
+			return nil, fail(http.StatusRequestEntityTooLarge, "too_large", "the attestation would be stored as up to %d bytes, more than the attestation database takes in one record (%d, its max_allowed_packet); nothing was logged; send a smaller attestation (fewer or shorter subjects) or ask the operator to raise max_allowed_packet", n, s.maxRecord)
+		}
+	}
 	s.mu.Lock()
 	if s.logging[sub.id] {
 		s.mu.Unlock()
-		return nil, &apiError{status: http.StatusConflict, reason: "duplicate",
-			msg:      fmt.Sprintf("attestation %s is being logged by another request right now; fetch it with GET /api/v2/attestations/%s in a moment", sub.id, sub.id),
-			location: "/api/v2/attestations/" + sub.id}
+		return nil, inFlight(sub.id)
 	}
 	s.logging[sub.id] = true
 	s.mu.Unlock()
@@ -273,23 +278,18 @@ func (s *Store) submit(ctx context.Context, sub *submission) (*Record, error) {
 		s.mu.Unlock()
 	}()
 
-	// Mark the append as started, unless the attestation is already stored.
-	var wasPending bool
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketRecords).Get([]byte(sub.id)) != nil {
-			return &apiError{status: http.StatusConflict, reason: "duplicate",
-				msg:      fmt.Sprintf("this attestation is already stored as %s and was not logged again; fetch it with GET /api/v2/attestations/%s", sub.id, sub.id),
-				location: "/api/v2/attestations/" + sub.id}
-		}
-		p := tx.Bucket(bucketPending)
-		wasPending = p.Get([]byte(sub.id)) != nil
-		return p.Put([]byte(sub.id), []byte(time.Now().UTC().Format(time.RFC3339Nano)))
-	})
-	if err != nil {
-		var ae *apiError
-		if errors.As(err, &ae) {
-			return nil, ae
-		}
+	// Writes go on when the client hangs up: a claim or a record half
+	// written would be neither here nor there.
+	wctx := context.WithoutCancel(ctx)
+	// Mark the append as started, unless the attestation is already stored
+	// or another replica is appending it.
+	wasPending, err := s.recs.claim(wctx, sub.id)
+	switch {
+	case errors.Is(err, errStored):
+		return nil, alreadyStored(sub.id)
+	case errors.Is(err, errClaimed):
+		return nil, inFlight(sub.id)
+	case err != nil:
 		return nil, s.storageFailure("record the pending append", err)
 	}
 	if !wasPending {
@@ -300,11 +300,11 @@ func (s *Store) submit(ctx context.Context, sub *submission) (*Record, error) {
 	// taken back, so a TSA failure must be known while nothing is logged.
 	stamp, err := s.stamp(ctx, sub)
 	if err != nil {
-		s.dropMarker(sub.id, wasPending)
+		s.dropMarker(wctx, sub.id, wasPending)
 		return nil, err
 	}
 
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appendTimeout)
+	actx, cancel := context.WithTimeout(wctx, appendTimeout)
 	defer cancel()
 	start := time.Now()
 	entry, err := s.log.AppendHashedRekord(actx, sub.request)
@@ -314,10 +314,11 @@ func (s *Store) submit(ctx context.Context, sub *submission) (*Record, error) {
 	}
 	if err != nil {
 		if s.logRejects(err) {
-			s.dropMarker(sub.id, wasPending)
+			s.dropMarker(wctx, sub.id, wasPending)
 			return nil, fail(http.StatusBadRequest, "log_rejected", "the transparency log refused the entry: %v", err)
 		}
 		s.errLog.Error(s.logger, "transparency log append failed; the attestation may or may not be in the log", "attestation_id", sub.id, "error", err)
+		s.release(wctx, sub.id)
 		if tlog.IsStorageFull(err) {
 			return nil, storageFull()
 		}
@@ -340,9 +341,15 @@ func (s *Store) submit(ctx context.Context, sub *submission) (*Record, error) {
 		// Set only once its token was issued and checked (s.stamp).
 		SignedTimestamp: stamp,
 	}
-	if err := s.put(rec); err != nil {
+	if err := s.recs.put(wctx, rec); err != nil {
+		if errors.Is(err, errStored) {
+			// Another replica stored it after this one's claim expired.
+			s.metrics.pending.Dec()
+			return nil, alreadyStored(sub.id)
+		}
 		s.logger.ErrorContext(ctx, "attestation is in the transparency log but could not be stored; resubmitting it completes it",
 			"attestation_id", sub.id, "log_index", entry.GetLogIndex(), "error", err)
+		s.release(wctx, sub.id)
 		return nil, s.storageFailure("store the logged attestation", err)
 	}
 	s.metrics.pending.Dec()
@@ -352,13 +359,39 @@ func (s *Store) submit(ctx context.Context, sub *submission) (*Record, error) {
 
 // dropMarker removes the pending marker of a submission that appended
 // nothing, unless an earlier attempt left it and may have been appended.
-func (s *Store) dropMarker(id string, wasPending bool) {
+func (s *Store) dropMarker(ctx context.Context, id string, wasPending bool) {
 	if wasPending {
+		s.release(ctx, id)
 		return
 	}
-	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPending).Delete([]byte(id)) }); err == nil {
+	if err := s.recs.unmark(ctx, id); err == nil {
 		s.metrics.pending.Dec()
 	}
+}
+
+// release lets a resubmission through other replicas complete an append
+// this request leaves unknown; failing, the claim expires on its own.
+func (s *Store) release(ctx context.Context, id string) {
+	if err := s.recs.release(ctx, id); err != nil {
+		s.errLog.Error(s.logger, "could not release the claim on an attestation; resubmissions wait for it to expire", "attestation_id", id, "error", err)
+	}
+}
+
+// recordBound is an upper bound on the size of sub's stored record, known
+// before it is logged: the envelope and verifier in base64, the verifier
+// again in the log entry (base64 of JSON holding it in base64), the
+// subjects and strings as JSON, and room for the rest of the entry (its
+// proof, checkpoint, signature and the JSON around).
+func recordBound(sub *submission) int64 {
+	b64 := func(n int) int64 { return int64(base64.StdEncoding.EncodedLen(n)) }
+	env := sub.envelope
+	n := b64(len(env.GetPayload()))
+	for _, sig := range env.GetSignatures() {
+		n += b64(len(sig.GetSig())) + int64(len(sig.GetKeyid()))*6
+	}
+	n += 4 * b64(proto.Size(sub.verifier))
+	text, _ := json.Marshal([]any{sub.subjects, env.GetPayloadType(), sub.statementType, sub.predicateType, sub.identity, sub.issuer})
+	return n + int64(len(text)) + 64<<10
 }
 
 // timestampTimeout bounds the TSA's answer; in process it takes
@@ -419,59 +452,12 @@ func (s *Store) storageFailure(what string, err error) *apiError {
 	if tlog.IsStorageFull(err) {
 		return storageFull()
 	}
+	if errors.Is(err, errUnavailable) {
+		// Not the client's fault, and passing: the same request succeeds
+		// once the database is back.
+		return fail(http.StatusServiceUnavailable, "storage_unavailable", "the attestation database is unavailable, so the server could not %s; the attestation is not stored; retry the same request later", what)
+	}
 	return fail(http.StatusInternalServerError, "storage_error", "the attestation database could not %s; retry later or ask the operator to check the server log", what)
-}
-
-// put writes a record, its index entries and clears its pending marker in
-// one transaction, so a record is never visible without its index entries.
-func (s *Store) put(rec *Record) error {
-	val, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		records := tx.Bucket(bucketRecords)
-		seq, err := records.NextSequence()
-		if err != nil {
-			return err
-		}
-		id := []byte(rec.ID)
-		if err := records.Put(id, val); err != nil {
-			return err
-		}
-		seen := map[string]bool{}
-		for _, sub := range rec.Subjects {
-			for alg, v := range sub.Digest {
-				d := alg + ":" + v
-				if seen[d] {
-					continue
-				}
-				seen[d] = true
-				if err := tx.Bucket(bucketSubject).Put(indexKey(d, seq), id); err != nil {
-					return err
-				}
-			}
-		}
-		if err := tx.Bucket(bucketPredicate).Put(indexKey(rec.PredicateType, seq), id); err != nil {
-			return err
-		}
-		if rec.Identity != "" {
-			if err := tx.Bucket(bucketIdentity).Put(indexKey(rec.Identity, seq), id); err != nil {
-				return err
-			}
-		}
-		if rec.Issuer != "" {
-			if err := tx.Bucket(bucketIssuer).Put(indexKey(rec.Issuer, seq), id); err != nil {
-				return err
-			}
-		}
-		return tx.Bucket(bucketPending).Delete(id)
-	})
-	if err != nil {
-		return err
-	}
-	// After the commit, so the count never exceeds what the database holds.
-	return s.used.advance(s.stored.Add(1))
 }
 
 // checkEntry makes sure the log returned the entry for this request, with a
@@ -497,38 +483,9 @@ func checkEntry(e *rekorv1.TransparencyLogEntry, req *rekorv2.HashedRekordReques
 	return nil
 }
 
-// lp prefixes a value with its length, so one value's keys are never a prefix
-// of another value's.
-func lp(v string) []byte {
-	b := binary.AppendUvarint(nil, uint64(len(v)))
-	return append(b, v...)
-}
-
-func indexKey(v string, seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(lp(v), seq)
-}
-
 // get loads one record; nil if there is none.
-func (s *Store) get(id string) (*Record, error) {
-	var rec *Record
-	err := s.db.View(func(tx *bolt.Tx) error {
-		var err error
-		rec, err = loadRecord(tx, []byte(id))
-		return err
-	})
-	return rec, err
-}
-
-func loadRecord(tx *bolt.Tx, id []byte) (*Record, error) {
-	v := tx.Bucket(bucketRecords).Get(id)
-	if v == nil {
-		return nil, nil
-	}
-	var rec Record
-	if err := json.Unmarshal(v, &rec); err != nil {
-		return nil, fmt.Errorf("record %s: %w", id, err)
-	}
-	return &rec, nil
+func (s *Store) get(ctx context.Context, id string) (*Record, error) {
+	return s.recs.get(ctx, id)
 }
 
 // query selects attestations; at least one of the digest, predicateType and
@@ -546,112 +503,13 @@ type query struct {
 // query never builds an answer of hundreds of megabytes.
 const maxPageBytes = 16 << 20
 
-// find intersects the indexes of every criterion the query names, newest
-// first (descending submission order), without reading a record until it
-// matches all of them (a leapfrog join over the sorted index ranges: each
-// step seeks the lagging index down to the leader's sequence number). It
-// returns the page and the cursor of the next one (0 when there is none):
-// the sequence number of the page's last, oldest record, so attestations
-// stored while a client pages never shift the pages it has yet to read.
-func (s *Store) find(q query) ([]*Record, uint64, error) {
-	type term struct {
-		bucket []byte
-		value  string
-	}
-	var terms []term
-	if q.digestAlg != "" {
-		terms = append(terms, term{bucketSubject, q.digestAlg + ":" + q.digestValue})
-	}
-	if q.identity != "" {
-		terms = append(terms, term{bucketIdentity, q.identity})
-	}
-	if q.predicateType != "" {
-		terms = append(terms, term{bucketPredicate, q.predicateType})
-	}
-	if q.issuer != "" {
-		terms = append(terms, term{bucketIssuer, q.issuer})
-	}
-	var out []*Record
-	var next uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
-		cursors := make([]*bolt.Cursor, len(terms))
-		for i, t := range terms {
-			cursors[i] = tx.Bucket(t.bucket).Cursor()
-		}
-		// seek returns the last sequence number <= seq in term i.
-		seek := func(i int, seq uint64) (uint64, []byte, bool) {
-			prefix, key := lp(terms[i].value), indexKey(terms[i].value, seq)
-			k, id := cursors[i].Seek(key)
-			switch {
-			case k == nil:
-				k, id = cursors[i].Last()
-			case !bytes.Equal(k, key):
-				k, id = cursors[i].Prev()
-			}
-			if k == nil || !bytes.HasPrefix(k, prefix) {
-				return 0, nil, false
-			}
-			return binary.BigEndian.Uint64(k[len(prefix):]), id, true
-		}
-		var last uint64
-		size := 0
-		start := uint64(math.MaxUint64)
-		if q.before != 0 {
-			start = q.before - 1
-		}
-		for target := start; target > 0; target-- {
-			var id []byte
-			for agreed := 0; agreed < len(terms); {
-				for i := range terms {
-					seq, got, ok := seek(i, target)
-					if !ok {
-						return nil
-					}
-					if seq != target {
-						target, agreed = seq, 0
-						break
-					}
-					id = got
-					agreed++
-				}
-			}
-			raw := tx.Bucket(bucketRecords).Get(id)
-			if raw == nil {
-				continue
-			}
-			if len(out) == q.pageSize || (len(out) > 0 && size+len(raw) > maxPageBytes) {
-				// There is at least one more match: hand out a cursor.
-				next = last
-				return nil
-			}
-			rec, err := loadRecord(tx, id)
-			if err != nil {
-				return err
-			}
-			out = append(out, rec)
-			size += len(raw)
-			last = target
-		}
-		return nil
-	})
-	return out, next, err
-}
-
-// backfillIssuers creates the issuer index and fills it from the records.
-func backfillIssuers(tx *bolt.Tx) error {
-	idx, err := tx.CreateBucket(bucketIssuer)
-	if err != nil {
-		return err
-	}
-	// Any index holds every record once with its sequence number: the
-	// predicate type index does, since every record has one.
-	return tx.Bucket(bucketPredicate).ForEach(func(k, id []byte) error {
-		rec, err := loadRecord(tx, id)
-		if err != nil || rec == nil || rec.Issuer == "" {
-			return err
-		}
-		return idx.Put(indexKey(rec.Issuer, binary.BigEndian.Uint64(k[len(k)-8:])), id)
-	})
+// find answers a query with the records that match every criterion it
+// names, newest first (descending submission order). It returns the page
+// and the cursor of the next one (0 when there is none): the sequence
+// number of the page's last, oldest record, so attestations stored while a
+// client pages never shift the pages it has yet to read.
+func (s *Store) find(ctx context.Context, q query) ([]*Record, uint64, error) {
+	return s.recs.find(ctx, q)
 }
 
 // pageTokenNewestFirst marks page tokens of newest-first answers; those of
@@ -682,12 +540,10 @@ func (s *Store) KeepLogged(ctx context.Context, env *dssepb.Envelope, ver *rekor
 		s.logger.DebugContext(ctx, "dsse log entry not kept as an attestation", "log_index", entry.GetLogIndex(), "reason", err)
 		return
 	}
-	var exists bool
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		exists = tx.Bucket(bucketRecords).Get([]byte(sub.id)) != nil
-		return nil
-	})
-	if exists {
+	if exists, err := s.recs.has(ctx, sub.id); exists || err != nil {
+		if err != nil {
+			s.errLog.Error(s.logger, "a dsse entry was logged but the attestation database could not be read to keep it", "attestation_id", sub.id, "log_index", entry.GetLogIndex(), "error", err)
+		}
 		return
 	}
 	// The TSA is asked only for an attestation not kept yet.
@@ -700,7 +556,10 @@ func (s *Store) KeepLogged(ctx context.Context, env *dssepb.Envelope, ver *rekor
 		StatementType: sub.statementType, PredicateType: sub.predicateType, Subjects: sub.subjects,
 		Identity: sub.identity, Issuer: sub.issuer, StoredTime: time.Now().UTC(), SignedTimestamp: stamp,
 	}
-	if err := s.put(rec); err != nil {
+	if err := s.recs.put(context.WithoutCancel(ctx), rec); err != nil {
+		if errors.Is(err, errStored) {
+			return // kept meanwhile, by a submission or another replica
+		}
 		s.errLog.Error(s.logger, "a dsse entry was logged but its attestation could not be kept", "attestation_id", sub.id, "log_index", entry.GetLogIndex(), "error", err)
 		return
 	}

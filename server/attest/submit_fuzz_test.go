@@ -88,7 +88,7 @@ func FuzzSubmitRequest(f *testing.F) {
 		if rec.Code == http.StatusCreated && after != records+1 {
 			t.Fatalf("201 but the store holds %d records, was %d", after, records)
 		}
-		stored, err := e.store.get(sub.id)
+		stored, err := e.store.get(context.Background(), sub.id)
 		if err != nil || stored == nil {
 			t.Fatalf("answered %d but attestation %s is not stored (%v)", rec.Code, sub.id, err)
 		}

@@ -2,6 +2,7 @@ package attest
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,19 +10,24 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
+	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	rekorv2 "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 )
 
 const slsa = "https://slsa.dev/provenance/v1"
 
-func TestSubmitAndGet(t *testing.T) {
+func TestSubmitAndGet(t *testing.T) { testSubmitAndGet(t, newEnv) }
+
+func testSubmitAndGet(t *testing.T, newEnv envMaker) {
 	e := newEnv(t)
 	s := e.ca.issue(t, "https://github.com/acme/widget/.github/workflows/release.yml@refs/heads/main", "https://token.actions.githubusercontent.com")
 	payload := statement(slsa, hexDigest("a"))
@@ -75,6 +81,10 @@ func TestSubmitAndGet(t *testing.T) {
 	if records, pending, _ := e.counts(); records != 1 || pending != 0 {
 		t.Errorf("records %d pending %d", records, pending)
 	}
+	// The bound a database's packet size is checked against holds.
+	if n, bound := len(e.rawRecord(id)), recordBound(validated(t, e, map[string]any{"envelope": envelope, "verifier": s.verifierJSON(t, "PKIX_ECDSA_P256_SHA_256")})); int64(n) > bound {
+		t.Errorf("stored record of %d bytes, over its bound %d", n, bound)
+	}
 	if v := metricValue(t, e.store.metrics.submissions.WithLabelValues("created")); v != 1 {
 		t.Errorf("created counter %v", v)
 	}
@@ -85,7 +95,9 @@ func TestSubmitAndGet(t *testing.T) {
 
 // Rekor answers a duplicate with 409 and where the existing entry is; so
 // does the store, without logging the attestation again.
-func TestDuplicate(t *testing.T) {
+func TestDuplicate(t *testing.T) { testDuplicate(t, newEnv) }
+
+func testDuplicate(t *testing.T, newEnv envMaker) {
 	e := newEnv(t)
 	s := e.ca.issue(t, "alice@example.com", "https://accounts.example.com")
 	req := map[string]any{"envelope": s.sign(t, InTotoPayloadType, statement(slsa, hexDigest("a"))), "verifier": s.verifierJSON(t, "PKIX_ECDSA_P256_SHA_256")}
@@ -107,7 +119,9 @@ func TestDuplicate(t *testing.T) {
 
 // The same envelope sent twice at once is logged once: the second request
 // is told the first is in flight and where the attestation will be.
-func TestConcurrentDuplicate(t *testing.T) {
+func TestConcurrentDuplicate(t *testing.T) { testConcurrentDuplicate(t, newEnv) }
+
+func testConcurrentDuplicate(t *testing.T, newEnv envMaker) {
 	e := newEnv(t)
 	e.log.entered, e.log.release = make(chan struct{}), make(chan struct{})
 	s := e.ca.issue(t, "alice@example.com", "https://accounts.example.com")
@@ -135,7 +149,9 @@ func TestConcurrentDuplicate(t *testing.T) {
 	}
 }
 
-func TestPublicKeyVerifier(t *testing.T) {
+func TestPublicKeyVerifier(t *testing.T) { testPublicKeyVerifier(t, newEnv) }
+
+func testPublicKeyVerifier(t *testing.T, newEnv envMaker) {
 	e := newEnv(t)
 	s := newKeySigner(t)
 	resp := e.post(map[string]any{"envelope": s.sign(t, InTotoPayloadType, statement(slsa, hexDigest("k"))), "verifier": s.verifierJSON(t, "PKIX_ECDSA_P256_SHA_256")})
@@ -153,7 +169,9 @@ func TestPublicKeyVerifier(t *testing.T) {
 
 // Every refusal answers with a message naming the problem, and leaves no log
 // entry, no record and no index entry behind.
-func TestRefusals(t *testing.T) {
+func TestRefusals(t *testing.T) { testRefusals(t, newEnv) }
+
+func testRefusals(t *testing.T, newEnv envMaker) {
 	e := newEnv(t, func(o *Options) { o.MaxEnvelopeBytes = 64 << 10 })
 	good := e.ca.issue(t, "alice@example.com", "https://accounts.example.com")
 	other := e.ca.issue(t, "bob@example.com", "https://accounts.example.com")
@@ -254,7 +272,9 @@ func TestRefusals(t *testing.T) {
 var errInvalidEntry = errors.New("invalid entry")
 
 // The log refusing the entry is the caller's fault: 400, nothing kept.
-func TestLogRejects(t *testing.T) {
+func TestLogRejects(t *testing.T) { testLogRejects(t, newEnv) }
+
+func testLogRejects(t *testing.T, newEnv envMaker) {
 	e := newEnv(t, func(o *Options) { o.LogRejects = func(err error) bool { return errors.Is(err, errInvalidEntry) } })
 	e.log.err = errInvalidEntry
 	s := e.ca.issue(t, "alice@example.com", "https://accounts.example.com")
@@ -270,7 +290,9 @@ func TestLogRejects(t *testing.T) {
 // A log failure leaves it unknown whether the entry was appended: no record,
 // but a pending marker that survives restarts, is reported, and is
 // completed by resubmitting.
-func TestLogFailureAndResubmit(t *testing.T) {
+func TestLogFailureAndResubmit(t *testing.T) { testLogFailureAndResubmit(t, newEnv) }
+
+func testLogFailureAndResubmit(t *testing.T, newEnv envMaker) {
 	e := newEnv(t)
 	e.log.err = errors.New("disk on fire")
 	s := e.ca.issue(t, "alice@example.com", "https://accounts.example.com")
@@ -300,7 +322,9 @@ func TestLogFailureAndResubmit(t *testing.T) {
 }
 
 // An entry that is not the one requested is never linked to the envelope.
-func TestLogReturnsWrongEntry(t *testing.T) {
+func TestLogReturnsWrongEntry(t *testing.T) { testLogReturnsWrongEntry(t, newEnv) }
+
+func testLogReturnsWrongEntry(t *testing.T, newEnv envMaker) {
 	e := newEnv(t)
 	s := e.ca.issue(t, "alice@example.com", "https://accounts.example.com")
 	cases := map[string]func(*rekorv2.HashedRekordRequestV002) *rekorv1.TransparencyLogEntry{
@@ -335,15 +359,28 @@ func TestLogReturnsWrongEntry(t *testing.T) {
 
 func TestNewRefusesBadOptions(t *testing.T) {
 	dir := t.TempDir()
-	for name, opts := range map[string]Options{
-		"no path":           {Log: &fakeLog{}},
-		"no log":            {Path: dir + "/a.db"},
-		"negative max size": {Path: dir + "/a.db", Log: &fakeLog{}, MaxEnvelopeBytes: -1},
-		"path is a dir":     {Path: dir, Log: &fakeLog{}},
+	// Port 1 answers nothing: every refusal below comes before connecting.
+	const dsn = "signet:pw@tcp(127.0.0.1:1)/attestations"
+	for name, c := range map[string]struct {
+		opts Options
+		want string
+	}{
+		"no path":              {Options{Log: &fakeLog{}}, "no database; set Options.Path"},
+		"path and DSN":         {Options{Path: dir + "/a.db", DSN: dsn, Log: &fakeLog{}}, "both a database file (Options.Path) and a MySQL database (Options.DSN) are set"},
+		"no log":               {Options{Path: dir + "/a.db"}, "no transparency log"},
+		"negative max size":    {Options{Path: dir + "/a.db", Log: &fakeLog{}, MaxEnvelopeBytes: -1}, "maxEnvelopeBytes is -1"},
+		"path is a dir":        {Options{Path: dir, Log: &fakeLog{}}, dir},
+		"DSN does not parse":   {Options{DSN: "signet:pw@tcp(127.0.0.1:1", Log: &fakeLog{}}, "the database DSN does not parse"},
+		"DSN without database": {Options{DSN: "signet:pw@tcp(127.0.0.1:1)/", Log: &fakeLog{}}, "names no database"},
 	} {
-		if s, err := New(opts); err == nil {
+		s, err := New(c.opts)
+		if err == nil {
 			s.Close()
 			t.Errorf("%s: accepted", name)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want it to say %q", name, err, c.want)
 		}
 	}
 }
@@ -356,4 +393,53 @@ func TestDatabaseLocked(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "locked by another process") {
 		t.Fatalf("second open: %v", err)
 	}
+}
+
+// An attestation a client logged itself as a dsse entry is kept once and
+// found like a submitted one.
+func TestKeepLogged(t *testing.T) { testKeepLogged(t, newEnv) }
+
+func testKeepLogged(t *testing.T, newEnv envMaker) {
+	e := newEnv(t)
+	s := e.ca.issue(t, "alice@example.com", "https://accounts.example.com")
+	var env dssepb.Envelope
+	var ver rekorv2.Verifier
+	for _, c := range []struct {
+		v   any
+		msg proto.Message
+	}{{s.sign(t, InTotoPayloadType, statement(slsa, hexDigest("kept"))), &env}, {s.verifierJSON(t, "PKIX_ECDSA_P256_SHA_256"), &ver}} {
+		b, _ := json.Marshal(c.v)
+		if err := protojson.Unmarshal(b, c.msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub, err := e.store.validator.validate(&env, &ver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := fakeEntry(41, sub.request)
+	for range 2 {
+		e.store.KeepLogged(context.Background(), &env, &ver, entry)
+	}
+	p := e.query(t, url.Values{"digest": {"sha256:" + hexDigest("kept")}})
+	if got := ids(p); len(got) != 1 || got[0] != sub.id || p.Attestations[0].Entry.GetLogIndex() != 41 {
+		t.Fatalf("kept: %v", got)
+	}
+	if r, pending, _ := e.counts(); r != 1 || pending != 0 {
+		t.Fatalf("%d records, %d pending", r, pending)
+	}
+	if e.log.count() != 0 {
+		t.Fatalf("the log was asked to append %d entries", e.log.count())
+	}
+	// Submitting it as well is a duplicate, and logs nothing.
+	if resp := e.post(map[string]any{"envelope": json.RawMessage(must(protojson.Marshal(&env))), "verifier": json.RawMessage(must(protojson.Marshal(&ver)))}); resp.status != http.StatusConflict {
+		t.Fatalf("submitting a kept attestation: %d %s", resp.status, resp.body)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

@@ -41,7 +41,7 @@ func TestWithRealLog(t *testing.T) {
 		if resp.status != http.StatusCreated {
 			t.Fatalf("%s: %d %s", subject, resp.status, resp.body)
 		}
-		rec, err := e.store.get(resp.json(t)["attestationId"].(string))
+		rec, err := e.store.get(context.Background(), resp.json(t)["attestationId"].(string))
 		if err != nil || rec == nil {
 			t.Fatalf("stored record: %v", err)
 		}
