@@ -107,6 +107,13 @@ func (d *Distributed) conns() int {
 	return defaultDBConns
 }
 
+// S3Options configures an S3 client for the object store (endpoint,
+// addressing), for the other logs of a server on the same store.
+func (d *Distributed) S3Options(o *s3.Options) { d.s3Options(o) }
+
+// BoundedDSN is DSN with the timeouts it leaves unset bounded.
+func (d *Distributed) BoundedDSN() (string, error) { return d.dsn() }
+
 func (d *Distributed) s3Options(o *s3.Options) {
 	o.UsePathStyle = d.PathStyle
 	if d.Endpoint != "" {

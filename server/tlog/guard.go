@@ -299,6 +299,27 @@ func NewGuard(path string, s note.Signer, v note.Verifier) (*Guard, error) {
 	return &Guard{g}, nil
 }
 
+// NewDistributedGuard is NewGuard for a log on distributed storage: the
+// record is a row (keyed by the signer's name) in d's database, read and
+// written under a row lock, so that every server of the log sees the
+// largest tree any of them signed. Call close when the log is closed.
+func NewDistributedGuard(ctx context.Context, d *Distributed, s note.Signer, v note.Verifier) (_ *Guard, close func(), _ error) {
+	dsn, err := d.dsn()
+	if err != nil {
+		return nil, nil, err
+	}
+	head, err := openSQLHead(ctx, dsn, s.Name(), d.where())
+	if err != nil {
+		return nil, nil, err
+	}
+	g := &guard{store: head, origin: s.Name(), hash: s.KeyHash(), sign: s.Sign, verifier: v, ready: make(chan struct{})}
+	if err := g.load(); err != nil {
+		head.close()
+		return nil, nil, err
+	}
+	return &Guard{g}, head.close, nil
+}
+
 // Signer is the guarded signer, for tessera.
 func (G *Guard) Signer() note.Signer { return G.g }
 
