@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"database/sql"
+
 	"bytes"
 	"context"
 	"crypto"
@@ -17,6 +19,9 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	_ "github.com/go-sql-driver/mysql"
 	"io"
 	"math/big"
 	"net"
@@ -945,6 +950,91 @@ func configCases(t *testing.T) []configCase {
 			}
 		}},
 		// SIGTERM waits for requests in flight at most shutdownTimeout.
+		// The distributed storage: the log's objects land under the
+		// prefix in the bucket of the store at the endpoint (the SDK is
+		// given no endpoint of its own), its record and the attestations
+		// in the database; without pathStyle the store is not reached and
+		// the server does not start.
+		{keys: []string{"storage.driver", "storage.database.dsn", "storage.objects.bucket", "storage.objects.prefix", "storage.objects.endpoint", "storage.objects.pathStyle"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			db, objects := distributedBackends(t)
+			keys := sharedKeys(t)
+			copyDir(t, keys, filepath.Join(dir, "data", "keys"))
+			iss := newTestIssuer(t, dir)
+			// By name: the AWS SDK addresses a bucket on an IP address
+			// in the path whatever pathStyle says.
+			endpoint := strings.Replace(objects.Endpoint(), "127.0.0.1", "localhost", 1)
+			storageYAML := func(pathStyle bool) string {
+				return fmt.Sprintf("ct:\n  disabled: true\n%sstorage:\n  driver: distributed\n  database:\n    dsn: %q\n  objects:\n    bucket: signet\n    prefix: here/\n    endpoint: %s\n    pathStyle: %v\n",
+					iss.config("url: https://ci.example.com", "type: email"), db.DSN("signet"), endpoint, pathStyle)
+			}
+			return storageYAML(true), func(t *testing.T, p *servertest.Process) {
+				appendEntries(t, p, 3)
+				ctx := context.Background()
+				deadline := time.Now().Add(20 * time.Second)
+				for {
+					out, err := objects.Client().GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("signet"), Key: aws.String("here/tile/0/000.p/3")})
+					if err == nil {
+						out.Body.Close()
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("no tile of 3 entries under s3://signet/here/: %v", err)
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				sqlDB, err := sql.Open("mysql", db.DSN("signet"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer sqlDB.Close()
+				var n int
+				if err := sqlDB.QueryRow("SELECT COUNT(*) FROM SignetSignedHead WHERE note IS NOT NULL").Scan(&n); err != nil || n != 1 {
+					t.Fatalf("the log's signed-head record in the database: %d rows, %v", n, err)
+				}
+				res, err := attestAs(p.URL, iss.mint(t, emailClaims("https://ci.example.com", "alice@example.com")), strings.Repeat("ab", 32))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := sqlDB.QueryRow("SELECT COUNT(*) FROM SignetAttestationRecords").Scan(&n); err != nil || n != 1 {
+					t.Fatalf("attestation %s in the database: %d rows, %v", res.AttestationID, n, err)
+				}
+				other := filepath.Join(t.TempDir(), "server.yaml")
+				if err := os.WriteFile(other, []byte(storageYAML(false)), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				data := t.TempDir()
+				copyDir(t, keys, filepath.Join(data, "keys"))
+				if q, err := servertest.StartErr(servertest.Binary(t), data, "--config", other); err == nil {
+					q.Kill()
+					t.Fatal("started with pathStyle: false against a store that needs path-style addressing")
+				} else if !strings.Contains(err.Error(), "reading the published checkpoint s3://signet/here/checkpoint") {
+					t.Fatalf("without pathStyle: %v", err)
+				}
+			}
+		}},
+		// The DSN from a file, not the config.
+		{keys: []string{"storage.database.dsnFile"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+			db, objects := distributedBackends(t)
+			copyDir(t, sharedKeys(t), filepath.Join(dir, "data", "keys"))
+			iss := newTestIssuer(t, dir)
+			dsnFile := filepath.Join(dir, "dsn")
+			if err := os.WriteFile(dsnFile, []byte(db.DSN("signet")+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprintf("ct:\n  disabled: true\n%sstorage:\n  driver: distributed\n  database:\n    dsnFile: %s\n  objects:\n    bucket: signet\n    endpoint: %s\n    pathStyle: true\n",
+					iss.config("url: https://ci.example.com", "type: email"), dsnFile, objects.Endpoint()), func(t *testing.T, p *servertest.Process) {
+					appendEntries(t, p, 1)
+					sqlDB, err := sql.Open("mysql", db.DSN("signet"))
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer sqlDB.Close()
+					var n int
+					if err := sqlDB.QueryRow("SELECT COUNT(*) FROM SignetSignedHead WHERE note IS NOT NULL").Scan(&n); err != nil || n != 1 {
+						t.Fatalf("the log's signed-head record in the database of the DSN file: %d rows, %v", n, err)
+					}
+				}
+		}},
 		{keys: []string{"shutdownTimeout"}, args: []string{"--dev-oidc"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
 			return "shutdownTimeout: 1s\nhttp:\n  readTimeout: 60s\n", func(t *testing.T, p *servertest.Process) {
 				c := trickle(t, p)

@@ -135,6 +135,31 @@ func copyDir(t *testing.T, from, to string) {
 	}
 }
 
+// distributedBackends starts a MariaDB with database "signet" and a
+// versitygw with bucket "signet", and points the AWS SDK of the servers
+// the test starts at the latter's credentials and region (not its
+// endpoint: storage.objects.endpoint names it).
+func distributedBackends(t *testing.T) (*mysqltest.Server, *s3test.Server) {
+	t.Helper()
+	var db *mysqltest.Server
+	var objects *s3test.Server
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); db = mysqltest.Start(t) }()
+	go func() { defer wg.Done(); objects = s3test.Start(t) }()
+	wg.Wait()
+	if db == nil || objects == nil {
+		t.FailNow()
+	}
+	db.CreateDatabase(t, "signet")
+	objects.CreateBucket(t, "signet")
+	ak, sk := objects.Credentials()
+	t.Setenv("AWS_ACCESS_KEY_ID", ak)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", sk)
+	t.Setenv("AWS_REGION", objects.Region())
+	return db, objects
+}
+
 // ack is an acknowledged log entry: its index and leaf hash.
 type ack struct {
 	index uint64
@@ -258,22 +283,7 @@ func TestScaleOutReplicasSurviveFailures(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts MariaDB, versitygw and three servers")
 	}
-	var db *mysqltest.Server
-	var objects *s3test.Server
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); db = mysqltest.Start(t) }()
-	go func() { defer wg.Done(); objects = s3test.Start(t) }()
-	wg.Wait()
-	if db == nil || objects == nil {
-		t.FailNow()
-	}
-	db.CreateDatabase(t, "signet")
-	objects.CreateBucket(t, "signet")
-	ak, sk := objects.Credentials()
-	t.Setenv("AWS_ACCESS_KEY_ID", ak)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", sk)
-	t.Setenv("AWS_REGION", objects.Region())
+	db, objects := distributedBackends(t)
 
 	lb := newBalancer(t)
 	keys := sharedKeys(t)
@@ -521,4 +531,66 @@ func tailOf(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// Distributed storage settings that cannot work are refused at start,
+// before anything is connected to or written, naming the setting and
+// what to do.
+func TestDistributedStorageRefusedAtStart(t *testing.T) {
+	bin := servertest.Binary(t)
+	dir := t.TempDir()
+	iss := newTestIssuer(t, dir)
+	issuers := iss.config("url: https://ci.example.com", "type: email")
+	keys := sharedKeys(t)
+	noTUF := t.TempDir()
+	copyDir(t, keys, noTUF)
+	os.Remove(filepath.Join(noTUF, "tuf.key"))
+	// Nothing listens there: a start that got as far as connecting
+	// would fail differently.
+	const dsn = "signet:pw@tcp(127.0.0.1:1)/signet"
+	distributed := "ct:\n  disabled: true\n" + issuers + "storage:\n  driver: distributed\n  database:\n    dsn: \"" + dsn + "\"\n  objects:\n    bucket: signet\n"
+	for _, c := range []struct {
+		name, yaml string
+		keys       string // copied into the data directory's keys/
+		says       []string
+	}{
+		{"unknown driver", issuers + "storage:\n  driver: s3\n", keys, []string{`storage.driver "s3" is not a storage driver`, `"embedded"`, `"distributed"`}},
+		{"settings without the driver", issuers + "storage:\n  objects:\n    bucket: signet\n", keys, []string{"settings of the distributed storage", "storage.driver: distributed"}},
+		{"no database", "ct:\n  disabled: true\n" + issuers + "storage:\n  driver: distributed\n  objects:\n    bucket: signet\n", keys, []string{"storage.database.dsn or storage.database.dsnFile"}},
+		{"two databases", strings.Replace(distributed, "    dsn:", "    dsnFile: /run/dsn\n    dsn:", 1), keys, []string{"storage.database.dsn or storage.database.dsnFile (one of them)"}},
+		{"no bucket", "ct:\n  disabled: true\n" + issuers + "storage:\n  driver: distributed\n  database:\n    dsn: \"" + dsn + "\"\n", keys, []string{"set storage.objects.bucket"}},
+		{"prefix not a folder", distributed + "    prefix: log\n", keys, []string{`storage.objects.prefix "log" must end in /`}},
+		{"endpoint not a URL", distributed + "    endpoint: s3.example.com\n", keys, []string{`storage.objects.endpoint "s3.example.com" must be an absolute http(s) URL`}},
+		{"DSN that does not parse", strings.Replace(distributed, dsn, "signet@127.0.0.1/signet", 1), keys, []string{"storage.database: the DSN does not parse", "user:password@tcp(host:3306)/database"}},
+		{"CT log on", issuers + "storage:\n  driver: distributed\n  database:\n    dsn: \"" + dsn + "\"\n  objects:\n    bucket: signet\n", keys, []string{"certificate transparency log is not on the distributed storage yet", "ct.disabled: true"}},
+		{"development issuer", "devOIDC: true\n" + distributed, keys, []string{"--dev-oidc keeps its signing key in each server's data directory", "oidcIssuers"}},
+		{"keys of its own", distributed, "", []string{"holds no keys, and servers sharing one log must not generate their own", "keys.caKey", "docs/scale-out.md"}},
+		{"TUF key of its own", distributed, noTUF, []string{"the zero-config TUF repository's key would be generated per server", "tuf.key"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			data := t.TempDir()
+			if c.keys != "" {
+				copyDir(t, c.keys, filepath.Join(data, "keys"))
+			}
+			cfg := filepath.Join(t.TempDir(), "server.yaml")
+			if err := os.WriteFile(cfg, []byte(c.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			p, err := servertest.StartErr(bin, data, "--config", cfg)
+			if err == nil {
+				p.Kill()
+				t.Fatal("started")
+			}
+			for _, s := range c.says {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("the refusal does not say %q:\n%v", s, err)
+				}
+			}
+			if c.keys == "" {
+				if _, err := os.Stat(filepath.Join(data, "keys")); err == nil {
+					t.Error("the refused start generated keys")
+				}
+			}
+		})
+	}
 }
