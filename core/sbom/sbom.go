@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -81,7 +82,7 @@ func Recognize(r io.Reader) (*Info, error) {
 	default:
 		return nil, errors.New("sbom: not a JSON document (SPDX tag-value is not accepted); give an SPDX JSON or CycloneDX JSON SBOM")
 	}
-	dec := jsontext.NewDecoder(br)
+	dec := jsontext.NewDecoder(wholeRunes{br})
 	fields, err := topLevel(dec)
 	if err != nil {
 		return nil, fmt.Errorf("sbom: not valid JSON: %v", err)
@@ -212,4 +213,33 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// wholeRunes never ends a read inside a UTF-8 sequence the stream goes on
+// to complete: jsontext quotes the character it rejects as far as its
+// buffer holds it, so without this the same document gets a different error
+// depending on how the reader happens to split it.
+type wholeRunes struct{ br *bufio.Reader }
+
+func (w wholeRunes) Read(p []byte) (int, error) {
+	if len(p) < utf8.UTFMax {
+		return w.br.Read(p)
+	}
+	n, err := w.br.Read(p[:len(p)-utf8.UTFMax+1])
+	if err != nil || n == 0 {
+		return n, err
+	}
+	start := n - 1
+	for start > 0 && start > n-utf8.UTFMax && !utf8.RuneStart(p[start]) {
+		start--
+	}
+	for !utf8.FullRune(p[start:n]) {
+		b, err := w.br.ReadByte()
+		if err != nil {
+			return n, err
+		}
+		p[n] = b
+		n++
+	}
+	return n, nil
 }
