@@ -7,7 +7,9 @@
 //
 // The submission API (add-chain, add-pre-chain, get-roots) is tesseract's
 // handler; the monitoring API (checkpoint, tiles, issuers) is served from the
-// storage directory, which holds exactly that layout.
+// storage directory, which holds exactly that layout, or, on distributed
+// storage (Options.Distributed: tessera's AWS driver), from the object
+// store, which holds the same layout under the log's prefix.
 package ctlog
 
 import (
@@ -26,16 +28,19 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	ct "github.com/google/certificate-transparency-go"
 	cttls "github.com/google/certificate-transparency-go/tls"
 	"github.com/prometheus/client_golang/prometheus"
 	fnote "github.com/transparency-dev/formats/note"
 	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/ctonly"
 	tposix "github.com/transparency-dev/tessera/storage/posix"
 	"github.com/transparency-dev/tesseract"
@@ -71,6 +76,16 @@ const (
 type Options struct {
 	// Dir holds the log's tiles, entries, issuers and checkpoint.
 	Dir string
+	// Distributed, instead of Dir, puts the log on tessera's AWS driver
+	// (a MySQL-compatible database and an S3-compatible object store), so
+	// that several servers run the one log: tiles, entries, the checkpoint
+	// and the issuers are objects under Distributed.Prefix, and the fork
+	// guard's record is a row in the database. The CT log needs a database
+	// of its own, not the transparency log's: tessera's tables have fixed
+	// names. Bucket and prefix may be shared with other logs if the prefix
+	// is the CT log's own. Dir and HeadFile must then be empty, and
+	// CheckpointInterval at least 1s (the driver's minimum; the default).
+	Distributed *tlog.Distributed
 	// Signer is the log's ECDSA P-256 key (SCTs and checkpoints).
 	Signer crypto.Signer
 	// Origin is the checkpoint origin, which static-ct-api requires to be
@@ -84,7 +99,8 @@ type Options struct {
 	// rotation): accepted and logged under their own issuing certificates.
 	MoreCAChains [][]*x509.Certificate
 	// HeadFile records, outside Dir, the largest checkpoint the log key
-	// signed (the fork guard's record); default Dir + ".signed-head".
+	// signed (the fork guard's record); default Dir + ".signed-head". Not
+	// with Distributed, whose record is in its database.
 	HeadFile string
 	// PathPrefix is the URL path the log is served under; default
 	// DefaultPathPrefix.
@@ -100,11 +116,16 @@ type Options struct {
 // Log is a running CT log.
 type Log struct {
 	dir, prefix string
-	origin      string
-	signer      crypto.Signer
-	pub         crypto.PublicKey
-	spki        []byte
-	store       *tstorage.CTStorage
+	// obj, bucket and objPrefix are where the resources are read from on
+	// distributed storage (obj nil: from dir).
+	obj               *s3.Client
+	bucket, objPrefix string
+	closeGuard        func()
+	origin            string
+	signer            crypto.Signer
+	pub               crypto.PublicKey
+	spki              []byte
+	store             *tstorage.CTStorage
 	// chains describe each CA chain in entries, by the issuing
 	// certificate's fingerprint.
 	chains    map[[sha256.Size]byte]*entryChain
@@ -120,9 +141,17 @@ type Log struct {
 	latency   prometheus.Histogram
 }
 
-// Open starts (or resumes) the log in o.Dir.
+// Open starts (or resumes) the log in o.Dir, or on o.Distributed.
 func Open(ctx context.Context, o Options) (*Log, error) {
-	if o.Dir == "" {
+	d := o.Distributed
+	switch {
+	case d != nil && o.Dir != "":
+		return nil, fmt.Errorf("ctlog: both a directory (%s) and distributed storage (s3://%s/%s) given; the CT log runs on one of them", o.Dir, d.Bucket, d.Prefix)
+	case d != nil && o.HeadFile != "":
+		return nil, errors.New("ctlog: HeadFile is given with distributed storage, whose fork-guard record is in its database; leave HeadFile empty")
+	case d != nil && d.Bucket == "":
+		return nil, errors.New("ctlog: distributed storage without a bucket; give the object store bucket that holds (or will hold) the CT log")
+	case d == nil && o.Dir == "":
 		return nil, errors.New("ctlog: Options.Dir is empty; give the directory that holds (or will hold) the CT log")
 	}
 	pub, ok := o.Signer.Public().(*ecdsa.PublicKey)
@@ -148,7 +177,10 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 	if o.CheckpointInterval < 100*time.Millisecond {
 		return nil, fmt.Errorf("ctlog: checkpoint interval %v is below tessera's minimum of 100ms", o.CheckpointInterval)
 	}
-	if o.HeadFile == "" {
+	if d != nil && o.CheckpointInterval < minDistributedCheckpointInterval {
+		return nil, fmt.Errorf("ctlog: checkpoint interval %v is below the minimum of %v of tessera's AWS driver (distributed storage)", o.CheckpointInterval, minDistributedCheckpointInterval)
+	}
+	if d == nil && o.HeadFile == "" {
 		o.HeadFile = filepath.Clean(o.Dir) + ".signed-head"
 	}
 	if o.SubmitTimeout <= 0 {
@@ -160,8 +192,13 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 	if o.Metrics == nil {
 		o.Metrics = prometheus.NewRegistry()
 	}
-	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("ctlog: %w", err)
+	where := o.Dir
+	if d == nil {
+		if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("ctlog: %w", err)
+		}
+	} else {
+		where = "s3://" + path.Join(d.Bucket, d.Prefix)
 	}
 	// tesseract reads its roots from a file; it is derived from the CA
 	// chain at every start, so it always matches the configured CA.
@@ -178,16 +215,21 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 			_ = pem.Encode(&roots, &pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})
 		}
 	}
-	rootsFile := filepath.Join(o.Dir, ".roots.pem")
-	if err := storage.WriteFileSync(rootsFile, roots.Bytes(), 0o644); err != nil {
+	rootsFile, removeRoots, err := writeRoots(o.Dir, roots.Bytes())
+	if err != nil {
 		return nil, fmt.Errorf("ctlog: writing the accepted roots: %w", err)
 	}
+	// tesseract reads the file once, in NewLogHandler.
+	defer removeRoots()
 	spki, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return nil, fmt.Errorf("ctlog: log key: %w", err)
 	}
 
 	l := &Log{dir: o.Dir, prefix: o.PathPrefix, origin: o.Origin, signer: o.Signer, pub: pub, spki: spki, logID: sha256.Sum256(spki), timeout: o.SubmitTimeout, log: o.Logger}
+	if d != nil {
+		l.obj, l.bucket, l.objPrefix = s3.NewFromConfig(d.AWS, d.S3Options), d.Bucket, d.Prefix
+	}
 	l.chains = map[[sha256.Size]byte]*entryChain{}
 	for _, ch := range all {
 		ec := &entryChain{keyHash: sha256.Sum256(ch[0].RawSubjectPublicKeyInfo)}
@@ -202,12 +244,12 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 	// here, keep the error, and hand tesseract storage that fails instead.
 	var openErr error
 	create := func(ctx context.Context, signer note.Signer) (*tstorage.CTStorage, error) {
-		st, shutdown, err := openStorage(runCtx, o, signer)
+		st, shutdown, closeGuard, err := openStorage(runCtx, o, signer, l.obj)
 		if err != nil {
 			openErr = err
 			return failedStorage(runCtx, err)
 		}
-		l.shutdown, l.store = shutdown, st
+		l.shutdown, l.store, l.closeGuard = shutdown, st, closeGuard
 		return st, nil
 	}
 	cfg := tesseract.ChainValidationConfig{RootsPEMFile: rootsFile}
@@ -219,7 +261,7 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 	}
 	if err != nil {
 		l.Close(context.Background())
-		return nil, fmt.Errorf("ctlog: opening the CT log in %s: %w", o.Dir, err)
+		return nil, fmt.Errorf("ctlog: opening the CT log in %s: %w", where, err)
 	}
 	l.handler = http.MaxBytesHandler(h, maxSubmissionBytes)
 	// The CA's issuers, for monitors to fetch by fingerprint; stored once
@@ -246,29 +288,65 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 			return nil, fmt.Errorf("ctlog: register metrics: %w", err)
 		}
 	}
-	o.Logger.Info("certificate transparency log open", "dir", o.Dir, "origin", o.Origin, "log_id", fmt.Sprintf("%x", l.logID))
+	o.Logger.Info("certificate transparency log open", "storage", where, "origin", o.Origin, "log_id", fmt.Sprintf("%x", l.logID))
 	return l, nil
 }
 
-func openStorage(ctx context.Context, o Options, signer note.Signer) (*tstorage.CTStorage, func(context.Context) error, error) {
+// openStorage opens tessera, the fork guard and the issuer storage on the
+// directory or on distributed storage (obj is then the object store's
+// client). closeGuard releases the guard's record (nil for a file).
+func openStorage(ctx context.Context, o Options, signer note.Signer, obj *s3.Client) (_ *tstorage.CTStorage, shutdown func(context.Context) error, closeGuard func(), err error) {
 	// The transparency log's fork guard stands between tessera and the
 	// key here too: a damaged or rolled-back CT log is never signed as a
 	// new tree under the same key.
 	vkey, err := fnote.RFC6962VerifierString("https://"+o.Origin, o.Signer.Public())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	verifier, err := fnote.NewRFC6962Verifier(vkey)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	guard, err := tlog.NewGuard(o.HeadFile, signer, verifier)
-	if err != nil {
-		return nil, nil, err
-	}
-	driver, err := tposix.New(ctx, tposix.Config{Path: o.Dir})
-	if err != nil {
-		return nil, nil, fmt.Errorf("tessera POSIX storage: %w", err)
+	var (
+		guard     *tlog.Guard
+		driver    tessera.Driver
+		issuers   tstorage.IssuerStorage
+		published uint64
+	)
+	if d := o.Distributed; d != nil {
+		// The record is a row in the log's database, so every replica
+		// signs only trees that extend the largest any of them signed.
+		g, closeG, gerr := tlog.NewDistributedGuard(ctx, d, signer, verifier)
+		if gerr != nil {
+			return nil, nil, nil, fmt.Errorf("the fork guard's record in the database: %w", gerr)
+		}
+		// closeG, not the result: a failed return sets that to nil.
+		defer func() {
+			if err != nil {
+				closeG()
+			}
+		}()
+		guard, closeGuard = g, closeG
+		if driver, err = openDistributedDriver(ctx, d); err != nil {
+			return nil, nil, nil, err
+		}
+		issuers = &s3Issuers{client: obj, bucket: d.Bucket, prefix: d.Prefix}
+		// The guard's record is in the database: a database restored from
+		// an old backup rolls it back with the tree. The checkpoint in the
+		// object store still says how large a tree was published.
+		if published, err = publishedSize(ctx, obj, d.Bucket, d.Prefix, verifier, o.Origin, o.Logger); err != nil {
+			return nil, nil, nil, err
+		}
+	} else {
+		if guard, err = tlog.NewGuard(o.HeadFile, signer, verifier); err != nil {
+			return nil, nil, nil, err
+		}
+		if driver, err = tposix.New(ctx, tposix.Config{Path: o.Dir}); err != nil {
+			return nil, nil, nil, fmt.Errorf("tessera POSIX storage: %w", err)
+		}
+		if issuers, err = tsposix.NewIssuerStorage(ctx, o.Dir); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	// No antispam: the only submitter that matters is the CA, which sends
 	// each precertificate once; a duplicate add-chain is logged again,
@@ -280,25 +358,58 @@ func openStorage(ctx context.Context, o Options, signer note.Signer) (*tstorage.
 		WithBatching(o.BatchMaxSize, o.BatchMaxAge)
 	appender, shutdown, reader, err := tessera.NewAppender(ctx, driver, opts)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if err := guard.Start(ctx, reader); err != nil {
-		_ = shutdown(ctx)
-		return nil, nil, err
+	if published > 0 {
+		size, err := reader.IntegratedSize(ctx)
+		if err == nil && size < published {
+			err = fmt.Errorf("%w: the published checkpoint (s3://%s) is of %d entries, but the database's tree holds only %d: the database was rolled back or replaced; restore it from a backup taken after the last SCT", tlog.ErrForked, objectKey(path.Join(o.Distributed.Bucket, o.Distributed.Prefix), layout.CheckpointPath), published, size)
+		}
+		if err != nil {
+			_ = shutdown(ctx)
+			return nil, nil, nil, err
+		}
 	}
-	issuers, err := tsposix.NewIssuerStorage(ctx, o.Dir)
-	if err != nil {
+	if err = guard.Start(ctx, reader); err != nil {
 		_ = shutdown(ctx)
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	// The SCT is the promise: tessera has sequenced the entry durably when
-	// its index is known, so nobody waits for the next checkpoint.
+	// its index is known, so nobody waits for the next checkpoint. That
+	// holds on both drivers: POSIX resolves an Add once the entry is in
+	// its bundle files, the AWS driver once the transaction that gives it
+	// its index has committed it to the database (from which whichever
+	// replica integrates next puts it in the tree).
 	st, err := tstorage.NewCTStorage(ctx, &tstorage.CTStorageOptions{Appender: appender, Reader: reader, IssuerStorage: issuers})
 	if err != nil {
 		_ = shutdown(ctx)
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return st, shutdown, nil
+	return st, shutdown, closeGuard, nil
+}
+
+// writeRoots writes the accepted roots where tesseract reads them: in dir,
+// or, without one (distributed storage), in a temporary file; remove
+// deletes the temporary file.
+func writeRoots(dir string, data []byte) (file string, remove func(), err error) {
+	if dir != "" {
+		file = filepath.Join(dir, ".roots.pem")
+		return file, func() {}, storage.WriteFileSync(file, data, 0o644)
+	}
+	f, err := os.CreateTemp("", "signet-ctlog-roots-*.pem")
+	if err != nil {
+		return "", nil, err
+	}
+	remove = func() { _ = os.Remove(f.Name()) }
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		remove()
+		return "", nil, err
+	}
+	return f.Name(), remove, nil
 }
 
 // failedStorage answers every call with err, for tesseract to hold while
@@ -338,6 +449,10 @@ func (l *Log) Close(ctx context.Context) error {
 			err = l.shutdown(ctx)
 		}
 		l.cancel()
+		// After tessera, which signs through the guard until it stops.
+		if l.closeGuard != nil {
+			l.closeGuard()
+		}
 	})
 	return err
 }
@@ -399,6 +514,10 @@ func (l *Log) serveFile(contentType, cacheControl string) http.HandlerFunc {
 			http.Error(w, "no such CT log resource: "+r.URL.Path, http.StatusNotFound)
 			return
 		}
+		if l.obj != nil {
+			l.serveObject(w, r, rel, contentType, cacheFor(rel, cacheControl))
+			return
+		}
 		f, err := os.Open(filepath.Join(l.dir, filepath.FromSlash(rel)))
 		if err != nil {
 			http.Error(w, "no such CT log resource: "+r.URL.Path, http.StatusNotFound)
@@ -411,17 +530,22 @@ func (l *Log) serveFile(contentType, cacheControl string) http.HandlerFunc {
 			return
 		}
 		w.Header().Set("Content-Type", contentType)
-		cc := cacheControl
-		if cc == "" {
-			// Full tiles never change; partial ones (.p/) are replaced.
-			cc = "public, max-age=31536000, immutable"
-			if strings.Contains(rel, ".p/") {
-				cc = "no-cache"
-			}
-		}
-		w.Header().Set("Cache-Control", cc)
+		w.Header().Set("Cache-Control", cacheFor(rel, cacheControl))
 		http.ServeContent(w, r, "", fi.ModTime(), f)
 	}
+}
+
+// cacheFor is the Cache-Control of resource rel: cc, or for a tile (cc
+// empty) what fits it: full tiles never change; partial ones (.p/) are
+// replaced.
+func cacheFor(rel, cc string) string {
+	if cc != "" {
+		return cc
+	}
+	if strings.Contains(rel, ".p/") {
+		return "no-cache"
+	}
+	return "public, max-age=31536000, immutable"
 }
 
 // validResource admits checkpoint, tile/… and issuer/<hex> paths made of

@@ -13,6 +13,7 @@ import (
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/client"
 	tesseraaws "github.com/transparency-dev/tessera/storage/aws"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // MigrateOptions say which stopped POSIX log to copy where.
@@ -22,6 +23,11 @@ type MigrateOptions struct {
 	Key      ed25519.PublicKey
 	Origin   string
 	To       *Distributed
+	// Verifier and StaticCT are as in FsckOptions: a certificate
+	// transparency log (RFC 6962 key, static-ct-api data tiles) migrates
+	// with them set, and with Origin its signer's name.
+	Verifier note.Verifier
+	StaticCT bool
 	// Workers copy entry bundles at once; 0 is 4.
 	Workers uint
 }
@@ -54,7 +60,7 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateReport, error) {
 	if o.Workers == 0 {
 		o.Workers = 4
 	}
-	rep, err := Fsck(ctx, FsckOptions{Dir: o.Dir, HeadFile: o.HeadFile, Key: o.Key, Origin: o.Origin})
+	rep, err := Fsck(ctx, FsckOptions{Dir: o.Dir, HeadFile: o.HeadFile, Key: o.Key, Origin: o.Origin, Verifier: o.Verifier, StaticCT: o.StaticCT})
 	if err != nil {
 		return nil, err
 	}
@@ -62,11 +68,24 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateReport, error) {
 		return nil, fmt.Errorf("the log in %s is damaged, so it is not migrated (%d problem(s), the first: %s); run `signet server fsck` and restore it first", o.Dir, len(rep.Problems), rep.Problems[0])
 	}
 	record, err := os.ReadFile(o.HeadFile)
-	if err != nil {
+	switch {
+	case errors.Is(err, os.ErrNotExist) && o.StaticCT && rep.TreeSize == 0:
+		// A CT log before its first certificate has no record yet (Fsck
+		// accepts that); there is nothing to copy.
+		return &MigrateReport{Done: true}, nil
+	case err != nil:
 		return nil, fmt.Errorf("reading the signed-head record: %w", err)
 	}
+	var files interface {
+		ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error)
+		ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error)
+	} = client.FileFetcher{Root: o.Dir}
+	mopts := tessera.NewMigrationOptions()
+	if o.StaticCT {
+		files, mopts = ctFiles{client.FileFetcher{Root: o.Dir}}, mopts.WithCTLayout()
+	}
 	size := rep.TreeSize
-	root, err := newTileCache(client.FileFetcher{Root: o.Dir}.ReadTile).root(ctx, size)
+	root, err := newTileCache(files.ReadTile).root(ctx, size)
 	if err != nil {
 		return nil, fmt.Errorf("the root of the tree of %d entries in %s: %w", size, o.Dir, err)
 	}
@@ -99,14 +118,14 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateReport, error) {
 	// No antispam follower here: tessera v1.0.4's migration reader has no
 	// tree size for it (a nil function, a panic). The servers' own
 	// followers index the migrated entries from the start of the log.
-	mt, err := tessera.NewMigrationTarget(ctx, driver, tessera.NewMigrationOptions())
+	mt, err := tessera.NewMigrationTarget(ctx, driver, mopts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", d.where(), err)
 	}
 	if have != nil {
 		out.Done = true
 	}
-	if err := mt.Migrate(ctx, o.Workers, size, root, client.FileFetcher{Root: o.Dir}.ReadEntryBundle); err != nil {
+	if err := mt.Migrate(ctx, o.Workers, size, root, files.ReadEntryBundle); err != nil {
 		if strings.Contains(err.Error(), "root hash") {
 			return nil, fmt.Errorf("%w: %s already holds another tree: %v", ErrForked, d.where(), err)
 		}
