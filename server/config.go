@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/go-sql-driver/mysql"
 	"io"
 	"net"
 	"net/url"
@@ -168,15 +169,14 @@ type Config struct {
 // StorageConfig is the storage section of the configuration.
 type StorageConfig struct {
 	// Driver is "embedded" (or empty) or "distributed".
-	Driver   string `yaml:"driver"`
-	Database struct {
-		// DSN is the go-sql-driver/mysql data source name of the database
-		// (user:password@tcp(host:3306)/database); DSNFile a file holding
-		// it, so the password need not be in the config.
-		DSN     string `yaml:"dsn"`
-		DSNFile string `yaml:"dsnFile"`
-	} `yaml:"database"`
-	Objects struct {
+	Driver   string         `yaml:"driver"`
+	Database DatabaseConfig `yaml:"database"`
+	// CTDatabase is the certificate transparency log's database, needed
+	// unless ct.disabled: tessera's tables have fixed names, so the CT log
+	// cannot share the transparency log's. Its objects are under
+	// Objects.Prefix + "ctlog/".
+	CTDatabase DatabaseConfig `yaml:"ctDatabase"`
+	Objects    struct {
 		// Bucket and Prefix: the log's tiles, entry bundles and checkpoint
 		// are at s3://Bucket/Prefix<tlog-tiles path>.
 		Bucket string `yaml:"bucket"`
@@ -190,6 +190,30 @@ type StorageConfig struct {
 	} `yaml:"objects"`
 }
 
+// DatabaseConfig names a MySQL-compatible database.
+type DatabaseConfig struct {
+	// DSN is the go-sql-driver/mysql data source name of the database
+	// (user:password@tcp(host:3306)/database); DSNFile a file holding
+	// it, so the password need not be in the config.
+	DSN     string `yaml:"dsn"`
+	DSNFile string `yaml:"dsnFile"`
+}
+
+func (d DatabaseConfig) set() bool { return d.DSN != "" || d.DSNFile != "" }
+
+// sameDatabase reports whether two DSNs name one database (and so
+// tessera's tables of two logs would collide).
+func sameDatabase(a, b string) bool {
+	da, errA := mysql.ParseDSN(a)
+	db, errB := mysql.ParseDSN(b)
+	return a != "" && b != "" && errA == nil && errB == nil && da.Addr == db.Addr && da.DBName == db.DBName
+}
+
+func sameDatabaseMessage(dsn string) string {
+	d, _ := mysql.ParseDSN(dsn)
+	return fmt.Sprintf("storage.ctDatabase names the same database (%s on %s) as storage.database; the CT log needs one of its own, as tessera's tables have fixed names", d.DBName, d.Addr)
+}
+
 // Storage drivers.
 const (
 	StorageEmbedded    = "embedded"
@@ -199,18 +223,25 @@ const (
 // Distributed reports whether the storage is shared by several servers.
 func (c *StorageConfig) Distributed() bool { return c.Driver == StorageDistributed }
 
-// DatabaseDSN is the configured DSN, read from DSNFile if that is set.
-func (c *StorageConfig) DatabaseDSN() (string, error) {
-	if c.Database.DSNFile == "" {
-		return c.Database.DSN, nil
+// DatabaseDSN is the log's database DSN, read from DSNFile if that is set.
+func (c *StorageConfig) DatabaseDSN() (string, error) { return c.Database.dsn("storage.database") }
+
+// CTDatabaseDSN is the CT log's.
+func (c *StorageConfig) CTDatabaseDSN() (string, error) {
+	return c.CTDatabase.dsn("storage.ctDatabase")
+}
+
+func (d DatabaseConfig) dsn(key string) (string, error) {
+	if d.DSNFile == "" {
+		return d.DSN, nil
 	}
-	b, err := os.ReadFile(c.Database.DSNFile)
+	b, err := os.ReadFile(d.DSNFile)
 	if err != nil {
-		return "", fmt.Errorf("storage.database.dsnFile: %w", err)
+		return "", fmt.Errorf("%s.dsnFile: %w", key, err)
 	}
 	dsn := strings.TrimSpace(string(b))
 	if dsn == "" {
-		return "", fmt.Errorf("storage.database.dsnFile %s is empty; write the DSN (user:password@tcp(host:3306)/database) in it", c.Database.DSNFile)
+		return "", fmt.Errorf("%s.dsnFile %s is empty; write the DSN (user:password@tcp(host:3306)/database) in it", key, d.DSNFile)
 	}
 	return dsn, nil
 }
@@ -219,8 +250,8 @@ func (c *Config) validateStorage() error {
 	st := &c.Storage
 	switch st.Driver {
 	case "", StorageEmbedded:
-		if st.Database.DSN != "" || st.Database.DSNFile != "" || st.Objects.Bucket != "" || st.Objects.Prefix != "" || st.Objects.Endpoint != "" || st.Objects.PathStyle {
-			return errors.New("config: storage.database and storage.objects are settings of the distributed storage; set storage.driver: distributed, or remove them")
+		if st.Database.set() || st.CTDatabase.set() || st.Objects.Bucket != "" || st.Objects.Prefix != "" || st.Objects.Endpoint != "" || st.Objects.PathStyle {
+			return errors.New("config: storage.database, storage.ctDatabase and storage.objects are settings of the distributed storage; set storage.driver: distributed, or remove them")
 		}
 		return nil
 	case StorageDistributed:
@@ -236,8 +267,14 @@ func (c *Config) validateStorage() error {
 		return fmt.Errorf("config: storage.objects.prefix %q must end in /, as a folder of the bucket", st.Objects.Prefix)
 	case len(c.Keys.LogRotations) > 0:
 		return errors.New("config: keys.logRotations is not supported on the distributed storage yet: each shard would need a database of its own; rotate the log key on the embedded storage, or remove keys.logRotations")
-	case !c.CT.Disabled:
-		return errors.New("config: the certificate transparency log is not on the distributed storage yet; set ct.disabled: true with storage.driver distributed (certificates then carry no SCT, and verifiers that require one, as cosign does by default, refuse them)")
+	case st.CTDatabase.DSN != "" && st.CTDatabase.DSNFile != "":
+		return errors.New("config: storage.ctDatabase: set dsn or dsnFile, not both")
+	case !c.CT.Disabled && !st.CTDatabase.set():
+		return errors.New("config: storage.driver distributed needs a database of the certificate transparency log's own (tessera's tables have fixed names, so it cannot share storage.database's): set storage.ctDatabase.dsn or storage.ctDatabase.dsnFile; or set ct.disabled: true, and certificates carry no SCT, which verifiers such as cosign refuse by default")
+	case c.CT.Disabled && st.CTDatabase.set():
+		return errors.New("config: storage.ctDatabase is the certificate transparency log's database, and ct.disabled is true: remove one of them")
+	case sameDatabase(st.Database.DSN, st.CTDatabase.DSN):
+		return errors.New("config: " + sameDatabaseMessage(st.CTDatabase.DSN))
 	case c.DevOIDC:
 		return errors.New("config: --dev-oidc keeps its signing key in each server's data directory, so servers sharing distributed storage would not accept each other's tokens; configure oidcIssuers")
 	}

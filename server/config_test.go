@@ -955,7 +955,7 @@ func configCases(t *testing.T) []configCase {
 		// given no endpoint of its own), its record and the attestations
 		// in the database; without pathStyle the store is not reached and
 		// the server does not start.
-		{keys: []string{"storage.driver", "storage.database.dsn", "storage.objects.bucket", "storage.objects.prefix", "storage.objects.endpoint", "storage.objects.pathStyle"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+		{keys: []string{"storage.driver", "storage.database.dsn", "storage.ctDatabase.dsn", "storage.objects.bucket", "storage.objects.prefix", "storage.objects.endpoint", "storage.objects.pathStyle"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
 			db, objects := distributedBackends(t)
 			keys := sharedKeys(t)
 			copyDir(t, keys, filepath.Join(dir, "data", "keys"))
@@ -964,8 +964,8 @@ func configCases(t *testing.T) []configCase {
 			// in the path whatever pathStyle says.
 			endpoint := strings.Replace(objects.Endpoint(), "127.0.0.1", "localhost", 1)
 			storageYAML := func(pathStyle bool) string {
-				return fmt.Sprintf("ct:\n  disabled: true\n%sstorage:\n  driver: distributed\n  database:\n    dsn: %q\n  objects:\n    bucket: signet\n    prefix: here/\n    endpoint: %s\n    pathStyle: %v\n",
-					iss.config("url: https://ci.example.com", "type: email"), db.DSN("signet"), endpoint, pathStyle)
+				return fmt.Sprintf("%sstorage:\n  driver: distributed\n  database:\n    dsn: %q\n  ctDatabase:\n    dsn: %q\n  objects:\n    bucket: signet\n    prefix: here/\n    endpoint: %s\n    pathStyle: %v\n",
+					iss.config("url: https://ci.example.com", "type: email"), db.DSN("signet"), db.DSN("signet_ct"), endpoint, pathStyle)
 			}
 			return storageYAML(true), func(t *testing.T, p *servertest.Process) {
 				appendEntries(t, p, 3)
@@ -998,6 +998,30 @@ func configCases(t *testing.T) []configCase {
 				if err := sqlDB.QueryRow("SELECT COUNT(*) FROM SignetAttestationRecords").Scan(&n); err != nil || n != 1 {
 					t.Fatalf("attestation %s in the database: %d rows, %v", res.AttestationID, n, err)
 				}
+				// The attestation's certificate was logged in the CT log,
+				// whose record is in storage.ctDatabase and whose objects
+				// are under the prefix's ctlog/.
+				if ids := sctLogIDs(t, res.Certificate); len(ids) != 1 {
+					t.Fatalf("the certificate carries %d SCTs, want the CT log's", len(ids))
+				}
+				ctDB, err := sql.Open("mysql", db.DSN("signet_ct"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ctDB.Close()
+				for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+					out, err := objects.Client().GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("signet"), Key: aws.String("here/ctlog/tile/data/000.p/1")})
+					if err == nil {
+						out.Body.Close()
+						if err := ctDB.QueryRow("SELECT COUNT(*) FROM SignetSignedHead WHERE note IS NOT NULL").Scan(&n); err != nil || n != 1 {
+							t.Fatalf("the CT log's signed-head record in storage.ctDatabase: %d rows, %v", n, err)
+						}
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("no CT data tile of 1 entry under s3://signet/here/ctlog/: %v", err)
+					}
+				}
 				other := filepath.Join(t.TempDir(), "server.yaml")
 				if err := os.WriteFile(other, []byte(storageYAML(false)), 0o600); err != nil {
 					t.Fatal(err)
@@ -1007,22 +1031,25 @@ func configCases(t *testing.T) []configCase {
 				if q, err := servertest.StartErr(servertest.Binary(t), data, "--config", other); err == nil {
 					q.Kill()
 					t.Fatal("started with pathStyle: false against a store that needs path-style addressing")
-				} else if !strings.Contains(err.Error(), "reading the published checkpoint s3://signet/here/checkpoint") {
+				} else if !strings.Contains(err.Error(), "reading the published checkpoint s3://signet/here/") {
 					t.Fatalf("without pathStyle: %v", err)
 				}
 			}
 		}},
 		// The DSN from a file, not the config.
-		{keys: []string{"storage.database.dsnFile"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+		{keys: []string{"storage.database.dsnFile", "storage.ctDatabase.dsnFile"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
 			db, objects := distributedBackends(t)
 			copyDir(t, sharedKeys(t), filepath.Join(dir, "data", "keys"))
 			iss := newTestIssuer(t, dir)
-			dsnFile := filepath.Join(dir, "dsn")
+			dsnFile, ctDSNFile := filepath.Join(dir, "dsn"), filepath.Join(dir, "ct-dsn")
 			if err := os.WriteFile(dsnFile, []byte(db.DSN("signet")+"\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			return fmt.Sprintf("ct:\n  disabled: true\n%sstorage:\n  driver: distributed\n  database:\n    dsnFile: %s\n  objects:\n    bucket: signet\n    endpoint: %s\n    pathStyle: true\n",
-					iss.config("url: https://ci.example.com", "type: email"), dsnFile, objects.Endpoint()), func(t *testing.T, p *servertest.Process) {
+			if err := os.WriteFile(ctDSNFile, []byte(db.DSN("signet_ct")+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprintf("%sstorage:\n  driver: distributed\n  database:\n    dsnFile: %s\n  ctDatabase:\n    dsnFile: %s\n  objects:\n    bucket: signet\n    endpoint: %s\n    pathStyle: true\n",
+					iss.config("url: https://ci.example.com", "type: email"), dsnFile, ctDSNFile, objects.Endpoint()), func(t *testing.T, p *servertest.Process) {
 					appendEntries(t, p, 1)
 					sqlDB, err := sql.Open("mysql", db.DSN("signet"))
 					if err != nil {
@@ -1032,6 +1059,16 @@ func configCases(t *testing.T) []configCase {
 					var n int
 					if err := sqlDB.QueryRow("SELECT COUNT(*) FROM SignetSignedHead WHERE note IS NOT NULL").Scan(&n); err != nil || n != 1 {
 						t.Fatalf("the log's signed-head record in the database of the DSN file: %d rows, %v", n, err)
+					}
+					// The CT log is on the database of its DSN file.
+					mustCertify(t, p, iss.mint(t, emailClaims("https://ci.example.com", "bob@example.com")))
+					ctDB, err := sql.Open("mysql", db.DSN("signet_ct"))
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer ctDB.Close()
+					if err := ctDB.QueryRow("SELECT next FROM SeqCoord WHERE id = 0").Scan(&n); err != nil || n < 1 {
+						t.Fatalf("the CT log's entries in the database of storage.ctDatabase.dsnFile: next index %d, %v", n, err)
 					}
 				}
 		}},

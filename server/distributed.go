@@ -21,6 +21,9 @@ func checkSharedKeys(dir *storage.Dir, cfg Config) error {
 	if !dir.HasKeys() && !supplied {
 		return fmt.Errorf("storage.driver distributed: %s holds no keys, and servers sharing one log must not generate their own: give every server the same keys (keys.caKey + keys.caChain, keys.logKey, keys.tsaKey + keys.tsaChain: files, PKCS#11 or KMS URIs), or copy one key directory into each server's data directory (docs/scale-out.md)", dir.KeysDir())
 	}
+	if !cfg.CT.Disabled && cfg.Keys.CTLogKey == "" && !dir.HasCTLogKey() {
+		return fmt.Errorf("storage.driver distributed: %s holds no CT log key (ctlog.key), and servers sharing one CT log must not generate their own: copy it with the other keys, or set keys.ctLogKey", dir.KeysDir())
+	}
 	if cfg.TUF.Dir == "" && cfg.TUF.Key == "" && !dir.HasTUFKey() {
 		return errors.New("storage.driver distributed: the zero-config TUF repository's key would be generated per server; set tuf.key (shared by every server), or tuf.dir and tuf.onlineKey, or copy keys/tuf.key with the other keys")
 	}
@@ -57,6 +60,30 @@ func distributedLog(ctx context.Context, st StorageConfig, logger *slog.Logger) 
 		PathStyle: st.Objects.PathStyle,
 	}, nil
 }
+
+// distributedCT is the CT log's distributed storage: its own database
+// (storage.ctDatabase), and the log's bucket under the prefix "ctlog/",
+// as the embedded storage keeps it in the data directory's ctlog/.
+func distributedCT(st StorageConfig, log *tlog.Distributed) (*tlog.Distributed, error) {
+	dsn, err := st.CTDatabaseDSN()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := mysql.ParseDSN(dsn); err != nil {
+		return nil, fmt.Errorf("storage.ctDatabase: the DSN does not parse (%v); write it as user:password@tcp(host:3306)/database", err)
+	}
+	// Again, for DSNs from files.
+	if sameDatabase(log.DSN, dsn) {
+		return nil, errors.New(sameDatabaseMessage(dsn))
+	}
+	d := *log
+	d.DSN, d.Prefix = dsn, log.Prefix+CTObjectsPrefix
+	return &d, nil
+}
+
+// CTObjectsPrefix is where, under storage.objects.prefix, the CT log's
+// objects are.
+const CTObjectsPrefix = "ctlog/"
 
 type mysqlLogger struct{ l *slog.Logger }
 

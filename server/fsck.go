@@ -46,16 +46,9 @@ func Fsck(ctx context.Context, cfg Config) (*FsckReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	origin := cfg.Log.Origin
-	if origin == "" {
-		origin = recordedOrigin(dir.SignedHeadPath(), dir.LogDir()+"/checkpoint")
-	}
-	if origin == "" {
-		u, err := url.Parse(cfg.URL)
-		if err != nil || u.Hostname() == "" {
-			return nil, fmt.Errorf("cannot tell the log's origin: no signed-head record or checkpoint names it; pass the server's --url or set log.origin")
-		}
-		origin = u.Hostname()
+	origin, err := storedLogOrigin(dir, cfg)
+	if err != nil {
+		return nil, err
 	}
 	rep := &FsckReport{}
 	if rep.Log, err = tlog.Fsck(ctx, tlog.FsckOptions{Dir: dir.LogDir(), HeadFile: dir.SignedHeadPath(), Key: key, Origin: origin}); err != nil {
@@ -110,6 +103,23 @@ func Fsck(ctx context.Context, cfg Config) (*FsckReport, error) {
 	}
 	rep.CTLog, err = tlog.Fsck(ctx, tlog.FsckOptions{Dir: ctDir, HeadFile: ctHead, Verifier: v, Origin: ctOriginName, StaticCT: true})
 	return rep, err
+}
+
+// storedLogOrigin is a stopped log's origin: the configured one, else the one the
+// signed-head record or the published checkpoint names, else the host of
+// cfg.URL.
+func storedLogOrigin(dir *storage.Dir, cfg Config) (string, error) {
+	if cfg.Log.Origin != "" {
+		return cfg.Log.Origin, nil
+	}
+	if o := recordedOrigin(dir.SignedHeadPath(), dir.LogDir()+"/checkpoint"); o != "" {
+		return o, nil
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil || u.Hostname() == "" {
+		return "", fmt.Errorf("cannot tell the log's origin: no signed-head record or checkpoint names it; pass the server's --url or set log.origin")
+	}
+	return u.Hostname(), nil
 }
 
 // recordedOrigin is the first line (the origin) of the first of the

@@ -135,7 +135,8 @@ func copyDir(t *testing.T, from, to string) {
 	}
 }
 
-// distributedBackends starts a MariaDB with database "signet" and a
+// distributedBackends starts a MariaDB with databases "signet" and
+// "signet_ct" (the CT log's) and a
 // versitygw with bucket "signet", and points the AWS SDK of the servers
 // the test starts at the latter's credentials and region (not its
 // endpoint: storage.objects.endpoint names it).
@@ -152,6 +153,7 @@ func distributedBackends(t *testing.T) (*mysqltest.Server, *s3test.Server) {
 		t.FailNow()
 	}
 	db.CreateDatabase(t, "signet")
+	db.CreateDatabase(t, "signet_ct")
 	objects.CreateBucket(t, "signet")
 	ak, sk := objects.Credentials()
 	t.Setenv("AWS_ACCESS_KEY_ID", ak)
@@ -291,18 +293,18 @@ func TestScaleOutReplicasSurviveFailures(t *testing.T) {
 	iss := newTestIssuer(t, dir)
 	cfg := filepath.Join(dir, "server.yaml")
 	yml := fmt.Sprintf(`url: %s
-ct:
-  disabled: true
 %sstorage:
   driver: distributed
   database:
+    dsn: %q
+  ctDatabase:
     dsn: %q
   objects:
     bucket: signet
     prefix: log/
     endpoint: %s
     pathStyle: true
-`, lb.srv.URL, iss.config("url: https://ci.example.com", "type: email"), db.DSN("signet"), objects.Endpoint())
+`, lb.srv.URL, iss.config("url: https://ci.example.com", "type: email"), db.DSN("signet"), db.DSN("signet_ct"), objects.Endpoint())
 	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -399,6 +401,28 @@ ct:
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), res.AttestationID) {
 			t.Fatalf("replica %s does not find attestation %s: %d %.300s", r.addr, res.AttestationID, resp.StatusCode, body)
+		}
+	}
+
+	// The certificate carries the shared CT log's SCT, and every replica
+	// serves that CT log's checkpoint covering it.
+	if ids := sctLogIDs(t, res.Certificate); len(ids) != 1 {
+		t.Fatalf("the certificate carries %d SCTs, want the CT log's", len(ids))
+	}
+	for _, r := range replicas {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			resp, err := http.Get("http://" + r.addr + "/ctlog/checkpoint")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if lines := strings.SplitN(string(body), "\n", 3); resp.StatusCode == http.StatusOK && len(lines) == 3 && lines[1] != "0" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %s serves no CT checkpoint covering the certificate: %d %.300s", r.addr, resp.StatusCode, body)
+			}
 		}
 	}
 
@@ -547,8 +571,12 @@ func TestDistributedStorageRefusedAtStart(t *testing.T) {
 	os.Remove(filepath.Join(noTUF, "tuf.key"))
 	// Nothing listens there: a start that got as far as connecting
 	// would fail differently.
-	const dsn = "signet:pw@tcp(127.0.0.1:1)/signet"
+	const dsn, ctDSN = "signet:pw@tcp(127.0.0.1:1)/signet", "signet:pw@tcp(127.0.0.1:1)/signet_ct"
 	distributed := "ct:\n  disabled: true\n" + issuers + "storage:\n  driver: distributed\n  database:\n    dsn: \"" + dsn + "\"\n  objects:\n    bucket: signet\n"
+	withCT := strings.TrimPrefix(distributed, "ct:\n  disabled: true\n")
+	noCTKey := t.TempDir()
+	copyDir(t, keys, noCTKey)
+	os.Remove(filepath.Join(noCTKey, "ctlog.key"))
 	for _, c := range []struct {
 		name, yaml string
 		keys       string // copied into the data directory's keys/
@@ -562,7 +590,10 @@ func TestDistributedStorageRefusedAtStart(t *testing.T) {
 		{"prefix not a folder", distributed + "    prefix: log\n", keys, []string{`storage.objects.prefix "log" must end in /`}},
 		{"endpoint not a URL", distributed + "    endpoint: s3.example.com\n", keys, []string{`storage.objects.endpoint "s3.example.com" must be an absolute http(s) URL`}},
 		{"DSN that does not parse", strings.Replace(distributed, dsn, "signet@127.0.0.1/signet", 1), keys, []string{"storage.database: the DSN does not parse", "user:password@tcp(host:3306)/database"}},
-		{"CT log on", issuers + "storage:\n  driver: distributed\n  database:\n    dsn: \"" + dsn + "\"\n  objects:\n    bucket: signet\n", keys, []string{"certificate transparency log is not on the distributed storage yet", "ct.disabled: true"}},
+		{"CT log without its database", issuers + "storage:\n  driver: distributed\n  database:\n    dsn: \"" + dsn + "\"\n  objects:\n    bucket: signet\n", keys, []string{"database of the certificate transparency log's own", "storage.ctDatabase.dsn or storage.ctDatabase.dsnFile", "ct.disabled: true"}},
+		{"CT database with the CT log disabled", distributed + "  ctDatabase:\n    dsn: \"" + ctDSN + "\"\n", keys, []string{"storage.ctDatabase is the certificate transparency log's database, and ct.disabled is true"}},
+		{"CT log on the log's database", withCT + "  ctDatabase:\n    dsn: \"" + dsn + "\"\n", keys, []string{"storage.ctDatabase names the same database (signet on 127.0.0.1:1) as storage.database"}},
+		{"CT log key of its own", withCT + "  ctDatabase:\n    dsn: \"" + ctDSN + "\"\n", noCTKey, []string{"holds no CT log key (ctlog.key)", "keys.ctLogKey"}},
 		{"development issuer", "devOIDC: true\n" + distributed, keys, []string{"--dev-oidc keeps its signing key in each server's data directory", "oidcIssuers"}},
 		{"keys of its own", distributed, "", []string{"holds no keys, and servers sharing one log must not generate their own", "keys.caKey", "docs/scale-out.md"}},
 		{"TUF key of its own", distributed, noTUF, []string{"the zero-config TUF repository's key would be generated per server", "tuf.key"}},

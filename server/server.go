@@ -170,8 +170,20 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		if err := s.dir.CTLogKey(keys, cfg.Keys, s.dir.CTLogDir()); err != nil {
 			return nil, err
 		}
+		ctDir := s.dir.CTLogDir()
+		var ctDist *tlog.Distributed
+		if dist != nil {
+			if ctDist, err = distributedCT(cfg.Storage, dist); err != nil {
+				return nil, err
+			}
+			ctDir = ""
+			// A key file's time differs between the copies each server
+			// has; the trust files every server serves must not.
+			keys.CTLogCreated = keys.CAChain[len(keys.CAChain)-1].NotBefore
+		}
 		s.ct, err = ctlog.Open(ctx, ctlog.Options{
-			Dir:    s.dir.CTLogDir(),
+			Dir:         ctDir,
+			Distributed: ctDist,
 			Signer: keys.CTLog,
 			// static-ct-api: the submission prefix without scheme; a
 			// port cannot be in it (tesseract parses it as a URL), so

@@ -172,14 +172,16 @@ func StartArgsErr(bin string, args ...string) (*Process, error) {
 	for i := 0; ; i++ {
 		resp, err := probe.Get(p.URL + "/healthz")
 		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				break
 			}
+			err = fmt.Errorf("%s: %s", resp.Status, body)
 		}
 		if i > 200 {
 			p.Kill()
-			return nil, fmt.Errorf("signet server at %s never became healthy: %v", p.URL, err)
+			return nil, fmt.Errorf("signet server at %s never became healthy: %v\n%s", p.URL, err, p.stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -146,6 +146,12 @@ func (d *Dir) HasKeys() bool {
 	return err == nil
 }
 
+// HasCTLogKey reports whether the key directory holds the CT log's key.
+func (d *Dir) HasCTLogKey() bool {
+	_, err := os.Stat(filepath.Join(d.KeysDir(), ctLogKey))
+	return err == nil
+}
+
 func (d *Dir) HasTUFKey() bool {
 	_, err := os.Stat(filepath.Join(d.KeysDir(), tufKeyFile))
 	return err == nil
