@@ -184,7 +184,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		s.ct, err = ctlog.Open(ctx, ctlog.Options{
 			Dir:         ctDir,
 			Distributed: ctDist,
-			Signer: keys.CTLog,
+			Signer:      keys.CTLog,
 			// static-ct-api: the submission prefix without scheme; a
 			// port cannot be in it (tesseract parses it as a URL), so
 			// the host name the log's origin uses.
