@@ -1297,7 +1297,7 @@ type testIssuer struct {
 	jwks string
 }
 
-func newTestIssuer(t *testing.T, dir string) *testIssuer {
+func newTestIssuer(t testing.TB, dir string) *testIssuer {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -1320,7 +1320,7 @@ func (i *testIssuer) entry(fields ...string) string {
 }
 
 // mint signs claims, filling aud, iat and exp unless given.
-func (i *testIssuer) mint(t *testing.T, claims map[string]any) string {
+func (i *testIssuer) mint(t testing.TB, claims map[string]any) string {
 	t.Helper()
 	now := time.Now()
 	for k, v := range map[string]any{"aud": "sigstore", "iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()} {

@@ -47,7 +47,7 @@ type balancer struct {
 	tr       *http.Transport
 }
 
-func newBalancer(t *testing.T) *balancer {
+func newBalancer(t testing.TB) *balancer {
 	b := &balancer{served: map[string]*atomic.Int64{}, tr: &http.Transport{MaxIdleConnsPerHost: 64}}
 	b.srv = httptest.NewServer(http.HandlerFunc(b.serve))
 	t.Cleanup(func() { b.srv.Close(); b.tr.CloseIdleConnections() })
@@ -97,7 +97,7 @@ func (b *balancer) serve(w http.ResponseWriter, r *http.Request) {
 
 // sharedKeys makes one key set (as a first embedded start would) for
 // every replica to copy into its data directory.
-func sharedKeys(t *testing.T) string {
+func sharedKeys(t testing.TB) string {
 	t.Helper()
 	tmpl := t.TempDir()
 	d, err := storage.Open(tmpl)
@@ -114,7 +114,7 @@ func sharedKeys(t *testing.T) string {
 	return d.KeysDir()
 }
 
-func copyDir(t *testing.T, from, to string) {
+func copyDir(t testing.TB, from, to string) {
 	t.Helper()
 	err := filepath.WalkDir(from, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
@@ -140,7 +140,7 @@ func copyDir(t *testing.T, from, to string) {
 // versitygw with bucket "signet", and points the AWS SDK of the servers
 // the test starts at the latter's credentials and region (not its
 // endpoint: storage.objects.endpoint names it).
-func distributedBackends(t *testing.T) (*mysqltest.Server, *s3test.Server) {
+func distributedBackends(t testing.TB) (*mysqltest.Server, *s3test.Server) {
 	t.Helper()
 	var db *mysqltest.Server
 	var objects *s3test.Server

@@ -14,7 +14,7 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	var (
-		serverURL, requestToken, dataDir, output string
+		serverURL, requestToken, identityToken, dataDir, output string
 		clients                                  []int
 		duration, warmup                         time.Duration
 		entries, tokens                          int
@@ -52,10 +52,13 @@ request token. Results for the reference machine are in docs/benchmarks.md.`,
 				return usageError{fmt.Errorf("no server: pass --server URL or set SIGNET_SERVER")}
 			}
 			serverURL = strings.TrimRight(serverURL, "/")
-			if requestToken == "" && kind != "tsa" {
+			if identityToken != "" && kind != "log" {
+				return usageError{fmt.Errorf("--identity-token is for the log workload; the ca workload mints distinct tokens from the development issuer (--request-token or --data)")}
+			}
+			if requestToken == "" && identityToken == "" && kind != "tsa" {
 				b, err := os.ReadFile(filepath.Join(dataDir, "dev-oidc", "request-token"))
 				if err != nil {
-					return usageError{fmt.Errorf("the %s workload needs the development issuer's request token: pass --request-token or --data DIR of a server started with --dev-oidc (%v)", kind, err)}
+					return usageError{fmt.Errorf("the %s workload needs the development issuer's request token: pass --request-token or --data DIR of a server started with --dev-oidc, or (log) --identity-token (%v)", kind, err)}
 				}
 				requestToken = strings.TrimSpace(string(b))
 			}
@@ -77,7 +80,12 @@ request token. Results for the reference machine are in docs/benchmarks.md.`,
 			case "ca":
 				w, err = loadgen.CA(ctx, serverURL, requestToken, maxClients, tokens)
 			case "log":
-				w, err = loadgen.Log(ctx, serverURL, requestToken, entries, func(n int) { progress("  %d entries signed", n) })
+				signed := func(n int) { progress("  %d entries signed", n) }
+				if identityToken != "" {
+					w, err = loadgen.LogWithToken(ctx, serverURL, identityToken, entries, signed)
+				} else {
+					w, err = loadgen.Log(ctx, serverURL, requestToken, entries, signed)
+				}
 			case "tsa":
 				w, err = loadgen.TSA(10000)
 			default:
@@ -120,6 +128,7 @@ request token. Results for the reference machine are in docs/benchmarks.md.`,
 	f := cmd.Flags()
 	f.StringVar(&serverURL, "server", "", "signet server URL (default $SIGNET_SERVER)")
 	f.StringVar(&requestToken, "request-token", "", "development issuer request token")
+	f.StringVar(&identityToken, "identity-token", "", "log: an OIDC token of an issuer the server trusts, for the entries' certificate, instead of the development issuer (servers without --dev-oidc, e.g. on distributed storage)")
 	f.StringVar(&dataDir, "data", "./signet-data", "data directory of the server, to read the development issuer's request token")
 	f.IntSliceVar(&clients, "clients", []int{16}, "concurrent clients; a list runs one measurement each")
 	f.DurationVar(&duration, "duration", 20*time.Second, "measured time per client count")

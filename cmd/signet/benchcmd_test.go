@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,14 +15,25 @@ import (
 // results a script can read; the figures themselves live in docs/benchmarks.md.
 func TestBenchCommandDrivesEachWorkload(t *testing.T) {
 	p := servertest.Start(t, t.TempDir(), "--dev-oidc")
+	// An identity token of any issuer the server trusts certifies the log
+	// workload's key, without the development issuer's request token (an
+	// empty --data has none).
+	tok, err := p.Token(context.Background(), url.Values{"kind": {"github"}, "repository": {"bench/log"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
 		{"log", "--entries", "200"},
+		{"log", "--entries", "200", "--identity-token", tok, "--data", t.TempDir()},
 		{"ca", "--tokens", "20"},
 		{"tsa"},
 	} {
-		t.Run(args[0], func(t *testing.T) {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			all := append([]string{"bench"}, args...)
-			all = append(all, "--server", p.URL, "--data", p.DataDir, "--clients", "2,4", "--duration", "500ms", "--warmup", "100ms", "-o", "json")
+			if !slices.Contains(all, "--data") {
+				all = append(all, "--data", p.DataDir)
+			}
+			all = append(all, "--server", p.URL, "--clients", "2,4", "--duration", "500ms", "--warmup", "100ms", "-o", "json")
 			r := runSignet(t, nil, all...)
 			if r.code != 0 {
 				t.Fatalf("exit %d: %s", r.code, r.stderr)
@@ -52,5 +66,9 @@ func TestBenchCommandDrivesEachWorkload(t *testing.T) {
 	r := runSignet(t, nil, "bench", "ca", "--server", p.URL, "--data", t.TempDir())
 	if r.code != 2 || !strings.Contains(r.stderr, "--request-token") {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	r = runSignet(t, nil, "bench", "ca", "--server", p.URL, "--identity-token", tok)
+	if r.code != 2 || !strings.Contains(r.stderr, "--identity-token is for the log workload") {
+		t.Fatalf("ca with --identity-token: exit %d: %s", r.code, r.stderr)
 	}
 }

@@ -247,11 +247,18 @@ func checkSigningCert(status int, body []byte) error {
 
 // Log prepares n distinct hashedrekord v0.0.2 entries signed by one
 // certified key; every request appends one entry and waits for its proof.
+// The certificate is for a token from the development issuer.
 func Log(ctx context.Context, server, requestToken string, n int, progress func(done int)) (*Workload, error) {
 	tok, err := DevToken(ctx, server, requestToken, url.Values{"kind": {"github"}, "repository": {"bench/log"}})
 	if err != nil {
 		return nil, err
 	}
+	return LogWithToken(ctx, server, tok, n, progress)
+}
+
+// LogWithToken is Log with the certificate for an identity token of any
+// issuer the server trusts (a server without the development issuer).
+func LogWithToken(ctx context.Context, server, tok string, n int, progress func(done int)) (*Workload, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
