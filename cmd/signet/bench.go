@@ -15,9 +15,9 @@ import (
 func newBenchCmd() *cobra.Command {
 	var (
 		serverURL, requestToken, identityToken, dataDir, output string
-		clients                                  []int
-		duration, warmup                         time.Duration
-		entries, tokens                          int
+		clients                                                 []int
+		duration, warmup                                        time.Duration
+		entries, tokens                                         int
 	)
 	cmd := &cobra.Command{
 		Use:   "bench ca|log|tsa",
