@@ -2,12 +2,16 @@ package server_test
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,8 +40,30 @@ func BenchmarkScaleOutLog(b *testing.B) {
 	dir := b.TempDir()
 	iss := newTestIssuer(b, dir)
 	identity := iss.config("url: https://ci.example.com", "type: email")
+	sqlDB, err := sql.Open("mysql", db.DSN(""))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sqlDB.Close()
+	status := func(name string) float64 {
+		var k string
+		var v float64
+		if err := sqlDB.QueryRow("SHOW GLOBAL STATUS LIKE '"+name+"'").Scan(&k, &v); err != nil {
+			b.Fatal(err)
+		}
+		return v
+	}
+	isServer := func(args []string) bool { return len(args) > 1 && args[0] == bin && args[1] == "server" }
+	isDB := func(args []string) bool { return len(args) > 0 && filepath.Base(args[0]) == "mariadbd" }
+	isS3 := func(args []string) bool { return len(args) > 0 && filepath.Base(args[0]) == "versitygw" }
 	run := func(b *testing.B, url string) {
 		tok := iss.mint(b, emailClaims("https://ci.example.com", "bench@example.com"))
+		// What one entry costs, for the model in docs/benchmarks.md: CPU
+		// of the servers, the database and the object store, and the
+		// database's statements and commits, over the whole run.
+		cpu0 := [3]time.Duration{processCPU(b, isServer), processCPU(b, isDB), processCPU(b, isS3)}
+		q0, c0 := status("Questions"), status("Com_commit")
+		size0 := treeSize(b, url)
 		var stdout, stderr bytes.Buffer
 		cmd := exec.Command(bin, "bench", "log", "--server", url, "--identity-token", tok, "--clients", "16,256",
 			"--duration", duration.String(), "--warmup", "3s", "--entries", "30000", "-o", "json")
@@ -56,6 +82,14 @@ func BenchmarkScaleOutLog(b *testing.B) {
 			b.ReportMetric(float64(r.P99.Microseconds())/1000, "p99-ms@"+c)
 			b.Logf("%s", r)
 		}
+		// Every entry the run appended, warm-ups included.
+		entries := float64(treeSize(b, url) - size0)
+		perEntry := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / entries }
+		b.ReportMetric(perEntry(processCPU(b, isServer)-cpu0[0]), "server-cpu-ms/entry")
+		b.ReportMetric(perEntry(processCPU(b, isDB)-cpu0[1]), "db-cpu-ms/entry")
+		b.ReportMetric(perEntry(processCPU(b, isS3)-cpu0[2]), "s3-cpu-ms/entry")
+		b.ReportMetric((status("Questions")-q0)/entries, "db-statements/entry")
+		b.ReportMetric((status("Com_commit")-c0)/entries, "db-commits/entry")
 	}
 	b.Run("embedded", func(b *testing.B) {
 		addr := servertest.FreeAddr(b)
@@ -99,4 +133,53 @@ func BenchmarkScaleOutLog(b *testing.B) {
 			}
 		})
 	}
+}
+
+// processCPU is the user and system CPU time so far of the processes
+// whose command line match picks.
+func processCPU(b *testing.B, match func(args []string) bool) time.Duration {
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ticks int64
+	for _, d := range dirs {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil || !match(strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")) {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name in parentheses; utime and stime
+		// are the 14th and 15th of the line.
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + s
+	}
+	return time.Duration(ticks) * (time.Second / 100) // USER_HZ
+}
+
+// treeSize is the size of the log's current checkpoint at url.
+func treeSize(b *testing.B, url string) uint64 {
+	resp, err := http.Get(url + "/api/v2/checkpoint")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	lines := strings.SplitN(string(body), "\n", 3)
+	if resp.StatusCode != http.StatusOK || len(lines) < 3 {
+		b.Fatalf("checkpoint: %d %.200s", resp.StatusCode, body)
+	}
+	n, err := strconv.ParseUint(lines[1], 10, 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
 }

@@ -93,7 +93,7 @@ which cosign v3 takes as --trusted-root and --signing-config.`,
 			return srv.Serve(ctx)
 		},
 	}
-	cmd.AddCommand(newServerFsckCmd(), newServerKeygenCmd(), newServerBackupCmd(), newServerRestoreCmd())
+	cmd.AddCommand(newServerFsckCmd(), newServerMigrateCmd(), newServerKeygenCmd(), newServerBackupCmd(), newServerRestoreCmd())
 	f := cmd.Flags()
 	f.StringVar(&configPath, "config", "", "YAML config file (OIDC issuers, keys, limits); flags override it")
 	f.StringVar(&flagCfg.Addr, "addr", server.DefaultAddr, "listen address host:port")

@@ -9,7 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -192,4 +194,35 @@ func (l *Log) serveObject(w http.ResponseWriter, r *http.Request, rel, contentTy
 		return
 	}
 	_, _ = io.Copy(w, out.Body)
+}
+
+// CopyIssuers copies the issuer certificates of the stopped CT log in dir
+// into distributed storage d (for a migration: tlog.Migrate copies the
+// tree; the issuers the data tiles name by fingerprint are beside it).
+// Issuers already there with the same bytes are skipped, so it can be run
+// again. It returns how many the directory holds.
+func CopyIssuers(ctx context.Context, dir string, d *tlog.Distributed) (int, error) {
+	entries, err := os.ReadDir(filepath.Join(dir, issuerDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("ctlog: reading the issuers: %w", err)
+	}
+	s := &s3Issuers{client: s3.NewFromConfig(d.AWS, d.S3Options), bucket: d.Bucket, prefix: d.Prefix}
+	var kvs []tstorage.KV
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, issuerDir, e.Name()))
+		if err != nil {
+			return 0, fmt.Errorf("ctlog: reading an issuer: %w", err)
+		}
+		kvs = append(kvs, tstorage.KV{K: []byte(e.Name()), V: b})
+	}
+	if err := s.AddIssuersIfNotExist(ctx, kvs); err != nil {
+		return 0, fmt.Errorf("ctlog: copying the issuers to s3://%s/%s: %w", d.Bucket, d.Prefix, err)
+	}
+	return len(kvs), nil
 }
