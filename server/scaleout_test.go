@@ -354,15 +354,23 @@ func TestScaleOutReplicasSurviveFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range replicas[1:] {
-		other, err := http.Get("http://" + r.addr + "/trust/trusted_root.json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(other.Body)
-		other.Body.Close()
-		if !bytes.Equal(b, trJSON) {
-			t.Fatalf("replica %s serves another trusted_root.json than %s", r.addr, replicas[0].addr)
+	// The trust files and the TUF repository are the same on every
+	// replica: a client moving between them sees one deployment.
+	for _, path := range []string{"/trust/trusted_root.json", "/tuf/root.json", "/tuf/timestamp.json"} {
+		var want []byte
+		for i, r := range replicas {
+			other, err := http.Get("http://" + r.addr + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(other.Body)
+			other.Body.Close()
+			if i == 0 {
+				want = b
+			}
+			if other.StatusCode != http.StatusOK || !bytes.Equal(b, want) {
+				t.Fatalf("replica %s serves another %s than %s: %d %.200s", r.addr, path, replicas[0].addr, other.StatusCode, b)
+			}
 		}
 	}
 	pub, origin := logKeyAndOrigin(t, trJSON, replicas[0].p)

@@ -352,6 +352,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	// pinned root (cosign initialize --mirror, sigstore-go's TUF client).
 	tufOpts := tuf.Options{Dir: s.dir.TUFDir(), Logger: logger.With("service", "tuf"),
 		Targets: map[string][]byte{tuf.TrustedRootTarget: s.trust.TrustedRoot, tuf.SigningConfigTarget: s.trust.SigningConfig}}
+	if dist != nil {
+		// One repository for every server: each signing its own versions
+		// would show a client moving between them a rollback.
+		tufOpts.DSN = dist.DSN
+	}
 	if cfg.TUF.Dir != "" {
 		// A key ceremony's repository: only the online key is here.
 		tufOpts.Dir, tufOpts.Published = cfg.TUF.Dir, true

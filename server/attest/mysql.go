@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/signet-dev/signet/server/storage"
 )
 
 // sqlRecords keeps the attestations in a MySQL-compatible database that
@@ -46,10 +48,6 @@ type sqlRecords struct {
 }
 
 const (
-	// Set in the DSN when it sets none, so that a database that stops
-	// answering fails requests instead of holding them.
-	dbDialTimeout = 5 * time.Second
-	dbIOTimeout   = 30 * time.Second
 	// dbTimeout bounds each operation on the database (a claim, a put, a
 	// query), however many statements it takes.
 	dbTimeout = 30 * time.Second
@@ -102,27 +100,6 @@ var sqlTables = []string{
 	) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
 }
 
-// sqlDSN is dsn with the timeouts it leaves unset bounded.
-func sqlDSN(dsn string) (*mysql.Config, error) {
-	c, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		return nil, fmt.Errorf("the database DSN does not parse (%v); write it as user:password@tcp(host:3306)/database", err)
-	}
-	if c.DBName == "" {
-		return nil, errors.New("the database DSN names no database; end it with /database")
-	}
-	if c.Timeout == 0 {
-		c.Timeout = dbDialTimeout
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = dbIOTimeout
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = dbIOTimeout
-	}
-	return c, nil
-}
-
 // checkPacket refuses a database whose max_allowed_packet (found) cannot
 // take a record of the largest envelope the store accepts: such a
 // submission would be logged and then fail to be stored.
@@ -142,7 +119,7 @@ func checkPacket(found, maxEnvelope int64) error {
 // openSQL connects to the database, creates the tables it lacks, and
 // returns it with the records and pending markers it holds.
 func openSQL(dsn string, maxEnvelope int64, logger *slog.Logger) (*sqlRecords, int, int, error) {
-	cfg, err := sqlDSN(dsn)
+	cfg, err := storage.BoundedDSN(dsn)
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("attestations: %w", err)
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 	tesseraaws "github.com/transparency-dev/tessera/storage/aws"
 	awsantispam "github.com/transparency-dev/tessera/storage/aws/antispam"
+
+	"github.com/signet-dev/signet/server/storage"
 )
 
 // Distributed puts the log on tessera's AWS driver: a MySQL-compatible
@@ -28,8 +30,8 @@ import (
 type Distributed struct {
 	// DSN is the go-sql-driver/mysql data source name of the log's own
 	// database: tessera's tables have fixed names, so two logs need two
-	// databases. Timeouts left unset in it get dbDialTimeout and
-	// dbIOTimeout, so a database that stops answering fails requests
+	// databases. Timeouts left unset in it get storage.DBDialTimeout and
+	// storage.DBIOTimeout, so a database that stops answering fails requests
 	// instead of holding them.
 	DSN string
 	// Bucket and Prefix say where in the object store the log lives: its
@@ -50,8 +52,7 @@ type Distributed struct {
 }
 
 const (
-	dbDialTimeout  = 5 * time.Second
-	dbIOTimeout    = 30 * time.Second
+	dbIOTimeout    = storage.DBIOTimeout
 	defaultDBConns = 16
 	// integrationPoll is how often a server waiting for integration
 	// rereads the tree size from the database. tessera's AWS driver
@@ -81,21 +82,9 @@ func (d *Distributed) where() string {
 
 // dsn is DSN with the timeouts bounded.
 func (d *Distributed) dsn() (string, error) {
-	c, err := mysql.ParseDSN(d.DSN)
+	c, err := storage.BoundedDSN(d.DSN)
 	if err != nil {
-		return "", fmt.Errorf("the database DSN does not parse (%v); write it as user:password@tcp(host:3306)/database", err)
-	}
-	if c.DBName == "" {
-		return "", errors.New("the database DSN names no database; end it with /database (one database per log)")
-	}
-	if c.Timeout == 0 {
-		c.Timeout = dbDialTimeout
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = dbIOTimeout
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = dbIOTimeout
+		return "", err
 	}
 	return c.FormatDSN(), nil
 }
