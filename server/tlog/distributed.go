@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 	tesseraaws "github.com/transparency-dev/tessera/storage/aws"
 	awsantispam "github.com/transparency-dev/tessera/storage/aws/antispam"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/signet-dev/signet/server/storage"
 )
@@ -45,6 +47,11 @@ type Distributed struct {
 	// (http://host/bucket/key), as most stores other than AWS need.
 	Endpoint  string
 	PathStyle bool
+	// Integrators is how many of tessera's integration loops this server
+	// runs, started evenly spread over a second: tessera's AWS driver
+	// integrates once a second per loop, and an append is answered only
+	// once integrated, so this divides the wait. 0 is defaultIntegrators.
+	Integrators int
 	// MaxOpenConns bounds this server's connections to the database (each
 	// of the sequencer, the antispam index and the signed-head record has
 	// a pool of this size); 0 is defaultDBConns.
@@ -54,6 +61,11 @@ type Distributed struct {
 const (
 	dbIOTimeout    = storage.DBIOTimeout
 	defaultDBConns = 16
+	// defaultIntegrators: measured in docs/benchmarks.md (scale-out).
+	defaultIntegrators = 4
+	// integratorConns: an extra integration loop's pool; it runs one
+	// integration (and a checkpoint publication) at a time.
+	integratorConns = 2
 	// integrationPoll is how often a server waiting for integration
 	// rereads the tree size from the database. tessera's AWS driver
 	// integrates once a second, so waiting costs that at most; the poll
@@ -154,6 +166,64 @@ func openDistributed(ctx context.Context, d *Distributed, origin string) (*distr
 		return nil, fmt.Errorf("opening tessera's antispam index in the database: %w", err)
 	}
 	return &distributedParts{driver: driver, antispam: as, head: head, published: published}, nil
+}
+
+// startIntegrators runs the extra integration loops: each is tessera's
+// AWS appender with nothing to add, whose own ticker integrates what any
+// server sequenced (the database serialises them), started 1/n s after
+// the previous one. The shutdown it returns stops those started.
+func startIntegrators(ctx context.Context, d *Distributed, signer note.Signer, interval time.Duration, logger *slog.Logger) func(context.Context) error {
+	n := d.Integrators
+	if n == 0 {
+		n = defaultIntegrators
+	}
+	var (
+		mu        sync.Mutex
+		shutdowns []func(context.Context) error
+		wg        sync.WaitGroup
+	)
+	dsn, err := d.dsn()
+	if err != nil || n < 2 {
+		return func(context.Context) error { return nil }
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 1; i < n; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second / time.Duration(n)):
+			}
+			driver, err := tesseraaws.New(ctx, tesseraaws.Config{
+				SDKConfig: &d.AWS, S3Options: d.s3Options, Bucket: d.Bucket, BucketPrefix: d.Prefix,
+				DSN: dsn, MaxOpenConns: integratorConns, MaxIdleConns: integratorConns,
+			})
+			if err == nil {
+				var shutdown func(context.Context) error
+				_, shutdown, _, err = tessera.NewAppender(ctx, driver, tessera.NewAppendOptions().
+					WithCheckpointSigner(signer).WithCheckpointInterval(interval))
+				if err == nil {
+					mu.Lock()
+					shutdowns = append(shutdowns, shutdown)
+					mu.Unlock()
+					continue
+				}
+			}
+			// The first loop still integrates: slower answers, not lost ones.
+			logger.Warn("an extra integration loop did not start; appends wait longer", "error", err)
+		}
+	}()
+	return func(ctx context.Context) error {
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		var errs []error
+		for _, sd := range shutdowns {
+			errs = append(errs, sd(ctx))
+		}
+		return errors.Join(errs...)
+	}
 }
 
 // readObject returns the object, or nil if there is none.

@@ -353,6 +353,13 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	}
 	if opts.Distributed != nil {
 		l.integrated = newIntegration(reader.IntegratedSize)
+		// The extra loops add nothing, so they stop at once.
+		moreCtx, stopMore := context.WithCancel(runCtx)
+		more := startIntegrators(moreCtx, opts.Distributed, signer, opts.CheckpointInterval, opts.Logger)
+		l.shutdown = func(ctx context.Context) error {
+			stopMore()
+			return errors.Join(more(ctx), shutdown(ctx))
+		}
 	}
 	if opts.AwaitPublication {
 		l.awaiter = tessera.NewPublicationAwaiter(runCtx, reader.ReadCheckpoint, awaitPollPeriod)
