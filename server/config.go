@@ -176,7 +176,10 @@ type StorageConfig struct {
 	// cannot share the transparency log's. Its objects are under
 	// Objects.Prefix + "ctlog/".
 	CTDatabase DatabaseConfig `yaml:"ctDatabase"`
-	Objects    struct {
+	// IntegrationLoops is how many of tessera's integration loops each
+	// server runs (0: 4); see docs/scale-out.md.
+	IntegrationLoops int `yaml:"integrationLoops"`
+	Objects          struct {
 		// Bucket and Prefix: the log's tiles, entry bundles and checkpoint
 		// are at s3://Bucket/Prefix<tlog-tiles path>.
 		Bucket string `yaml:"bucket"`
@@ -214,6 +217,10 @@ func sameDatabaseMessage(dsn string) string {
 	return fmt.Sprintf("storage.ctDatabase names the same database (%s on %s) as storage.database; the CT log needs one of its own, as tessera's tables have fixed names", d.DBName, d.Addr)
 }
 
+// maxIntegrationLoops bounds storage.integrationLoops: each loop holds
+// database connections and polls the database every second.
+const maxIntegrationLoops = 16
+
 // Storage drivers.
 const (
 	StorageEmbedded    = "embedded"
@@ -250,8 +257,8 @@ func (c *Config) validateStorage() error {
 	st := &c.Storage
 	switch st.Driver {
 	case "", StorageEmbedded:
-		if st.Database.set() || st.CTDatabase.set() || st.Objects.Bucket != "" || st.Objects.Prefix != "" || st.Objects.Endpoint != "" || st.Objects.PathStyle {
-			return errors.New("config: storage.database, storage.ctDatabase and storage.objects are settings of the distributed storage; set storage.driver: distributed, or remove them")
+		if st.Database.set() || st.CTDatabase.set() || st.IntegrationLoops != 0 || st.Objects.Bucket != "" || st.Objects.Prefix != "" || st.Objects.Endpoint != "" || st.Objects.PathStyle {
+			return errors.New("config: storage.database, storage.ctDatabase, storage.integrationLoops and storage.objects are settings of the distributed storage; set storage.driver: distributed, or remove them")
 		}
 		return nil
 	case StorageDistributed:
@@ -267,6 +274,8 @@ func (c *Config) validateStorage() error {
 		return fmt.Errorf("config: storage.objects.prefix %q must end in /, as a folder of the bucket", st.Objects.Prefix)
 	case len(c.Keys.LogRotations) > 0:
 		return errors.New("config: keys.logRotations is not supported on the distributed storage yet: each shard would need a database of its own; rotate the log key on the embedded storage, or remove keys.logRotations")
+	case st.IntegrationLoops < 0 || st.IntegrationLoops > maxIntegrationLoops:
+		return fmt.Errorf("config: storage.integrationLoops %d: give 1 to %d (0 or unset: 4); more loops per server shorten appends' wait, and servers × loops beyond about 8 contend for the database's integration lock", st.IntegrationLoops, maxIntegrationLoops)
 	case st.CTDatabase.DSN != "" && st.CTDatabase.DSNFile != "":
 		return errors.New("config: storage.ctDatabase: set dsn or dsnFile, not both")
 	case !c.CT.Disabled && !st.CTDatabase.set():

@@ -1037,7 +1037,7 @@ func configCases(t *testing.T) []configCase {
 			}
 		}},
 		// The DSN from a file, not the config.
-		{keys: []string{"storage.database.dsnFile", "storage.ctDatabase.dsnFile"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
+		{keys: []string{"storage.database.dsnFile", "storage.ctDatabase.dsnFile", "storage.integrationLoops"}, setup: func(t *testing.T, dir string) (string, func(*testing.T, *servertest.Process)) {
 			db, objects := distributedBackends(t)
 			copyDir(t, sharedKeys(t), filepath.Join(dir, "data", "keys"))
 			iss := newTestIssuer(t, dir)
@@ -1048,7 +1048,7 @@ func configCases(t *testing.T) []configCase {
 			if err := os.WriteFile(ctDSNFile, []byte(db.DSN("signet_ct")+"\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			return fmt.Sprintf("%sstorage:\n  driver: distributed\n  database:\n    dsnFile: %s\n  ctDatabase:\n    dsnFile: %s\n  objects:\n    bucket: signet\n    endpoint: %s\n    pathStyle: true\n",
+			return fmt.Sprintf("%sstorage:\n  driver: distributed\n  integrationLoops: 2\n  database:\n    dsnFile: %s\n  ctDatabase:\n    dsnFile: %s\n  objects:\n    bucket: signet\n    endpoint: %s\n    pathStyle: true\n",
 					iss.config("url: https://ci.example.com", "type: email"), dsnFile, ctDSNFile, objects.Endpoint()), func(t *testing.T, p *servertest.Process) {
 					appendEntries(t, p, 1)
 					sqlDB, err := sql.Open("mysql", db.DSN("signet"))
@@ -1059,6 +1059,16 @@ func configCases(t *testing.T) []configCase {
 					var n int
 					if err := sqlDB.QueryRow("SELECT COUNT(*) FROM SignetSignedHead WHERE note IS NOT NULL").Scan(&n); err != nil || n != 1 {
 						t.Fatalf("the log's signed-head record in the database of the DSN file: %d rows, %v", n, err)
+					}
+					// Two integration loops, as configured.
+					for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+						_, metrics := get(t, p, "/metrics")
+						if strings.Contains(metrics, "\nsignet_tlog_integration_loops{origin=\"127.0.0.1\"} 2\n") {
+							break
+						}
+						if time.Now().After(deadline) {
+							t.Fatalf("the server does not report 2 integration loops:\n%s", metrics)
+						}
 					}
 					// The CT log is on the database of its DSN file.
 					mustCertify(t, p, iss.mint(t, emailClaims("https://ci.example.com", "bob@example.com")))

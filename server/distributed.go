@@ -52,12 +52,13 @@ func distributedLog(ctx context.Context, st StorageConfig, logger *slog.Logger) 
 	// structured log, not on stderr.
 	_ = mysql.SetLogger(mysqlLogger{logger.With("component", "mysql")})
 	return &tlog.Distributed{
-		DSN:       dsn,
-		Bucket:    st.Objects.Bucket,
-		Prefix:    st.Objects.Prefix,
-		AWS:       aws,
-		Endpoint:  st.Objects.Endpoint,
-		PathStyle: st.Objects.PathStyle,
+		DSN:         dsn,
+		Bucket:      st.Objects.Bucket,
+		Prefix:      st.Objects.Prefix,
+		AWS:         aws,
+		Endpoint:    st.Objects.Endpoint,
+		PathStyle:   st.Objects.PathStyle,
+		Integrators: st.IntegrationLoops,
 	}, nil
 }
 

@@ -602,6 +602,8 @@ func TestDistributedStorageRefusedAtStart(t *testing.T) {
 		{"CT database with the CT log disabled", distributed + "  ctDatabase:\n    dsn: \"" + ctDSN + "\"\n", keys, []string{"storage.ctDatabase is the certificate transparency log's database, and ct.disabled is true"}},
 		{"CT log on the log's database", withCT + "  ctDatabase:\n    dsn: \"" + dsn + "\"\n", keys, []string{"storage.ctDatabase names the same database (signet on 127.0.0.1:1) as storage.database"}},
 		{"CT log key of its own", withCT + "  ctDatabase:\n    dsn: \"" + ctDSN + "\"\n", noCTKey, []string{"holds no CT log key (ctlog.key)", "keys.ctLogKey"}},
+		{"too many integration loops", distributed + "  integrationLoops: 17\n", keys, []string{"storage.integrationLoops 17: give 1 to 16"}},
+		{"integration loops on the embedded storage", issuers + "storage:\n  integrationLoops: 2\n", keys, []string{"settings of the distributed storage", "storage.integrationLoops"}},
 		{"development issuer", "devOIDC: true\n" + distributed, keys, []string{"--dev-oidc keeps its signing key in each server's data directory", "oidcIssuers"}},
 		{"keys of its own", distributed, "", []string{"holds no keys, and servers sharing one log must not generate their own", "keys.caKey", "docs/scale-out.md"}},
 		{"TUF key of its own", distributed, noTUF, []string{"the zero-config TUF repository's key would be generated per server", "tuf.key"}},

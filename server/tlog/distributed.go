@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	"github.com/go-sql-driver/mysql"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/api/layout"
 	tesseraaws "github.com/transparency-dev/tessera/storage/aws"
@@ -172,7 +173,7 @@ func openDistributed(ctx context.Context, d *Distributed, origin string) (*distr
 // AWS appender with nothing to add, whose own ticker integrates what any
 // server sequenced (the database serialises them), started 1/n s after
 // the previous one. The shutdown it returns stops those started.
-func startIntegrators(ctx context.Context, d *Distributed, signer note.Signer, interval time.Duration, logger *slog.Logger) func(context.Context) error {
+func startIntegrators(ctx context.Context, d *Distributed, signer note.Signer, interval time.Duration, logger *slog.Logger, running prometheus.Gauge) func(context.Context) error {
 	n := d.Integrators
 	if n == 0 {
 		n = defaultIntegrators
@@ -184,11 +185,13 @@ func startIntegrators(ctx context.Context, d *Distributed, signer note.Signer, i
 	)
 	dsn, err := d.dsn()
 	if err != nil || n < 2 {
+		running.Set(1)
 		return func(context.Context) error { return nil }
 	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		running.Set(1)
 		for i := 1; i < n; i++ {
 			select {
 			case <-ctx.Done():
@@ -207,6 +210,7 @@ func startIntegrators(ctx context.Context, d *Distributed, signer note.Signer, i
 					mu.Lock()
 					shutdowns = append(shutdowns, shutdown)
 					mu.Unlock()
+					running.Inc()
 					continue
 				}
 			}

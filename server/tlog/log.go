@@ -355,7 +355,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		l.integrated = newIntegration(reader.IntegratedSize)
 		// The extra loops add nothing, so they stop at once.
 		moreCtx, stopMore := context.WithCancel(runCtx)
-		more := startIntegrators(moreCtx, opts.Distributed, signer, opts.CheckpointInterval, opts.Logger)
+		more := startIntegrators(moreCtx, opts.Distributed, signer, opts.CheckpointInterval, opts.Logger, m.loops)
 		l.shutdown = func(ctx context.Context) error {
 			stopMore()
 			return errors.Join(more(ctx), shutdown(ctx))

@@ -3,10 +3,12 @@ package tlog
 import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
-	appended  *prometheus.CounterVec
-	rejected  *prometheus.CounterVec
-	latency   prometheus.Histogram
-	treeSize  prometheus.Gauge
+	appended *prometheus.CounterVec
+	rejected *prometheus.CounterVec
+	latency  prometheus.Histogram
+	treeSize prometheus.Gauge
+	// loops: integration loops running (distributed storage).
+	loops     prometheus.Gauge
 	tileReads prometheus.Counter
 	// witnessAnswers counts the witnesses' answers by witness and status.
 	witnessAnswers *prometheus.CounterVec
@@ -31,6 +33,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "signet_tlog_tree_size",
 			Help: "Size of the newest tree the log has signed a checkpoint for.",
 		}),
+		loops: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "signet_tlog_integration_loops",
+			Help: "tessera integration loops this server runs on distributed storage (storage.integrationLoops); 0 on the embedded storage.",
+		}),
 		tileReads: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "signet_tlog_proof_tile_reads_total",
 			Help: "Tiles read from storage to build proofs (cache misses).",
@@ -40,7 +46,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Checkpoints sent to witnesses (C2SP tlog-witness add-checkpoint), by witness host and answer: an HTTP status, or error when unreachable.",
 		}, []string{"witness", "answer"}),
 	}
-	for _, c := range []prometheus.Collector{m.appended, m.rejected, m.latency, m.treeSize, m.tileReads, m.witnessAnswers} {
+	for _, c := range []prometheus.Collector{m.appended, m.rejected, m.latency, m.treeSize, m.loops, m.tileReads, m.witnessAnswers} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
