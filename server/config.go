@@ -275,7 +275,7 @@ func (c *Config) validateStorage() error {
 	case len(c.Keys.LogRotations) > 0:
 		return errors.New("config: keys.logRotations is not supported on the distributed storage yet: each shard would need a database of its own; rotate the log key on the embedded storage, or remove keys.logRotations")
 	case st.IntegrationLoops < 0 || st.IntegrationLoops > maxIntegrationLoops:
-		return fmt.Errorf("config: storage.integrationLoops %d: give 1 to %d (0 or unset: 4); more loops per server shorten appends' wait, and servers × loops beyond about 8 contend for the database's integration lock", st.IntegrationLoops, maxIntegrationLoops)
+		return fmt.Errorf("config: storage.integrationLoops %d: give 1 to %d (0 or unset: 4); more loops per server shorten appends' wait, and the loops of all servers contend for the database's integration lock", st.IntegrationLoops, maxIntegrationLoops)
 	case st.CTDatabase.DSN != "" && st.CTDatabase.DSNFile != "":
 		return errors.New("config: storage.ctDatabase: set dsn or dsnFile, not both")
 	case !c.CT.Disabled && !st.CTDatabase.set():
