@@ -29,6 +29,7 @@ import (
 	"github.com/signet-dev/signet/core/intoto"
 	"github.com/signet-dev/signet/core/sign"
 	"github.com/signet-dev/signet/core/sign/transport"
+	"github.com/signet-dev/signet/internal/backendtest"
 	"github.com/signet-dev/signet/internal/mysqltest"
 	"github.com/signet-dev/signet/internal/s3test"
 	"github.com/signet-dev/signet/server/servertest"
@@ -142,16 +143,7 @@ func copyDir(t testing.TB, from, to string) {
 // endpoint: storage.objects.endpoint names it).
 func distributedBackends(t testing.TB) (*mysqltest.Server, *s3test.Server) {
 	t.Helper()
-	var db *mysqltest.Server
-	var objects *s3test.Server
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); db = mysqltest.Start(t) }()
-	go func() { defer wg.Done(); objects = s3test.Start(t) }()
-	wg.Wait()
-	if db == nil || objects == nil {
-		t.FailNow()
-	}
+	db, objects := backendtest.Start(t)
 	db.CreateDatabase(t, "signet")
 	db.CreateDatabase(t, "signet_ct")
 	objects.CreateBucket(t, "signet")
@@ -475,6 +467,15 @@ func TestScaleOutReplicasSurviveFailures(t *testing.T) {
 	if !strings.Contains(b[http.StatusServiceUnavailable], "database or object store is not answering") {
 		t.Fatalf("the 503 does not say what is wrong: %s", b[http.StatusServiceUnavailable])
 	}
+	// A certificate cannot be logged in the CT log (its database is on
+	// the same server): a clear refusal, and no certificate without SCT.
+	refusedFrom := time.Now()
+	if c, err := requestCert(replicas[0].p, iss.mint(t, emailClaims("https://ci.example.com", "alice@example.com"))); err == nil {
+		t.Fatalf("with the database down, a certificate was issued (%d SCTs)", len(sctLogIDs(t, c)))
+	} else if !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "the certificate transparency log did not log it") {
+		t.Fatalf("with the database down, the certificate request failed with: %v", err)
+	}
+	t.Logf("certificate refused %v after the database went down", time.Since(refusedFrom).Round(time.Millisecond))
 	db.Restart(t)
 	load.waitAcks(t, 200, time.Minute, "after the database restart")
 

@@ -133,6 +133,22 @@ func (s *Server) CreateDatabase(t testing.TB, name string) {
 	}
 }
 
+// Exec runs one statement on the database dsn names and fails the test
+// if it does not succeed.
+func Exec(t testing.TB, dsn, stmt string, args ...any) {
+	t.Helper()
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := db.ExecContext(ctx, stmt, args...); err != nil {
+		t.Fatalf("%s: %v", stmt, err)
+	}
+}
+
 // Kill kills mariadbd with SIGKILL, as a crash or a lost machine would,
 // and waits until it has exited; the data directory stays for Restart.
 // Killing a stopped server does nothing.

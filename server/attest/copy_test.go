@@ -223,18 +223,6 @@ func dump(t *testing.T, dsn string) []string {
 	return out
 }
 
-func execDSN(t *testing.T, dsn, stmt string, args ...any) {
-	t.Helper()
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(stmt, args...); err != nil {
-		t.Fatalf("%s: %v", stmt, err)
-	}
-}
-
 func mustCopy(t *testing.T, src *copySource, dsn string, opts CopyOptions) CopyReport {
 	t.Helper()
 	rep, err := Copy(context.Background(), src.path, dsn, opts)
@@ -323,8 +311,8 @@ func testCopyResumesAfterLoss(t *testing.T, dsn string) {
 	src := newCopySource(t)
 	mustCopy(t, src, dsn, CopyOptions{})
 	full := dump(t, dsn)
-	execDSN(t, dsn, "DELETE FROM SignetAttestationRecords WHERE seq IN (2, 5)")
-	execDSN(t, dsn, "DELETE FROM SignetAttestationIndex WHERE seq IN (2, 5, 7)") // 7 keeps its record
+	mysqltest.Exec(t, dsn, "DELETE FROM SignetAttestationRecords WHERE seq IN (2, 5)")
+	mysqltest.Exec(t, dsn, "DELETE FROM SignetAttestationIndex WHERE seq IN (2, 5, 7)") // 7 keeps its record
 	if got := dump(t, dsn); len(got) >= len(full) {
 		t.Fatal("nothing deleted")
 	}

@@ -39,6 +39,7 @@ import (
 	"github.com/transparency-dev/tessera/ctonly"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/signet-dev/signet/internal/backendtest"
 	"github.com/signet-dev/signet/internal/mysqltest"
 	"github.com/signet-dev/signet/internal/s3test"
 	"github.com/signet-dev/signet/server/tlog"
@@ -55,17 +56,8 @@ type distStore struct {
 
 func startDistStore(t *testing.T) *distStore {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts MariaDB and versitygw")
-	}
 	var ds distStore
-	var wg sync.WaitGroup
-	wg.Go(func() { ds.s3 = s3test.Start(t) })
-	wg.Go(func() { ds.db = mysqltest.Start(t) })
-	wg.Wait()
-	if ds.s3 == nil || ds.db == nil {
-		t.FailNow() // Start reported why
-	}
+	ds.db, ds.s3 = backendtest.Start(t)
 	return &ds
 }
 

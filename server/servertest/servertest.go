@@ -185,6 +185,9 @@ func StartArgsErr(bin string, args ...string) (*Process, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The probe's kept-alive connection would count against the server's
+	// http.maxConnections.
+	probe.CloseIdleConnections()
 	if b, err := os.ReadFile(filepath.Join(p.DataDir, "dev-oidc", "request-token")); err == nil {
 		p.RequestToken = strings.TrimSpace(string(b))
 	}

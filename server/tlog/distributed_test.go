@@ -20,6 +20,7 @@ import (
 	f_log "github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/signet-dev/signet/internal/backendtest"
 	"github.com/signet-dev/signet/internal/mysqltest"
 	"github.com/signet-dev/signet/internal/s3test"
 )
@@ -33,18 +34,8 @@ type distributedStore struct {
 
 func startDistributedStore(t *testing.T) *distributedStore {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts MariaDB and versitygw")
-	}
 	var ds distributedStore
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); ds.s3 = s3test.Start(t) }()
-	go func() { defer wg.Done(); ds.db = mysqltest.Start(t) }()
-	wg.Wait()
-	if ds.s3 == nil || ds.db == nil {
-		t.FailNow() // Start reported why
-	}
+	ds.db, ds.s3 = backendtest.Start(t)
 	return &ds
 }
 

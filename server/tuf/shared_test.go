@@ -190,18 +190,6 @@ func rows(t *testing.T, dsn string) map[string]string {
 	return out
 }
 
-func exec(t *testing.T, dsn, stmt string, args ...any) {
-	t.Helper()
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(stmt, args...); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // logBuffer is a logger whose records a test reads.
 type logBuffer struct {
 	mu sync.Mutex
@@ -370,8 +358,8 @@ func TestSharedMetadata(t *testing.T) {
 		}
 
 		// A database that goes back (restored from a backup) is not served.
-		exec(t, dsn, "UPDATE SignetTUF SET content = ? WHERE path = 'timestamp.json'", v2)
-		exec(t, dsn, "DELETE FROM SignetTUF WHERE path = ?", nextRow)
+		mysqltest.Exec(t, dsn, "UPDATE SignetTUF SET content = ? WHERE path = 'timestamp.json'", v2)
+		mysqltest.Exec(t, dsn, "DELETE FROM SignetTUF WHERE path = ?", nextRow)
 		if err := a.r.reload(); err == nil || !strings.Contains(err.Error(), "older than version 3") {
 			t.Fatalf("reloading a database that went back: %v", err)
 		}

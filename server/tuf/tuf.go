@@ -748,7 +748,7 @@ func (r *Repo) refresh() {
 		case <-reload:
 			err := r.reload()
 			if err != nil {
-				r.o.Logger.Error("reading the shared TUF metadata failed; serving what this server has", "error", err, "timestampExpires", r.expires())
+				r.o.Logger.Error("reading the shared TUF metadata failed; serving what this server has", "error", err, "timestamp_expires", r.expires())
 			} else if failing {
 				r.o.Logger.Info("reading the shared TUF metadata works again")
 			}
@@ -763,7 +763,7 @@ func (r *Repo) refresh() {
 func (r *Repo) refreshDue() {
 	now := r.o.Now().UTC()
 	if err := r.sign(now, false, false); err != nil {
-		r.o.Logger.Error("re-signing TUF metadata failed; serving what this server has, and clients will see it expire unless a later attempt succeeds", "error", err, "timestampExpires", r.expires())
+		r.o.Logger.Error("re-signing TUF metadata failed; serving what this server has, and clients will see it expire unless a later attempt succeeds", "error", err, "timestamp_expires", r.expires())
 	}
 	r.warnOffline(now)
 }
