@@ -119,20 +119,11 @@ func checkPacket(found, maxEnvelope int64) error {
 // openSQL connects to the database, creates the tables it lacks, and
 // returns it with the records and pending markers it holds.
 func openSQL(dsn string, maxEnvelope int64, logger *slog.Logger) (*sqlRecords, int, int, error) {
-	cfg, err := storage.BoundedDSN(dsn)
+	db, where, err := storage.OpenDB(dsn, dbConns, dbConns/4)
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("attestations: %w", err)
 	}
-	conn, err := mysql.NewConnector(cfg)
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("attestations: %w", err)
-	}
-	s := &sqlRecords{db: sql.OpenDB(conn), where: fmt.Sprintf("database %s on %s", cfg.DBName, cfg.Addr), owner: rand.Text()}
-	s.db.SetMaxOpenConns(dbConns)
-	s.db.SetMaxIdleConns(dbConns / 4)
-	// Connections are renewed now and then, so that after a failover none
-	// stays on the old primary.
-	s.db.SetConnMaxLifetime(5 * time.Minute)
+	s := &sqlRecords{db: db, where: where, owner: rand.Text()}
 	stored, pending, err := s.prepare(maxEnvelope, logger)
 	if err != nil {
 		_ = s.db.Close()
@@ -152,22 +143,8 @@ func (s *sqlRecords) prepare(maxEnvelope int64, logger *slog.Logger) (int, int, 
 		return 0, 0, err
 	}
 	s.maxRecord = packet - packetOverhead
-	for _, stmt := range sqlTables {
-		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
-			return 0, 0, fmt.Errorf("creating the tables: %w", err)
-		}
-	}
-	// INSERT IGNORE: replicas starting at once on a new database all write
-	// the one version, and the first wins.
-	if _, err := s.db.ExecContext(ctx, "INSERT IGNORE INTO SignetAttestationMeta (name, value) VALUES ('schema', ?)", sqlSchemaVersion); err != nil {
+	if err := storage.PrepareSchema(ctx, s.db, sqlTables, "SignetAttestationMeta", sqlSchemaVersion); err != nil {
 		return 0, 0, err
-	}
-	var v string
-	if err := s.db.QueryRowContext(ctx, "SELECT value FROM SignetAttestationMeta WHERE name = 'schema'").Scan(&v); err != nil {
-		return 0, 0, err
-	}
-	if v != sqlSchemaVersion {
-		return 0, 0, fmt.Errorf("schema version %q, this signet reads version %q; use the signet release that wrote it", v, sqlSchemaVersion)
 	}
 	stored, pending, err := s.counts(ctx)
 	if err != nil {

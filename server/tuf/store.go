@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 
 	"github.com/signet-dev/signet/server/storage"
 )
@@ -153,20 +152,11 @@ var sqlTables = []string{
 
 // openSQL connects and creates the tables the database lacks.
 func openSQL(dsn string) (*sqlStore, error) {
-	cfg, err := storage.BoundedDSN(dsn)
+	db, where, err := storage.OpenDB(dsn, dbConns, dbConns)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := mysql.NewConnector(cfg)
-	if err != nil {
-		return nil, err
-	}
-	s := &sqlStore{db: sql.OpenDB(conn), loc: fmt.Sprintf("database %s on %s", cfg.DBName, cfg.Addr)}
-	s.db.SetMaxOpenConns(dbConns)
-	s.db.SetMaxIdleConns(dbConns)
-	// Renewed now and then, so that after a failover none stays on the
-	// old primary.
-	s.db.SetConnMaxLifetime(5 * time.Minute)
+	s := &sqlStore{db: db, loc: where}
 	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
 	defer cancel()
 	if err := s.prepare(ctx); err != nil {
@@ -180,22 +170,8 @@ func (s *sqlStore) prepare(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
 		return fmt.Errorf("connecting: %w", err)
 	}
-	for _, stmt := range sqlTables {
-		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("creating the tables: %w", err)
-		}
-	}
-	// INSERT IGNORE: replicas starting at once on a new database all write
-	// the one row, and the first wins.
-	if _, err := s.db.ExecContext(ctx, "INSERT IGNORE INTO SignetTUFMeta (name, value) VALUES ('schema', ?)", sqlSchemaVersion); err != nil {
-		return err
-	}
-	var v string
-	if err := s.db.QueryRowContext(ctx, "SELECT value FROM SignetTUFMeta WHERE name = 'schema'").Scan(&v); err != nil {
-		return err
-	}
-	if v != sqlSchemaVersion {
-		return fmt.Errorf("TUF schema version %q, this signet reads version %q; use the signet release that wrote it", v, sqlSchemaVersion)
+	if err := storage.PrepareSchema(ctx, s.db, sqlTables, "SignetTUFMeta", sqlSchemaVersion); err != nil {
+		return fmt.Errorf("the TUF metadata: %w", err)
 	}
 	return nil
 }
