@@ -131,19 +131,7 @@ func TestMigrateToDistributed(t *testing.T) {
 	}
 
 	lb := newBalancer(t)
-	dist := write("distributed.yaml", fmt.Sprintf(`url: %s
-%sstorage:
-  driver: distributed
-  database:
-    dsn: %q
-  ctDatabase:
-    dsn: %q
-  objects:
-    bucket: signet
-    prefix: prod/
-    endpoint: %s
-    pathStyle: true
-`, lb.srv.URL, identity, db.DSN("signet"), db.DSN("signet_ct"), objects.Endpoint()))
+	dist := write("distributed.yaml", distributedConfig(lb.srv.URL, identity, db, objects, "signet", "prod/"))
 	var rep migrateJSON
 	if err := json.Unmarshal([]byte(mustSignet("server", "migrate", "--data", data, "--config", dist, "-o", "json")), &rep); err != nil {
 		t.Fatal(err)

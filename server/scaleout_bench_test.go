@@ -113,8 +113,7 @@ func BenchmarkScaleOutLog(b *testing.B) {
 			db.CreateDatabase(b, name+"_ct")
 			lb := newBalancer(b)
 			cfg := filepath.Join(dir, name+".yaml")
-			yml := fmt.Sprintf("url: %s\n%sstorage:\n  driver: distributed\n  database:\n    dsn: %q\n  ctDatabase:\n    dsn: %q\n  objects:\n    bucket: signet\n    prefix: %s/\n    endpoint: %s\n    pathStyle: true\n",
-				lb.srv.URL, identity, db.DSN(name), db.DSN(name+"_ct"), name, objects.Endpoint())
+			yml := distributedConfig(lb.srv.URL, identity, db, objects, name, name+"/")
 			if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
 				b.Fatal(err)
 			}

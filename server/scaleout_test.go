@@ -154,6 +154,14 @@ func distributedBackends(t testing.TB) (*mysqltest.Server, *s3test.Server) {
 	return db, objects
 }
 
+// distributedConfig is a server configuration at url with issuers, on
+// the log's database (and database_ct for the CT log) and bucket "signet"
+// under prefix.
+func distributedConfig(url, issuers string, db *mysqltest.Server, objects *s3test.Server, database, prefix string) string {
+	return fmt.Sprintf("url: %s\n%sstorage:\n  driver: distributed\n  database:\n    dsn: %q\n  ctDatabase:\n    dsn: %q\n  objects:\n    bucket: signet\n    prefix: %s\n    endpoint: %s\n    pathStyle: true\n",
+		url, issuers, db.DSN(database), db.DSN(database+"_ct"), prefix, objects.Endpoint())
+}
+
 // ack is an acknowledged log entry: its index and leaf hash.
 type ack struct {
 	index uint64
@@ -284,19 +292,7 @@ func TestScaleOutReplicasSurviveFailures(t *testing.T) {
 	dir := t.TempDir()
 	iss := newTestIssuer(t, dir)
 	cfg := filepath.Join(dir, "server.yaml")
-	yml := fmt.Sprintf(`url: %s
-%sstorage:
-  driver: distributed
-  database:
-    dsn: %q
-  ctDatabase:
-    dsn: %q
-  objects:
-    bucket: signet
-    prefix: log/
-    endpoint: %s
-    pathStyle: true
-`, lb.srv.URL, iss.config("url: https://ci.example.com", "type: email"), db.DSN("signet"), db.DSN("signet_ct"), objects.Endpoint())
+	yml := distributedConfig(lb.srv.URL, iss.config("url: https://ci.example.com", "type: email"), db, objects, "signet", "log/")
 	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/signet-dev/signet/server/storage"
 )
 
