@@ -80,6 +80,9 @@ type Attachment struct {
 	// listing may show before the bundle is verified); they cannot replace
 	// the ones Attach derives from the bundle.
 	Annotations map[string]string
+	// Batch, if set, defers the referrers-tag update (registries without the
+	// referrers API) to Batch.Flush.
+	Batch *TagBatch
 }
 
 // inspected is what the manifest annotations say about a bundle, derived

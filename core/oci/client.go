@@ -87,13 +87,13 @@ type tagAdd struct {
 // lockTag takes the lock of one registry/repository:tag; the returned
 // function releases it.
 func lockTag(key string) (unlock func()) {
-	_, unlock = queueTag(key, nil)
+	_, unlock = queueTag(key)
 	return unlock
 }
 
-// queueTag is lockTag that first queues a (if not nil) as pending, so that
-// whoever holds the lock meanwhile may add it.
-func queueTag(key string, a *tagAdd) (*tagLock, func()) {
+// queueTag is lockTag that first queues adds as pending, so that whoever
+// holds the lock meanwhile may add them.
+func queueTag(key string, adds ...*tagAdd) (*tagLock, func()) {
 	tagLocks.Lock()
 	l := tagLocks.m[key]
 	if l == nil {
@@ -101,9 +101,7 @@ func queueTag(key string, a *tagAdd) (*tagLock, func()) {
 		tagLocks.m[key] = l
 	}
 	l.users++
-	if a != nil {
-		l.pending = append(l.pending, a)
-	}
+	l.pending = append(l.pending, adds...)
 	tagLocks.Unlock()
 	l.Lock()
 	return l, func() {

@@ -135,3 +135,50 @@ func freshImage(t *testing.T, c *oci.Client) *oci.Subject {
 	}
 	return s
 }
+
+// A TagBatch lists the bundles attached with it only at Flush, in one
+// referrers-tag write for all of them, spread over attaches made one after
+// another (the Tekton controller's signature and provenance finish apart).
+func TestTagBatchWritesTheTagOnce(t *testing.T) {
+	ctx := context.Background()
+	ct := &countingTransport{base: http.DefaultTransport}
+	c := oci.New(oci.Options{Keychain: authn.NewMultiKeychain(), Transport: ct})
+	s := freshImage(t, c)
+	batch := c.NewTagBatch()
+	const n = 3
+	for i := range n {
+		b := dsseBundle(t, hexOf(s), fmt.Sprintf("https://example.com/predicate/%d", i))
+		res, err := c.Attach(ctx, s, oci.Attachment{Kind: oci.KindAttestation, Bundle: b, Batch: batch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Deferred || res.Path != oci.PathReferrersTag {
+			t.Fatalf("attach %d: deferred %v via %s; want deferred via the referrers tag", i, res.Deferred, res.Path)
+		}
+	}
+	if l, err := c.List(ctx, s); err != nil || len(l.Items) != 0 {
+		t.Fatalf("before Flush: %v listed (err %v); want none", l, err)
+	}
+	ct.mu.Lock()
+	clear(ct.kind)
+	ct.mu.Unlock()
+	if err := batch.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ct.mu.Lock()
+	puts := ct.kind["PUT http referrers tag"]
+	ct.mu.Unlock()
+	if puts != 1 {
+		t.Errorf("Flush wrote the referrers tag %d times for %d bundles; want once", puts, n)
+	}
+	l, err := c.List(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Items) != n {
+		t.Errorf("after Flush %d of %d bundles are listed", len(l.Items), n)
+	}
+	if err := batch.Flush(ctx); err != nil {
+		t.Errorf("a second Flush, with nothing left: %v", err)
+	}
+}

@@ -131,7 +131,7 @@ func (c *Client) copyReferrers(ctx context.Context, subject name.Digest, repo na
 		if artifactType == "" {
 			artifactType = string(m.Config.MediaType)
 		}
-		r, err := c.putReferrer(ctx, repo.Digest(subject.DigestStr()), raw, artifactType, m.Annotations)
+		r, err := c.putReferrer(ctx, repo.Digest(subject.DigestStr()), raw, artifactType, m.Annotations, nil)
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -42,6 +43,9 @@ type AttachResult struct {
 	// FallbackTag is the tag that was updated.
 	Path        Path
 	FallbackTag string
+	// Deferred: the referrer waits in the attachment's TagBatch, and is
+	// listed in FallbackTag only once the batch is flushed.
+	Deferred bool
 }
 
 // referrerManifest is an OCI image manifest with the OCI 1.1 artifactType
@@ -107,14 +111,14 @@ func (c *Client) Attach(ctx context.Context, s *Subject, a Attachment) (*AttachR
 	if err != nil {
 		return nil, err
 	}
-	res, err := c.putReferrer(ctx, s.Digest, raw, m.ArtifactType, m.Annotations)
+	res, err := c.putReferrer(ctx, s.Digest, raw, m.ArtifactType, m.Annotations, a.Batch)
 	if err != nil && forgetBlob(repo.String()+"@"+cfg.Digest.String()) {
 		// The config blob was remembered, not checked; if the registry
 		// collected it since, upload it again and retry once.
 		if _, uerr := c.uploadBlob(ctx, repo, emptyJSON, EmptyMediaType); uerr != nil {
 			return nil, err
 		}
-		return c.putReferrer(ctx, s.Digest, raw, m.ArtifactType, m.Annotations)
+		return c.putReferrer(ctx, s.Digest, raw, m.ArtifactType, m.Annotations, a.Batch)
 	}
 	return res, err
 }
@@ -125,7 +129,7 @@ func (c *Client) Attach(ctx context.Context, s *Subject, a Attachment) (*AttachR
 // go-containerregistry's remote.Put would update the tag itself but drops
 // the annotations (as cosign's does, sigstore/cosign#4641) and does not use
 // conditional requests, hence the raw requests here.
-func (c *Client) putReferrer(ctx context.Context, subject name.Digest, raw []byte, artifactType string, annotations map[string]string) (*AttachResult, error) {
+func (c *Client) putReferrer(ctx context.Context, subject name.Digest, raw []byte, artifactType string, annotations map[string]string, batch *TagBatch) (*AttachResult, error) {
 	repo := subject.Context()
 	h, size, err := v1.SHA256(bytes.NewReader(raw))
 	if err != nil {
@@ -165,6 +169,11 @@ func (c *Client) putReferrer(ctx context.Context, subject name.Digest, raw []byt
 		rememberNoReferrersAPI(repo.RegistryStr())
 	}
 	res.Path, res.FallbackTag = PathReferrersTag, fallbackTag(subject)
+	if batch != nil {
+		batch.add(subject, hc, desc)
+		res.Deferred = true
+		return res, nil
+	}
 	if err := c.addToReferrersTag(ctx, hc, subject, desc); err != nil {
 		return nil, &ReferrersFallbackError{Repository: repo.String(), Tag: res.FallbackTag, Referrer: h.String(), Err: err}
 	}
@@ -312,23 +321,35 @@ func (c *Client) readReferrersTag(ctx context.Context, hc *http.Client, subject 
 // Entries queued by the same HTTP client while one update is under way are
 // added by it (in its write, or in one more after its read-back), so the
 // bundles of one run share the reads and the pause.
-func (c *Client) addToReferrersTag(ctx context.Context, hc *http.Client, subject name.Digest, desc v1.Descriptor) error {
+func (c *Client) addToReferrersTag(ctx context.Context, hc *http.Client, subject name.Digest, descs ...v1.Descriptor) error {
 	repo := subject.Context()
-	me := &tagAdd{desc: desc, hc: hc, done: make(chan struct{})}
-	l, unlock := queueTag(repo.String()+":"+fallbackTag(subject), me)
-	defer unlock()
-	select {
-	case <-me.done:
-		// Added by the holder before us, unless its own context ended.
-		if me.err == nil || ctx.Err() != nil || !isContextError(me.err) {
-			return me.err
-		}
-		me = &tagAdd{desc: desc, hc: hc, done: make(chan struct{})}
-		batch := append(l.take(hc), me)
-		return c.updateReferrersTag(ctx, hc, subject, l, batch)
-	default:
+	mine := make([]*tagAdd, len(descs))
+	for i, d := range descs {
+		mine[i] = &tagAdd{desc: d, hc: hc, done: make(chan struct{})}
 	}
-	return c.updateReferrersTag(ctx, hc, subject, l, l.take(hc))
+	l, unlock := queueTag(repo.String()+":"+fallbackTag(subject), mine...)
+	defer unlock()
+	var again []*tagAdd
+	for _, me := range mine {
+		select {
+		case <-me.done:
+			// Added by the holder before us, unless its own context ended.
+			if me.err == nil {
+				continue
+			}
+			if ctx.Err() != nil || !isContextError(me.err) {
+				return me.err
+			}
+			again = append(again, &tagAdd{desc: me.desc, hc: hc, done: make(chan struct{})})
+		default:
+			// Still pending: take returns it.
+		}
+	}
+	batch := append(l.take(hc), again...)
+	if len(batch) == 0 {
+		return nil
+	}
+	return c.updateReferrersTag(ctx, hc, subject, l, batch)
 }
 
 func isContextError(err error) bool {
@@ -466,6 +487,66 @@ func equalMaps(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TagBatch defers the referrers-tag updates of several attachments to one
+// Flush: on a registry without the referrers API the bundles a run attaches
+// to one image (its signature, provenance, SBOMs) cost one tag update
+// together, not one each. Registries with the referrers API list a referrer
+// when it is pushed; a batch changes nothing there. Safe for concurrent use.
+type TagBatch struct {
+	c       *Client
+	mu      sync.Mutex
+	pending []*batchedTag
+}
+
+type batchedTag struct {
+	subject name.Digest
+	hc      *http.Client
+	descs   []v1.Descriptor
+}
+
+// NewTagBatch starts a batch for attachments made with c.
+func (c *Client) NewTagBatch() *TagBatch { return &TagBatch{c: c} }
+
+func (b *TagBatch) add(subject name.Digest, hc *http.Client, desc v1.Descriptor) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, t := range b.pending {
+		if t.subject == subject && t.hc == hc {
+			t.descs = append(t.descs, desc)
+			return
+		}
+	}
+	b.pending = append(b.pending, &batchedTag{subject: subject, hc: hc, descs: []v1.Descriptor{desc}})
+}
+
+// Flush writes every deferred referrer into its subject's referrers tag, one
+// update per tag, the tags at once; a later Flush writes what was added
+// since. On failure the error names each tag and referrer left unlisted.
+func (b *TagBatch) Flush(ctx context.Context) error {
+	b.mu.Lock()
+	todo := b.pending
+	b.pending = nil
+	b.mu.Unlock()
+	errs := make([]error, len(todo))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for i, t := range todo {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := b.c.addToReferrersTag(ctx, t.hc, t.subject, t.descs...); err != nil {
+				refs := make([]string, len(t.descs))
+				for j, d := range t.descs {
+					refs[j] = d.Digest.String()
+				}
+				errs[i] = &ReferrersFallbackError{Repository: t.subject.Context().String(), Tag: fallbackTag(t.subject), Referrer: strings.Join(refs, ", "), Err: err}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // referrers lists the descriptors referring to subject and says which path

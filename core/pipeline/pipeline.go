@@ -304,58 +304,114 @@ func (e *PredicateError) Unwrap() error { return e.Err }
 // bundles are made in parallel. On failure the report holds the bundles
 // that were made and stored before it, and the error names what failed.
 func Run(ctx context.Context, o sign.Options, p Plan) (*Report, error) {
-	items, err := Items(o, p)
-	if err != nil {
+	reps, err := RunPlans(ctx, o, p)
+	if reps == nil {
 		return nil, err
 	}
-	for _, d := range p.Destinations {
-		if err := d.Check(ctx, items); err != nil {
+	return reps[0], err
+}
+
+// RunPlans runs several plans as one: every plan is checked before anything
+// is signed, their bundles are made together, keyless bundles share one key
+// and certificate (unless o.Credential already names one), and each
+// destination finishes once (bundles attached to one image update its
+// referrers tag once). The reports are in plan order.
+func RunPlans(ctx context.Context, o sign.Options, plans ...Plan) ([]*Report, error) {
+	type planned struct {
+		p     Plan
+		items []*Item
+	}
+	all := make([]planned, len(plans))
+	n := 0
+	for i, p := range plans {
+		items, err := Items(o, p)
+		if err != nil {
 			return nil, err
 		}
+		for _, d := range p.Destinations {
+			if err := d.Check(ctx, items); err != nil {
+				return nil, err
+			}
+		}
+		all[i] = planned{p, items}
+		c := p.Concurrency
+		if c <= 0 {
+			c = 4
+		}
+		n += c
+	}
+	if o.Key == nil && o.Credential == nil {
+		o.Credential = &sign.Credential{}
 	}
 	start := time.Now()
 	var mu sync.Mutex
-	progress := func(e Event) {
-		if p.Progress == nil {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		e.Elapsed = time.Since(start)
-		p.Progress(e)
-	}
-	n := p.Concurrency
-	if n <= 0 {
-		n = 4
-	}
-	done := make([]*Bundle, len(items))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(n)
-	for i, it := range items {
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				// An earlier item failed (its error is the one Wait
-				// returns) or the caller gave up.
-				return err
+	done := make([][]*Bundle, len(all))
+	for pi, pl := range all {
+		p := pl.p
+		progress := func(e Event) {
+			if p.Progress == nil {
+				return
 			}
-			b, err := make1(gctx, o, it, p.Destinations, p.Verifier, progress)
-			if b != nil {
-				done[i] = b
-			}
-			if err != nil {
-				return &ItemError{Item: it, Err: err}
-			}
-			return nil
-		})
-	}
-	err = g.Wait()
-	rep := &Report{}
-	for _, b := range done {
-		if b != nil {
-			rep.Bundles = append(rep.Bundles, *b)
+			mu.Lock()
+			defer mu.Unlock()
+			e.Elapsed = time.Since(start)
+			p.Progress(e)
+		}
+		done[pi] = make([]*Bundle, len(pl.items))
+		for i, it := range pl.items {
+			g.Go(func() error {
+				if err := gctx.Err(); err != nil {
+					// An earlier item failed (its error is the one Wait
+					// returns) or the caller gave up.
+					return err
+				}
+				b, err := make1(gctx, o, it, p.Destinations, p.Verifier, progress)
+				if b != nil {
+					done[pi][i] = b
+				}
+				if err != nil {
+					return &ItemError{Item: it, Err: err}
+				}
+				return nil
+			})
 		}
 	}
-	return rep, err
+	err := g.Wait()
+	// Destinations finish even after a failure: what was made and logged is
+	// stored.
+	for _, pl := range all {
+		for _, d := range pl.p.Destinations {
+			if f, ok := d.(Finisher); ok {
+				if ferr := f.Finish(ctx); ferr != nil {
+					perr := &PutError{Destination: d.Name(), Err: ferr}
+					if err == nil {
+						err = perr
+					} else {
+						err = errors.Join(err, perr)
+					}
+				}
+			}
+		}
+	}
+	reps := make([]*Report, len(all))
+	for pi := range all {
+		reps[pi] = &Report{}
+		for _, b := range done[pi] {
+			if b != nil {
+				reps[pi].Bundles = append(reps[pi].Bundles, *b)
+			}
+		}
+	}
+	return reps, err
+}
+
+// Finisher is a Destination that completes its work after the last bundle
+// of a run was put (the referrers tag, written once for all of them). Finish
+// may be called more than once; later calls have nothing left to do.
+type Finisher interface {
+	Finish(ctx context.Context) error
 }
 
 // ItemError is the failure of one bundle of a plan.

@@ -354,3 +354,62 @@ func TestSameTypeTwiceGetsTwoFiles(t *testing.T) {
 		}
 	}
 }
+
+// finishing records Puts and Finishes in order.
+type finishing struct {
+	mu    sync.Mutex
+	order []string
+}
+
+func (f *finishing) Name() string                                  { return "finishing" }
+func (f *finishing) Check(context.Context, []*pipeline.Item) error { return nil }
+func (f *finishing) Put(_ context.Context, it *pipeline.Item, _ *pipeline.Signed) ([]pipeline.Placement, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.order = append(f.order, "put")
+	return []pipeline.Placement{{Destination: "finishing", Location: it.Describe()}}, nil
+}
+func (f *finishing) Finish(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.order = append(f.order, "finish")
+	return nil
+}
+
+// RunPlans makes the bundles of several plans as one run: a destination
+// they share finishes only after every bundle of every plan was put, also
+// when one of them failed; the reports are in plan order.
+func TestRunPlansFinishesAfterEveryPut(t *testing.T) {
+	dir := t.TempDir()
+	o, l, _ := fakes(t, true)
+	d := &finishing{}
+	a, b := file(t, dir, "a.txt", "a"), file(t, dir, "b.txt", "b")
+	reps, err := pipeline.RunPlans(context.Background(), o,
+		pipeline.Plan{Subjects: []pipeline.Subject{a, b}, Sign: true, Destinations: []pipeline.Destination{d}},
+		pipeline.Plan{Subjects: []pipeline.Subject{a}, Attestations: []pipeline.Attestation{{Type: intoto.PredicateSLSAProvenanceV1, Predicate: []byte(slsa)}}, Destinations: []pipeline.Destination{d}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reps) != 2 || len(reps[0].Bundles) != 2 || len(reps[1].Bundles) != 1 || reps[1].Bundles[0].Kind != intoto.KindProvenance {
+		t.Fatalf("reports %+v; want two signatures, then one provenance", reps)
+	}
+	if got := strings.Join(d.order, ","); got != "put,put,put,finish,finish" {
+		t.Errorf("destination saw %s; want every put before the finishes", got)
+	}
+
+	// A failed bundle: what was made is still finished.
+	d.order = nil
+	l.fail = func(n int) error {
+		if n == 4 { // the second run's second signature
+			return errors.New("log down")
+		}
+		return nil
+	}
+	_, err = pipeline.RunPlans(context.Background(), o, pipeline.Plan{Subjects: []pipeline.Subject{a, b}, Sign: true, Concurrency: 1, Destinations: []pipeline.Destination{d}})
+	if err == nil {
+		t.Fatal("a run whose log failed succeeded")
+	}
+	if got := strings.Join(d.order, ","); got != "put,finish" {
+		t.Errorf("after a failure the destination saw %s; want put,finish", got)
+	}
+}

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 
@@ -20,6 +21,26 @@ type Referrers struct {
 	// BeforeAttach, if set, runs after a bundle is made and before it is
 	// attached: the window in which a tag can move (tests use it).
 	BeforeAttach func(*oci.Subject)
+
+	// tags holds the referrers-tag updates until Finish, so the bundles a
+	// run attaches to one image update its tag once.
+	mu   sync.Mutex
+	tags *oci.TagBatch
+}
+
+func (r *Referrers) batch() *oci.TagBatch {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.tags == nil {
+		r.tags = r.Client.NewTagBatch()
+	}
+	return r.tags
+}
+
+// Finish lists the run's bundles in the referrers tags of registries
+// without the referrers API, one update per image.
+func (r *Referrers) Finish(ctx context.Context) error {
+	return r.batch().Flush(ctx)
 }
 
 // Name is "oci".
@@ -79,7 +100,7 @@ func (r *Referrers) Put(ctx context.Context, it *Item, b *Signed) ([]Placement, 
 		if r.BeforeAttach != nil {
 			r.BeforeAttach(img)
 		}
-		ar, err := r.Client.Attach(ctx, img, oci.Attachment{Kind: kind, Bundle: b.JSON, PredicateType: it.PredicateType, Annotations: it.Annotations})
+		ar, err := r.Client.Attach(ctx, img, oci.Attachment{Kind: kind, Bundle: b.JSON, PredicateType: it.PredicateType, Annotations: it.Annotations, Batch: r.batch()})
 		if err != nil {
 			return out, err
 		}

@@ -63,6 +63,9 @@ type Options struct {
 	// Key is a self-managed key. When set the bundle carries a public key
 	// hint instead of a certificate and IdentityToken is not used.
 	Key *signer.Signer
+	// Credential, when keyless, shares one key and certificate among the
+	// signatures made with these Options; nil means one each.
+	Credential *Credential
 	// ViaAttestationStore logs attestations through the signet server's
 	// attestation store (which keeps the envelope) instead of Services.Logs.
 	ViaAttestationStore bool
@@ -146,31 +149,110 @@ func (o *Options) check(dsse bool) error {
 
 // keyAndCertificate prepares the signing key and, when keyless, requests its
 // certificate in the background: the returned wait blocks until it arrives.
+// With a Credential, the key and certificate are the ones it shares.
 func (r *run) keyAndCertificate(ctx context.Context) (*signer.Signer, func() (*x509.Certificate, error), error) {
 	if r.o.Key != nil {
 		return r.o.Key, func() (*x509.Certificate, error) { return nil, nil }, nil
 	}
-	key, err := signer.Ephemeral()
+	if c := r.o.Credential; c != nil {
+		return c.get(ctx, r)
+	}
+	q, err := r.requestCertificate(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
+	return q.key, q.wait, nil
+}
+
+// certRequest is one ephemeral key and the request for its certificate.
+type certRequest struct {
+	key  *signer.Signer
+	done chan struct{}
+	cert *x509.Certificate
+	err  error
+}
+
+func (q *certRequest) wait() (*x509.Certificate, error) { <-q.done; return q.cert, q.err }
+
+func (r *run) requestCertificate(ctx context.Context) (*certRequest, error) {
+	key, err := signer.Ephemeral()
+	if err != nil {
+		return nil, err
+	}
 	r.progress(StepKey, "ephemeral ECDSA P-256 key")
-	var (
-		cert *x509.Certificate
-		cerr error
-		done = make(chan struct{})
-	)
+	q := &certRequest{key: key, done: make(chan struct{})}
 	go func() {
-		defer close(done)
+		defer close(q.done)
 		c, err := r.o.Services.CA.CreateSigningCertificate(ctx, r.o.IdentityToken, key)
 		if err != nil {
-			cerr = fmt.Errorf("certificate: %w", err)
+			q.err = fmt.Errorf("certificate: %w", err)
 			return
 		}
-		cert = c.Leaf
-		r.progress(StepCertificate, "issued by %s, valid until %s", r.o.Services.CA.URL(), cert.NotAfter.UTC().Format(time.RFC3339))
+		q.cert = c.Leaf
+		r.progress(StepCertificate, "issued by %s, valid until %s", r.o.Services.CA.URL(), q.cert.NotAfter.UTC().Format(time.RFC3339))
 	}()
-	return key, func() (*x509.Certificate, error) { <-done; return cert, cerr }, nil
+	return q, nil
+}
+
+// Credential is one ephemeral key and its certificate, shared by every
+// signature made with the Options that carry it, as cosign signs several
+// images with one certificate: a pipeline run costs the CA (and its CT log)
+// one certificate rather than one per bundle, and every bundle of the run
+// names the same signer. The certificate is requested when first needed,
+// and again once less than CredentialRenewal of its validity is left or the
+// request failed. The zero value is ready to use; it must not be copied.
+type Credential struct {
+	mu  sync.Mutex
+	req *certRequest
+}
+
+// CredentialRenewal is how much validity a shared certificate must have
+// left to sign with: enough for the timestamp and the log entry that follow
+// the signature.
+const CredentialRenewal = time.Minute
+
+// credentialTimeout bounds a shared certificate request, which outlives the
+// signature that started it (others wait on it).
+const credentialTimeout = 2 * time.Minute
+
+func (c *Credential) get(ctx context.Context, r *run) (*signer.Signer, func() (*x509.Certificate, error), error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if q := c.req; q != nil && !q.stale() {
+		r.progress(StepKey, "ephemeral ECDSA P-256 key, shared with the other signatures of this run")
+		var once sync.Once
+		return q.key, func() (*x509.Certificate, error) {
+			cert, err := q.wait()
+			if err == nil {
+				once.Do(func() {
+					r.progress(StepCertificate, "shared, issued by %s, valid until %s", r.o.Services.CA.URL(), cert.NotAfter.UTC().Format(time.RFC3339))
+				})
+			}
+			return cert, err
+		}, nil
+	}
+	// Not the signature's own context: the others waiting on this request
+	// must not fail because the first one ended.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), credentialTimeout)
+	q, err := r.requestCertificate(rctx)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	go func() { <-q.done; cancel() }()
+	c.req = q
+	return q.key, q.wait, nil
+}
+
+// stale: the request failed, or its certificate is about to expire. A
+// request still under way is not stale.
+func (q *certRequest) stale() bool {
+	select {
+	case <-q.done:
+		return q.err != nil || time.Until(q.cert.NotAfter) < CredentialRenewal
+	default:
+		return false
+	}
 }
 
 // Artifact signs the file at path (streamed, never loaded whole) and writes

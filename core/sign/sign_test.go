@@ -52,6 +52,11 @@ type fakeSigstore struct {
 	logged  map[string]*rekorv2.HashedRekordRequestV002 // by log name
 	failing map[string]bool
 	logHits atomic.Int32
+	// certHits counts certificate requests; certLife is a certificate's
+	// validity (default 10 minutes); certFail refuses the next request.
+	certHits atomic.Int32
+	certLife time.Duration
+	certFail atomic.Bool
 }
 
 func newFake(t *testing.T) *fakeSigstore {
@@ -71,6 +76,15 @@ func newFake(t *testing.T) *fakeSigstore {
 }
 
 func (f *fakeSigstore) signingCert(w http.ResponseWriter, r *http.Request) {
+	f.certHits.Add(1)
+	if f.certFail.CompareAndSwap(true, false) {
+		http.Error(w, "refused by the test", http.StatusBadRequest)
+		return
+	}
+	life := f.certLife
+	if life == 0 {
+		life = 10 * time.Minute
+	}
 	var req struct {
 		PublicKeyRequest struct {
 			PublicKey struct{ Content string } `json:"publicKey"`
@@ -83,7 +97,7 @@ func (f *fakeSigstore) signingCert(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), 400)
 		return
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), NotBefore: time.Now(), NotAfter: time.Now().Add(10 * time.Minute),
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), NotBefore: time.Now(), NotAfter: time.Now().Add(life),
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}, EmailAddresses: []string{"alice@example.com"}}
 	der, _ := x509.CreateCertificate(rand.Reader, tmpl, f.caCert, pub, f.caKey)
 	leaf := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
@@ -424,5 +438,72 @@ func TestWriteBundleIntoMissingDirectory(t *testing.T) {
 	err := WriteBundle(filepath.Join(t.TempDir(), "no", "such", "dir", "b.json"), []byte("{}"))
 	if err == nil || !strings.Contains(err.Error(), "writing bundle") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A shared Credential costs one certificate for several signatures, made at
+// once; every bundle carries it. One that failed, or that is too close to
+// its expiry, is requested again.
+func TestCredentialShared(t *testing.T) {
+	f := newFake(t)
+	svc := f.services(t, 1, "log1")
+	cred := &Credential{}
+	o := Options{Services: svc, IdentityToken: testToken(t), Credential: cred}
+	const n = 5
+	certs := make([][]byte, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			res, err := ArtifactReader(context.Background(), o, strings.NewReader(fmt.Sprint("artifact ", i)))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			certs[i] = res.Certificate.Raw
+		})
+	}
+	wg.Wait()
+	if got := f.certHits.Load(); got != 1 {
+		t.Fatalf("%d certificate requests for %d signatures with one Credential; want 1", got, n)
+	}
+	for i := range certs {
+		if !bytes.Equal(certs[i], certs[0]) {
+			t.Fatalf("bundle %d carries another certificate", i)
+		}
+	}
+	// Without a Credential, one certificate each.
+	if _, err := ArtifactReader(context.Background(), Options{Services: svc, IdentityToken: testToken(t)}, strings.NewReader("x")); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.certHits.Load(); got != 2 {
+		t.Fatalf("%d certificate requests after an unshared signature; want 2", got)
+	}
+
+	// A failed request fails the signature waiting on it, and the next
+	// signature asks again.
+	cred = &Credential{}
+	o.Credential = cred
+	f.certFail.Store(true)
+	if _, err := ArtifactReader(context.Background(), o, strings.NewReader("y")); err == nil {
+		t.Fatal("signed although the CA refused the certificate")
+	}
+	if _, err := ArtifactReader(context.Background(), o, strings.NewReader("y")); err != nil {
+		t.Fatalf("after a refused request, the next signature: %v", err)
+	}
+	if got := f.certHits.Load(); got != 4 {
+		t.Fatalf("%d certificate requests; want 4 (the refused one asked again)", got)
+	}
+
+	// A certificate with less than CredentialRenewal left is not reused.
+	f.certLife = CredentialRenewal / 2
+	cred = &Credential{}
+	o.Credential = cred
+	for range 2 {
+		if _, err := ArtifactReader(context.Background(), o, strings.NewReader("z")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := f.certHits.Load(); got != 6 {
+		t.Fatalf("%d certificate requests; want 6 (a short-lived certificate is requested afresh)", got)
 	}
 }

@@ -2,7 +2,10 @@ package controller_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +16,8 @@ import (
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	tektoninformers "github.com/tektoncd/pipeline/pkg/client/informers/externalversions"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/signet-dev/signet/internal/proccpu"
 )
 
 // The controller's throughput and latency on the real apiserver, with its
@@ -21,8 +26,9 @@ import (
 //	go test ./tekton/controller -run '^$' -bench . -benchtime 1x -timeout 60m
 //
 // SIGNET_TEKTON_BENCH_RUNS (default 2000) sets the burst size,
-// SIGNET_TEKTON_BENCH_BACKLOG (default 5000) the backlog. Results are in
-// docs/benchmarks.md.
+// SIGNET_TEKTON_BENCH_BACKLOG (default 5000) the backlog,
+// SIGNET_TEKTON_BENCH_PROFILE=DIR takes CPU profiles of the controller and
+// the server during the backlog's drain. Results are in docs/benchmarks.md.
 
 func benchRuns(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -146,6 +152,115 @@ func rssMiB(pid int) float64 {
 	return 0
 }
 
+// reportCPU reports the CPU seconds per run each component spent since
+// before, as metrics named ms-cpu-<command>.
+func reportCPU(b *testing.B, before map[string]float64, runs int) {
+	for k, d := range proccpu.Since(before, 0.05) {
+		b.ReportMetric(d*1000/float64(runs), "ms-cpu-"+strings.ReplaceAll(k, " ", "_"))
+	}
+}
+
+// apiRequests reads the apiserver's request counters by verb and resource
+// (apiserver_request_total): what the controller costs the cluster.
+func (e *env) apiRequests(b testing.TB) map[string]float64 {
+	raw, err := e.kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(b.Context())
+	if err != nil {
+		b.Fatalf("apiserver metrics: %v", err)
+	}
+	out := map[string]float64{}
+	for _, l := range strings.Split(string(raw), "\n") {
+		labels, ok := strings.CutPrefix(l, "apiserver_request_total{")
+		if !ok {
+			continue
+		}
+		end := strings.LastIndexByte(labels, '}')
+		v, err := strconv.ParseFloat(strings.TrimSpace(labels[end+1:]), 64)
+		if end < 0 || err != nil {
+			continue
+		}
+		var verb, res, sub string
+		for _, kv := range strings.Split(labels[:end], ",") {
+			k, val, _ := strings.Cut(kv, "=")
+			val = strings.Trim(val, `"`)
+			switch k {
+			case "verb":
+				verb = val
+			case "resource":
+				res = val
+			case "subresource":
+				sub = val
+			}
+		}
+		if sub != "" {
+			res += "/" + sub
+		}
+		out[verb+" "+res] += v
+	}
+	return out
+}
+
+// logAPIRequests logs the apiserver requests per run since before.
+func (e *env) logAPIRequests(b testing.TB, before map[string]float64, runs int) {
+	for k, v := range e.apiRequests(b) {
+		if d := v - before[k]; d/float64(runs) >= 0.01 {
+			b.Logf("apiserver %-40s %6.2f/run", k, d/float64(runs))
+		}
+	}
+}
+
+// profile, when SIGNET_TEKTON_BENCH_PROFILE names a directory, takes CPU
+// profiles of the controller, the server and kube-apiserver for 15 s, starting 3 s into the
+// drain, and writes them there (go tool pprof DIR/controller.pprof).
+func (e *env) profile(b testing.TB, p *proc) (wait func()) {
+	dir := os.Getenv("SIGNET_TEKTON_BENCH_PROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	var wg sync.WaitGroup
+	get := func(url, file string) {
+		time.Sleep(3 * time.Second)
+		r, err := http.Get(url + "/debug/pprof/profile?seconds=15")
+		if err != nil {
+			b.Errorf("profiling %s: %v", file, err)
+			return
+		}
+		defer r.Body.Close()
+		data, err := io.ReadAll(r.Body)
+		if err == nil && r.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s: %s", r.Status, data)
+		}
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, file), data, 0o644)
+		}
+		if err != nil {
+			b.Errorf("profiling %s: %v", file, err)
+		}
+	}
+	wg.Go(func() { get(p.metrics, "controller.pprof") })
+	wg.Go(func() { get("http://"+e.serverAdmin, "server.pprof") })
+	wg.Go(func() {
+		// kube-apiserver serves pprof (--profiling, on by default) to admins.
+		time.Sleep(3 * time.Second)
+		raw, err := e.kube.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", "15").Timeout(time.Minute).DoRaw(b.Context())
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, "kube-apiserver.pprof"), raw, 0o644)
+		}
+		if err != nil {
+			b.Errorf("profiling kube-apiserver: %v", err)
+		}
+	})
+	return wg.Wait
+}
+
+// profileArgs turns on the controller's profiling when the benchmark takes
+// profiles.
+func profileArgs() []string {
+	if os.Getenv("SIGNET_TEKTON_BENCH_PROFILE") == "" {
+		return nil
+	}
+	return []string{"--profiling"}
+}
+
 // peakRSS samples a process's RSS until stop is closed.
 func peakRSS(pid int, stop chan struct{}) func() float64 {
 	var mu sync.Mutex
@@ -181,6 +296,8 @@ func BenchmarkBurst(b *testing.B) {
 		done, lat := e.watchSigned(b, ns, n)
 		stop := make(chan struct{})
 		peak := peakRSS(p.cmd.Process.Pid, stop)
+		api := e.apiRequests(b)
+		cpu := proccpu.ByCommand()
 		start := time.Now()
 		e.createRuns(b, ns, "bench/"+ns, digests)
 		created := time.Since(start)
@@ -198,6 +315,8 @@ func BenchmarkBurst(b *testing.B) {
 		b.ReportMetric(pct(l, 0.5).Seconds(), "s-p50")
 		b.ReportMetric(pct(l, 0.99).Seconds(), "s-p99")
 		b.ReportMetric(peak(), "MiB-peak-rss")
+		reportCPU(b, cpu, n)
+		e.logAPIRequests(b, api, n)
 		p.stop(b)
 	}
 }
@@ -244,8 +363,11 @@ func BenchmarkBacklog(b *testing.B) {
 		e.namespace(b, ns)
 		e.createRuns(b, ns, "bench/"+ns, e.pushImages(b, "bench/"+ns, n))
 		done, _ := e.watchSigned(b, ns, n)
+		api := e.apiRequests(b)
+		cpu := proccpu.ByCommand()
 		start := time.Now()
-		p := e.controller(b, ns)
+		p := e.controller(b, ns, append(profileArgs(), strings.Fields(os.Getenv("SIGNET_TEKTON_BENCH_ARGS"))...)...)
+		profiled := e.profile(b, p)
 		stop := make(chan struct{})
 		peak := peakRSS(p.cmd.Process.Pid, stop)
 		select {
@@ -258,6 +380,9 @@ func BenchmarkBacklog(b *testing.B) {
 		b.ReportMetric(float64(n)/took.Seconds(), "runs/s")
 		b.ReportMetric(took.Seconds(), "s-total")
 		b.ReportMetric(peak(), "MiB-peak-rss")
+		reportCPU(b, cpu, n)
+		e.logAPIRequests(b, api, n)
+		profiled()
 		p.stop(b)
 		keepLog(b, p)
 	}

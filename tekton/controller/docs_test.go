@@ -242,6 +242,30 @@ func TestDocsFlags(t *testing.T) {
 	}
 }
 
+// TestProfiling: --profiling serves Go's pprof on the metrics listener;
+// without it the listener serves none (profiles reveal what the controller
+// does to whoever reaches the port).
+func TestProfiling(t *testing.T) {
+	e := getEnv(t)
+	status := func(p *proc) int {
+		r, err := http.Get(p.metrics + "/debug/pprof/cmdline")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		return r.StatusCode
+	}
+	off := e.controller(t, "profiling-off")
+	if got := status(off); got != http.StatusNotFound {
+		t.Errorf("without --profiling, /debug/pprof/cmdline answered %d; want 404", got)
+	}
+	off.stop(t)
+	on := e.controller(t, "profiling-on", "--profiling")
+	if got := status(on); got != http.StatusOK {
+		t.Errorf("with --profiling, /debug/pprof/cmdline answered %d; want 200", got)
+	}
+}
+
 // documentedMetric is one row of docs/tekton.md's metrics table.
 type documentedMetric struct {
 	name, typ string

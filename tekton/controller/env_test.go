@@ -57,6 +57,7 @@ type env struct {
 	kubecfg          string // the controller ServiceAccount's kubeconfig
 	tokenFile        string // the controller's projected token
 	identity, issuer string
+	serverAdmin      string // the server's admin listener, when profiling
 }
 
 var (
@@ -121,7 +122,13 @@ func newEnv(tb *binTB, dir string) (*env, error) {
 		return nil, err
 	}
 	cfg := filepath.Join(dir, "server.yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, "oidcIssuers:\n  - url: %s\n    type: kubernetes\n    jwksFile: %s\n", c.Issuer, jwks), 0o644); err != nil {
+	yaml := fmt.Sprintf("oidcIssuers:\n  - url: %s\n    type: kubernetes\n    jwksFile: %s\n", c.Issuer, jwks)
+	if os.Getenv("SIGNET_TEKTON_BENCH_PROFILE") != "" {
+		// The benchmarks profile the server through its admin listener.
+		e.serverAdmin = fmt.Sprintf("127.0.0.1:%d", servertest.FreePort(tb))
+		yaml += "adminAddr: " + e.serverAdmin + "\n"
+	}
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		return nil, err
 	}
 	e.srv = servertest.Start(tb, filepath.Join(dir, "server"), "--config", cfg)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
-	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	k8serrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -383,16 +382,10 @@ func (c *Controller) sign(ctx context.Context, r *run, st settings.Settings) (ou
 	}
 	c.log.Debug("phase", "run", r.String(), "phase", "resolve", "elapsed", c.o.Now().Sub(resolveStart).Seconds())
 	plansStart := c.o.Now()
-	reports := make([]*pipeline.Report, len(plans))
-	g, gctx := errgroup.WithContext(ctx)
-	for i, p := range plans {
-		g.Go(func() error {
-			rep, err := pipeline.Run(gctx, opts, p)
-			reports[i] = rep
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	// One run of the pipeline: the run's bundles share a certificate and
+	// each image's referrers tag is updated once.
+	reports, err := pipeline.RunPlans(ctx, opts, plans...)
+	if err != nil {
 		return out, err
 	}
 	c.log.Debug("phase", "run", r.String(), "phase", "sign and store", "elapsed", c.o.Now().Sub(plansStart).Seconds())

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync"
@@ -70,7 +71,7 @@ type flags struct {
 	workers                                           int
 	qps                                               float32
 	burst                                             int
-	insecure                                          bool
+	insecure, profiling                               bool
 	retryBase, retryMax, leaseDuration                time.Duration
 }
 
@@ -98,6 +99,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&f.identityToken, "identity-token", token.DefaultKubernetesTokenPath, "the controller's projected service-account token (audience sigstore), read afresh for each run")
 	fs.IntVar(&f.workers, "workers", controller.DefaultWorkers, "runs signed at once")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", ":9090", "address serving /metrics and /healthz")
+	fs.BoolVar(&f.profiling, "profiling", false, "also serve Go's pprof profiles under /debug/pprof/ on --metrics-addr (as Chains' profiling.enable)")
 	fs.BoolVar(&f.insecure, "allow-insecure-registry", false, "allow plain HTTP to registries off loopback (loopback registries always may)")
 	fs.Float32Var(&f.qps, "kube-api-qps", 200, "Kubernetes API requests per second (client-side limit)")
 	fs.IntVar(&f.burst, "kube-api-burst", 400, "Kubernetes API request burst")
@@ -189,7 +191,7 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	srv, err := serveMetrics(f.metricsAddr, reg, log)
+	srv, err := serveMetrics(f.metricsAddr, reg, f.profiling, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "--metrics-addr %s: %v\n", f.metricsAddr, err)
 		return 2
@@ -289,7 +291,7 @@ func (f *flags) services(workers int) (func(context.Context) (*sign.Services, er
 	}, nil
 }
 
-func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*http.Server, error) {
+func serveMetrics(addr string, reg *prometheus.Registry, profiling bool, log *slog.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -297,7 +299,18 @@ func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*htt
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	write := 30 * time.Second
+	if profiling {
+		// Off by default: profiles show what the controller is doing to
+		// anyone who can reach the port.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		write = 2 * time.Minute // a CPU profile takes ?seconds= to answer
+	}
+	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: write}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics server", "error", err)
