@@ -27,8 +27,10 @@ import (
 //
 // SIGNET_TEKTON_BENCH_RUNS (default 2000) sets the burst size,
 // SIGNET_TEKTON_BENCH_BACKLOG (default 5000) the backlog,
-// SIGNET_TEKTON_BENCH_PROFILE=DIR takes CPU profiles of the controller and
-// the server during the backlog's drain. Results are in docs/benchmarks.md.
+// SIGNET_TEKTON_BENCH_PROFILE=DIR takes CPU profiles of the controller,
+// the server and kube-apiserver during the backlog's drain, SIGNET_TEKTON_BENCH_ARGS adds
+// controller flags to the backlog's (e.g. "--workers 64"). Results are in
+// docs/benchmarks.md.
 
 func benchRuns(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
